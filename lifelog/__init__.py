@@ -1,0 +1,12 @@
+"""LifeLog: a faithful, self-watching copy of ActivityWatch data in SQLite.
+
+The CLI (`lifelog.cli`) is a thin layer over these modules; each can be
+imported and used on its own:
+
+- `lifelog.settings`  settings from options, environment, TOML and defaults
+- `lifelog.db`        opening the database, the schema, `get_meta`/`set_meta`
+- `lifelog.aw`        bounded HTTP calls to the ActivityWatch server
+- `lifelog.watcher`   the long-running watcher process
+"""
+
+__version__ = "0.1.0"

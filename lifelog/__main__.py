@@ -1,0 +1,3 @@
+from lifelog.cli import main
+
+main()

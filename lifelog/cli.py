@@ -1,0 +1,155 @@
+"""The `lifelog` command line: parse, call one library function, render.
+
+Every command takes `--db` and `--config` after its name. Known errors become
+one line on stderr and an exit code (2 for bad input); a traceback is shown
+only when LIFELOG_DEBUG is set. Heavy modules are imported inside the
+commands, so `lifelog watchdog --once` (run by cron every minute) stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+
+from lifelog.errors import LifelogError
+
+app = typer.Typer(
+    name="lifelog",
+    help="A faithful, self-watching copy of your ActivityWatch data in SQLite.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+meta_app = typer.Typer(help="Read the meta table, where every part records its state.", no_args_is_help=True)
+app.add_typer(meta_app, name="meta")
+
+DbOpt = Annotated[
+    Optional[str],
+    typer.Option("--db", metavar="PATH", help="Database file (setting db_path).", show_default=False),
+]
+ConfigOpt = Annotated[
+    Optional[str],
+    typer.Option("--config", metavar="PATH", help="TOML config file (default: $LIFELOG_CONFIG, "
+                 "or lifelog/config.toml in your config dir).", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _settings(db: str | None, config: str | None, **overrides: Any):
+    from lifelog.settings import load_settings
+
+    return load_settings(config=config, overrides={"db_path": db, **overrides})
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+
+
+@app.command()
+def init(db: DbOpt = None, config: ConfigOpt = None) -> None:
+    """Create the database and its schema (idempotent) and print its path."""
+    from lifelog.db import open_db
+
+    settings = _settings(db, config)
+    open_db(settings.db_path).conn.close()
+    typer.echo(str(settings.db_path))
+
+
+@meta_app.command("show")
+def meta_show(
+    prefixes: Annotated[Optional[list[str]], typer.Argument(metavar="[PREFIX]...",
+                                                            help="Only keys starting with these, e.g. watcher.")] = None,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the meta table: key, value, updated_at and age."""
+    from lifelog.db import meta_rows, open_db
+    from lifelog.timeutil import format_age
+
+    settings = _settings(db, config)
+    database = open_db(settings.db_path, create=False)
+    rows = meta_rows(database, prefixes or ())
+    if as_json:
+        _print_json({
+            "db": str(settings.db_path),
+            "meta": {r["key"]: {"value": r["value"], "updated_at": r["updated_at"],
+                                "age_seconds": r["age_seconds"]} for r in rows},
+        })
+        return
+    if not rows:
+        typer.echo("(no meta keys" + (f" starting with {', '.join(prefixes)})" if prefixes else ")"))
+        return
+    table = [("KEY", "VALUE", "UPDATED_AT", "AGE")] + [
+        (r["key"], r["value"] if r["value"] is not None else "", r["updated_at"], format_age(r["age_seconds"]))
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        typer.echo("  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)))
+
+
+@meta_app.command("get")
+def meta_get(
+    key: Annotated[str, typer.Argument(help="The meta key, e.g. watcher.heartbeat_at.")],
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Print one meta value alone; exit 1 when the key is absent."""
+    from lifelog.db import get_meta, open_db
+
+    settings = _settings(db, config)
+    value = get_meta(open_db(settings.db_path, create=False), key)
+    if value is None:
+        typer.echo(f"lifelog: no meta key {key!r} in {settings.db_path}", err=True)
+        raise typer.Exit(1)
+    typer.echo(value)
+
+
+@app.command()
+def watcher(
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    aw_url: Annotated[Optional[str], typer.Option("--aw-url", help="ActivityWatch server URL.")] = None,
+) -> None:
+    """Run the watcher in the foreground: poll AW, store events, heartbeat."""
+    from lifelog import watcher as watcher_mod
+    from lifelog.logs import setup_logging
+
+    settings = _settings(db, config, aw_url=aw_url)
+    setup_logging()
+    raise typer.Exit(watcher_mod.run(settings))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning known errors into one line and a code."""
+    try:
+        rv = app(args=argv, prog_name="lifelog", standalone_mode=False)
+    except typer.TyperException as e:  # usage errors: unknown option, bad value
+        ctx = getattr(e, "ctx", None)
+        where = ctx.command_path if ctx is not None else "lifelog"
+        sys.stderr.write(f"lifelog: error: {e.format_message()} (see '{where} --help')\n")
+        sys.exit(getattr(e, "exit_code", 2))
+    except LifelogError as e:
+        sys.stderr.write(f"lifelog: error: {e}\n")
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.stderr.write("lifelog: interrupted\n")
+        sys.exit(130)
+    except Exception as e:
+        if os.environ.get("LIFELOG_DEBUG"):
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        sys.stderr.write(
+            f"lifelog: error: {type(e).__name__}: {first} (set LIFELOG_DEBUG=1 for the traceback)\n"
+        )
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

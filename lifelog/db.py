@@ -1,0 +1,175 @@
+"""The SQLite file: opening it safely, the schema, and the meta table.
+
+Opening creates the folder and a 0600 file when missing, turns on WAL (so a
+user's `sqlite3` shell or Datasette never stops the writers) and a busy
+timeout (so a writer that meets a lock waits, boundedly, instead of failing).
+Write transactions start with BEGIN IMMEDIATE: a deferred transaction that
+later needs the write lock can fail at once with SQLITE_BUSY, ignoring the
+busy timeout.
+
+All meta access goes through `get_meta` and `set_meta`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from lifelog.errors import LifelogError, UsageError
+from lifelog.timeutil import now_iso
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+SCHEMA_VERSION = 1
+# A user holding the write lock in a sqlite3 shell for a few seconds must make
+# writers wait, not fail; a lock held longer than this is reported, not waited
+# out for ever.
+BUSY_TIMEOUT_SECONDS = 15.0
+
+
+class DatabaseMissing(LifelogError):
+    """There is no database at the path, and the command does not create one."""
+
+    exit_code = 2
+
+
+class DatabaseUnusable(UsageError):
+    """The path exists but is not a LifeLog/SQLite database we can use."""
+
+
+def schema_sql() -> str:
+    """schema.sql: packaged beside this module in a wheel, at the repo root in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "schema.sql", here.parent / "schema.sql"):
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8")
+    raise LifelogError("schema.sql is missing from the LifeLog installation; reinstall LifeLog")
+
+
+def _create_file(path: Path) -> None:
+    """Create the folder (0700) and an empty 0600 file; undo the folders on failure."""
+    created_dirs: list[Path] = []
+    missing = []
+    parent = path.parent
+    while not parent.exists():
+        missing.append(parent)
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    try:
+        for d in reversed(missing):
+            d.mkdir(mode=0o700)
+            created_dirs.append(d)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.chmod(path, 0o600)  # the umask may have widened nothing, but may have narrowed
+    except OSError as e:
+        for d in reversed(created_dirs):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        raise UsageError(
+            f"cannot create the database at {path}: {e.strerror or e}; "
+            "choose another path with --db or the db_path setting"
+        ) from None
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A raw connection in autocommit mode; transactions are explicit."""
+    conn = sqlite3.connect(
+        str(path),
+        timeout=BUSY_TIMEOUT_SECONDS,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def open_db(path: str | os.PathLike[str], *, create: bool = True) -> "sqlite_utils.Database":
+    """Open (and with create=True, make) the database, schema applied.
+
+    With create=False a missing file raises DatabaseMissing and nothing is
+    written to disk: `lifelog status` must not create a database.
+    """
+    import sqlite_utils
+
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"database path {path} is a directory; give a file path with --db")
+    is_new = not path.exists()
+    if is_new:
+        if not create:
+            raise DatabaseMissing(f"no database at {path}; create it with 'lifelog init'")
+        _create_file(path)
+    try:
+        conn = connect(path)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            conn.execute("PRAGMA journal_mode = WAL")
+            apply_schema(conn)
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.DatabaseError as e:
+        if is_new:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+        msg = str(e)
+        if "not a database" in msg or "malformed" in msg:
+            raise DatabaseUnusable(
+                f"{path} is not a usable SQLite database ({msg}); "
+                "point --db at a LifeLog database or a new path"
+            ) from None
+        raise DatabaseUnusable(f"cannot open the database {path}: {msg}") from None
+    return sqlite_utils.Database(conn)
+
+
+def apply_schema(conn: sqlite3.Connection) -> None:
+    """Apply schema.sql; every statement is idempotent."""
+    conn.executescript(schema_sql())
+
+
+@contextmanager
+def transaction(db: "sqlite_utils.Database") -> Iterator["sqlite_utils.Database"]:
+    """One write transaction (BEGIN IMMEDIATE); joins an enclosing one."""
+    conn = db.conn
+    if conn.in_transaction:
+        yield db
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def get_meta(db: "sqlite_utils.Database", key: str) -> str | None:
+    """The value of one meta key, or None when the key is absent."""
+    row = db.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
+def set_meta(db: "sqlite_utils.Database", key: str, value: str | int | float) -> None:
+    """Set one meta key (text) and stamp its updated_at."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(f"meta values are text; got {type(value).__name__} for {key!r}")
+    with transaction(db):
+        db["meta"].upsert(
+            {"key": key, "value": str(value), "updated_at": now_iso()}, pk="key"
+        )
+
+
+def meta_rows(db: "sqlite_utils.Database", prefixes: list[str] | tuple[str, ...] = ()) -> list[dict]:
+    """Rows of meta_ages (key, value, updated_at, age_seconds), sorted by key,
+    limited to keys starting with any of `prefixes` when some are given."""
+    rows = db.query("SELECT key, value, updated_at, age_seconds FROM meta_ages ORDER BY key")
+    return [dict(r) for r in rows if not prefixes or r["key"].startswith(tuple(prefixes))]

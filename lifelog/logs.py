@@ -1,0 +1,22 @@
+"""Log lines on stderr that read well both in journald and in a log file."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+
+
+def setup_logging(level: str | None = None) -> None:
+    level = (level or os.environ.get("LIFELOG_LOG_LEVEL") or "INFO").upper()
+    root = logging.getLogger()
+    if getattr(root, "_lifelog_configured", False):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level if level in logging._nameToLevel else "INFO")
+    # urllib3 logs every retry at WARNING; the caller reports failures itself.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    root._lifelog_configured = True  # type: ignore[attr-defined]

@@ -1,0 +1,239 @@
+"""Settings: command line > environment (`LIFELOG_<NAME>`) > TOML file > default.
+
+The config file is `$LIFELOG_CONFIG`, or `lifelog/config.toml` under the
+user's config directory. Every duration accepts fractions. A bad value is a
+`UsageError` naming where it came from, so the user can find and fix it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from lifelog.errors import UsageError
+
+ENV_PREFIX = "LIFELOG_"
+CONFIG_ENV = "LIFELOG_CONFIG"
+
+
+def user_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(appname=None, appauthor=False))
+
+
+def user_config_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(appname=None, appauthor=False))
+
+
+def user_state_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(appname=None, appauthor=False))
+
+
+def default_db_path() -> Path:
+    return user_data_dir() / "lifelog" / "lifelog.db"
+
+
+def default_config_path() -> Path:
+    return user_config_dir() / "lifelog" / "config.toml"
+
+
+def log_dir() -> Path:
+    """Where LifeLog's detached processes write their output."""
+    return user_state_dir() / "lifelog" / "log"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_path: Path
+    aw_url: str = "http://127.0.0.1:5600"
+    poll_interval_seconds: float = 10
+    aw_timeout_seconds: float = 5
+    aw_health_check_interval_minutes: float = 15
+    heartbeat_timeout_seconds: float = 120
+    watcher_timestamp_threshold_minutes: float = 10
+    watchdog_interval_seconds: float = 30
+    startup_grace_seconds: float = 30
+    restart_backoff_initial_seconds: float = 10
+    restart_backoff_max_seconds: float = 300
+    stop_grace_seconds: float = 10
+    watcher_restart_command: str = ""
+    reconcile_interval_hours: float = 4
+    buckets: str = "*"
+    alert_command: str = ""
+    # Where the settings came from, for messages; not a setting.
+    config_path: Path | None = None
+
+    @property
+    def bucket_patterns(self) -> list[str]:
+        return [p.strip() for p in self.buckets.split(",") if p.strip()]
+
+    @property
+    def restart_command_argv(self) -> list[str]:
+        return shlex.split(self.watcher_restart_command)
+
+    @property
+    def alert_command_argv(self) -> list[str]:
+        return shlex.split(self.alert_command)
+
+
+SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name != "config_path")
+
+# Settings that must be > 0 (a zero interval would spin) and those that may be 0.
+_POSITIVE = {
+    "poll_interval_seconds",
+    "aw_timeout_seconds",
+    "aw_health_check_interval_minutes",
+    "heartbeat_timeout_seconds",
+    "watcher_timestamp_threshold_minutes",
+    "watchdog_interval_seconds",
+    "reconcile_interval_hours",
+}
+_NON_NEGATIVE = {
+    "startup_grace_seconds",
+    "restart_backoff_initial_seconds",
+    "restart_backoff_max_seconds",
+    "stop_grace_seconds",
+}
+_COMMANDS = {"watcher_restart_command", "alert_command"}
+
+
+def _number(name: str, raw: Any, source: str) -> float:
+    if isinstance(raw, bool):
+        raise UsageError(f"{source}: setting {name} must be a number of units, not {raw!r}")
+    if isinstance(raw, (int, float)):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise UsageError(
+                f"{source}: setting {name} must be a number, got {raw!r}"
+            ) from None
+    else:
+        raise UsageError(f"{source}: setting {name} must be a number, got {raw!r}")
+    if not math.isfinite(value):
+        raise UsageError(f"{source}: setting {name} must be a finite number, got {raw!r}")
+    if name in _POSITIVE and value <= 0:
+        raise UsageError(f"{source}: setting {name} must be greater than 0, got {raw!r}")
+    if value < 0:
+        raise UsageError(f"{source}: setting {name} must not be negative, got {raw!r}")
+    return value
+
+
+def _text(name: str, raw: Any, source: str) -> str:
+    if not isinstance(raw, str):
+        raise UsageError(f"{source}: setting {name} must be text, got {raw!r}")
+    return raw
+
+
+def _convert(name: str, raw: Any, source: str) -> Any:
+    """Check and convert one raw value; `source` says where it came from."""
+    if name == "db_path":
+        text = _text(name, raw, source).strip()
+        if not text:
+            raise UsageError(f"{source}: setting db_path must not be empty")
+        return Path(text).expanduser()
+    if name == "aw_url":
+        url = _text(name, raw, source).strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(
+                f"{source}: setting aw_url must be an http:// or https:// URL, got {raw!r}"
+            )
+        try:
+            parts.port
+        except ValueError:
+            raise UsageError(f"{source}: setting aw_url has a bad port: {raw!r}") from None
+        return url
+    if name in _COMMANDS:
+        text = _text(name, raw, source)
+        try:
+            shlex.split(text)
+        except ValueError as e:
+            raise UsageError(f"{source}: setting {name} cannot be split into words ({e}): {raw!r}") from None
+        return text
+    if name == "buckets":
+        text = _text(name, raw, source)
+        if not [p for p in text.split(",") if p.strip()]:
+            raise UsageError(f"{source}: setting buckets must name at least one pattern, got {raw!r}")
+        return text
+    return _number(name, raw, source)
+
+
+def _read_config(path: Path, explicit: bool) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise UsageError(f"config file {path} does not exist") from None
+        return {}
+    except OSError as e:
+        raise UsageError(f"cannot read config file {path}: {e.strerror or e}") from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"config file {path} is not valid TOML: {e}") from None
+    unknown = sorted(set(doc) - set(SETTING_NAMES))
+    if unknown:
+        raise UsageError(
+            f"config file {path}: unknown setting {unknown[0]!r} "
+            f"(known settings: {', '.join(SETTING_NAMES)})"
+        )
+    return doc
+
+
+def load_settings(
+    *,
+    config: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve every setting. `overrides` are command-line values (None = unset)."""
+    env = os.environ if environ is None else environ
+    if config is not None:
+        config_path, explicit = Path(config).expanduser(), True
+    elif env.get(CONFIG_ENV):
+        config_path, explicit = Path(env[CONFIG_ENV]).expanduser(), True
+    else:
+        config_path, explicit = default_config_path(), False
+    file_values = _read_config(config_path, explicit)
+
+    values: dict[str, Any] = {}
+    for name in SETTING_NAMES:
+        env_name = ENV_PREFIX + name.upper()
+        cli_value = (overrides or {}).get(name)
+        if cli_value is not None:
+            values[name] = _convert(name, cli_value, f"option for {name}")
+        elif env_name in env:
+            values[name] = _convert(name, env[env_name], f"environment variable {env_name}")
+        elif name in file_values:
+            values[name] = _convert(name, file_values[name], f"config file {config_path}")
+    values.setdefault("db_path", default_db_path())
+    settings = Settings(**values, config_path=config_path if file_values or explicit else None)
+    if settings.restart_backoff_max_seconds < settings.restart_backoff_initial_seconds:
+        raise UsageError(
+            "setting restart_backoff_max_seconds "
+            f"({settings.restart_backoff_max_seconds:g}) is smaller than "
+            f"restart_backoff_initial_seconds ({settings.restart_backoff_initial_seconds:g})"
+        )
+    return settings
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    """A copy with some settings changed, each checked like any other value."""
+    checked = {k: _convert(k, v, f"value for {k}") for k, v in changes.items()}
+    return replace(settings, **checked)

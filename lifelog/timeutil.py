@@ -1,0 +1,83 @@
+"""Timestamps as LifeLog stores them: ISO-8601, UTC, written with `+00:00`.
+
+Every stored timestamp goes through `to_iso`, so they all have the same width
+(microseconds always written) and sort correctly as text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+UTC = timezone.utc
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_iso(dt: datetime) -> str:
+    """`2026-11-28T14:55:03.752000+00:00`: aware UTC with microseconds."""
+    if dt.tzinfo is None:
+        raise ValueError(f"naive datetime {dt!r}: LifeLog stores only aware UTC times")
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def now_iso() -> str:
+    return to_iso(utcnow())
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse what AW or a person wrote: `Z` or an offset, any precision.
+
+    A naive value is taken as UTC, as AW does. Raises ValueError on garbage.
+    """
+    s = text.strip()
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    # fromisoformat in 3.11 takes 1-6 fractional digits; AW-rust emits 9.
+    if "." in s:
+        head, _, rest = s.partition(".")
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        if digits > 6:
+            rest = rest[:6] + rest[digits:]
+        s = f"{head}.{rest}"
+    dt = datetime.fromisoformat(s)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def try_parse_iso(text: str | None) -> datetime | None:
+    """Like parse_iso, but None for missing or malformed input (hand-edited meta)."""
+    if not text:
+        return None
+    try:
+        return parse_iso(text)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def to_aw_param(dt: datetime) -> str:
+    """A query parameter both AW servers accept: strict RFC 3339 ending in `Z`."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def add_seconds(dt: datetime, seconds: float) -> datetime:
+    return dt + timedelta(seconds=seconds)
+
+
+def format_age(seconds: float | None) -> str:
+    """`12 s ago`, `5 min ago`, `3 h ago`, `2 d ago`; `in 4 s` for the future."""
+    if seconds is None:
+        return "-"
+    future = seconds < 0
+    s = abs(seconds)
+    if s < 90:
+        text = f"{s:.0f} s"
+    elif s < 90 * 60:
+        text = f"{s / 60:.0f} min"
+    elif s < 36 * 3600:
+        text = f"{s / 3600:.0f} h"
+    else:
+        text = f"{s / 86400:.0f} d"
+    return f"in {text}" if future else f"{text} ago"

@@ -1,0 +1,152 @@
+"""The watcher process: poll AW, store what it holds, heartbeat into meta.
+
+One per database (a file lock enforces it). After every poll, good or bad, it
+writes `watcher.heartbeat_at`, so the watchdog can tell a live watcher whose
+AW is down from a hung or dead one. Signal handlers only record the signal;
+the loop notices it between polls (and between pages inside a long poll) and
+stops cleanly with `watcher.state = stopped`.
+"""
+
+from __future__ import annotations
+
+import enum
+import faulthandler
+import json
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from lifelog import clocks
+from lifelog.aw import AWClient, AWError
+from lifelog.db import get_meta, open_db, set_meta, transaction
+from lifelog.locks import ProcessLock
+from lifelog.settings import Settings
+from lifelog.timeutil import now_iso
+
+log = logging.getLogger("lifelog.watcher")
+
+
+class WatcherState(enum.StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    ok: bool
+    error: str = ""
+    last_event_ts: str | None = None  # end of the newest stored event, if known
+
+
+def process_identity(pid: int | None = None) -> dict[str, str]:
+    """What the watchdog checks before it signals a PID: start time and argv."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    return {
+        "watcher.process_created": repr(proc.create_time()),
+        "watcher.cmdline": json.dumps(proc.cmdline()),
+    }
+
+
+def record_start(db, pid: int) -> None:
+    with transaction(db):
+        set_meta(db, "watcher.pid", pid)
+        set_meta(db, "watcher.started_at", now_iso())
+        set_meta(db, "watcher.state", WatcherState.STARTING)
+        for key, value in process_identity(pid).items():
+            set_meta(db, key, value)
+
+
+def record_poll(db, outcome: PollOutcome) -> None:
+    """The heartbeat: written after every poll, also a failed one."""
+    now = now_iso()
+    with transaction(db):
+        set_meta(db, "watcher.heartbeat_at", now)
+        readings = clocks.readings()
+        if readings is not None:
+            # Read by the watchdog to tell a sleeping machine from a hung watcher.
+            set_meta(db, "watcher.heartbeat_clocks", f"{readings[0]!r} {readings[1]!r}")
+        set_meta(db, "watcher.last_error", outcome.error)
+        if outcome.ok:
+            set_meta(db, "watcher.last_poll_ok_at", now)
+        if outcome.last_event_ts is not None and outcome.last_event_ts != get_meta(
+            db, "watcher.last_event_ts"
+        ):
+            set_meta(db, "watcher.last_event_ts", outcome.last_event_ts)
+        set_meta(db, "watcher.state", WatcherState.RUNNING)
+
+
+def poll_once(db, client: AWClient, settings: Settings, stop: threading.Event) -> PollOutcome:
+    """One poll; every failure becomes an outcome, never an exception."""
+    from lifelog import sync
+
+    try:
+        result = sync.poll(db, client, settings, should_stop=stop.is_set)
+    except AWError as e:
+        return PollOutcome(ok=False, error=str(e))
+    except sqlite3.OperationalError as e:
+        # Typically a user holding the write lock past the busy timeout.
+        return PollOutcome(ok=False, error=f"database: {e}")
+    except Exception as e:  # a bug must not kill ingestion; the log has the trace
+        log.exception("poll failed")
+        return PollOutcome(ok=False, error=f"{type(e).__name__}: {e}")
+    return PollOutcome(ok=True, last_event_ts=result.last_event_ts)
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def on_signal(signum, frame):  # only record it; the loop acts
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if hasattr(signal, "SIGUSR1"):
+        # The watchdog sends SIGUSR1 before it kills a hung watcher, so the
+        # log shows where it hung.
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+
+
+def run(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Run until `stop` is set (SIGTERM/SIGINT set it). Returns the exit code."""
+    if stop is None:
+        stop = threading.Event()
+        install_signal_handlers(stop)
+    db = open_db(settings.db_path)
+    lock = ProcessLock(settings.db_path, "watcher").acquire()
+    client = AWClient(settings.aw_url, settings.aw_timeout_seconds)
+    pid = os.getpid()
+    try:
+        record_start(db, pid)
+        log.info("watcher started (pid %d) on %s, polling %s every %g s",
+                 pid, settings.db_path, settings.aw_url, settings.poll_interval_seconds)
+        previous_error = None
+        while not stop.is_set():
+            began = time.monotonic()
+            outcome = poll_once(db, client, settings, stop)
+            if outcome.error != previous_error:
+                if outcome.error:
+                    log.warning("poll failed: %s", outcome.error)
+                elif previous_error:
+                    log.info("poll succeeded again")
+                previous_error = outcome.error
+            try:
+                record_poll(db, outcome)
+            except sqlite3.OperationalError as e:
+                log.warning("could not write the heartbeat: %s", e)
+            stop.wait(max(0.0, settings.poll_interval_seconds - (time.monotonic() - began)))
+    finally:
+        try:
+            set_meta(db, "watcher.state", WatcherState.STOPPED)
+        except sqlite3.Error as e:
+            log.warning("could not record the stop: %s", e)
+        client.close()
+        lock.release()
+        db.conn.close()
+        log.info("watcher stopped (pid %d)", pid)
+    return 0

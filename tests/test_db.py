@@ -1,0 +1,151 @@
+"""The SQLite file: creation, schema, WAL, permissions, and the meta store."""
+
+import multiprocessing
+import os
+import sqlite3
+import stat
+from datetime import datetime
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from lifelog.db import (DatabaseMissing, DatabaseUnusable, get_meta, meta_rows, open_db,
+                        schema_sql, set_meta, transaction)
+from lifelog.errors import UsageError
+
+TABLES = {"meta", "events", "buckets", "health_checks", "watchdog_log"}
+
+
+def test_it_creates_the_folder_and_a_private_file(tmp_path):
+    path = tmp_path / "a" / "b" / "lifelog.db"
+    open_db(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_it_applies_the_schema_with_wal(db_path):
+    db = open_db(db_path)
+    assert TABLES <= set(db.table_names())
+    assert "meta_ages" in db.view_names()
+    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_applying_the_schema_again_changes_nothing(db_path):
+    db = open_db(db_path)
+    set_meta(db, "k", "v")
+    before = db.conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    db.conn.executescript(schema_sql())
+    db2 = open_db(db_path)
+    assert db2.conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == before
+    assert get_meta(db2, "k") == "v"
+
+
+def test_it_does_not_create_when_asked_not_to(db_path):
+    with pytest.raises(DatabaseMissing):
+        open_db(db_path, create=False)
+    assert not db_path.exists()
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(db_path):
+    db_path.write_bytes(b"hello, this is not a database" * 100)
+    before = db_path.read_bytes()
+    with pytest.raises(DatabaseUnusable, match="not a usable SQLite database"):
+        open_db(db_path)
+    assert db_path.read_bytes() == before
+
+
+def test_a_path_under_a_file_is_a_usage_error_and_creates_nothing(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="cannot create the database"):
+        open_db(tmp_path / "file" / "sub" / "lifelog.db")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_failed_create_removes_the_folders_it_made(tmp_path):
+    # The folders can be made but the file cannot: its name is too long.
+    with pytest.raises(UsageError, match="cannot create the database"):
+        open_db(tmp_path / "x" / "y" / ("n" * 300 + ".db"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_meta_stamps_updated_at_in_utc(db_path):
+    db = open_db(db_path)
+    set_meta(db, "watcher.pid", 42)
+    [row] = meta_rows(db)
+    assert row["key"] == "watcher.pid" and row["value"] == "42"
+    assert row["updated_at"].endswith("+00:00")
+    assert datetime.fromisoformat(row["updated_at"]).utcoffset().total_seconds() == 0
+    assert 0 <= row["age_seconds"] < 60
+
+
+def test_get_meta_of_an_absent_key_is_none(db_path):
+    assert get_meta(open_db(db_path), "nope") is None
+
+
+def test_meta_rows_filters_by_prefix(db_path):
+    db = open_db(db_path)
+    for key in ("watcher.pid", "watcher.state", "aw.status", "watchdog.verdict"):
+        set_meta(db, key, "x")
+    assert [r["key"] for r in meta_rows(db, ["watcher."])] == ["watcher.pid", "watcher.state"]
+    assert [r["key"] for r in meta_rows(db, ["aw", "watchdog"])] == ["aw.status", "watchdog.verdict"]
+
+
+def test_meta_values_must_be_text_or_numbers(db_path):
+    db = open_db(db_path)
+    with pytest.raises(TypeError):
+        set_meta(db, "k", None)
+
+
+def test_a_transaction_is_all_or_nothing(db_path):
+    db = open_db(db_path)
+    with pytest.raises(RuntimeError):
+        with transaction(db):
+            set_meta(db, "a", "1")
+            raise RuntimeError("boom")
+    assert get_meta(db, "a") is None
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(key=st.text(min_size=1, max_size=50), value=st.text(max_size=2000))
+def test_any_text_round_trips_through_meta(tmp_path_factory, key, value):
+    db = open_db(tmp_path_factory.getbasetemp() / "roundtrip.db")
+    set_meta(db, key, value)
+    assert get_meta(db, key) == value
+
+
+def _writer(path, worker, n):
+    db = open_db(path)
+    for i in range(n):
+        set_meta(db, f"worker.{worker}", str(i))
+        set_meta(db, "shared.last", f"{worker}:{i}")
+    db.conn.close()
+
+
+def test_four_processes_writing_meta_at_once_all_succeed(db_path):
+    open_db(db_path).conn.close()
+    n = 500
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(db_path, w, n)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    db = open_db(db_path)
+    assert [get_meta(db, f"worker.{w}") for w in range(4)] == [str(n - 1)] * 4
+    assert get_meta(db, "shared.last").endswith(f":{n - 1}")
+
+
+def test_a_writer_waits_for_a_lock_held_by_another_connection(db_path):
+    db = open_db(db_path)
+    other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    import threading, time
+
+    release = threading.Timer(1.0, lambda: other.execute("COMMIT"))
+    release.start()
+    t0 = time.monotonic()
+    set_meta(db, "k", "v")  # must wait for the lock, not raise "database is locked"
+    assert time.monotonic() - t0 >= 0.5
+    assert get_meta(db, "k") == "v"
+    release.join()

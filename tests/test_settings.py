@@ -1,0 +1,133 @@
+"""Settings: defaults, precedence, fractions, and bad values named clearly."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from lifelog.errors import UsageError
+from lifelog.settings import SETTING_NAMES, Settings, default_db_path, load_settings
+
+SPEC_DEFAULTS = {
+    "aw_url": "http://127.0.0.1:5600",
+    "poll_interval_seconds": 10,
+    "aw_timeout_seconds": 5,
+    "aw_health_check_interval_minutes": 15,
+    "heartbeat_timeout_seconds": 120,
+    "watcher_timestamp_threshold_minutes": 10,
+    "watchdog_interval_seconds": 30,
+    "startup_grace_seconds": 30,
+    "restart_backoff_initial_seconds": 10,
+    "restart_backoff_max_seconds": 300,
+    "stop_grace_seconds": 10,
+    "watcher_restart_command": "",
+    "reconcile_interval_hours": 4,
+    "buckets": "*",
+    "alert_command": "",
+}
+
+
+def test_every_spec_setting_exists_with_its_default():
+    s = load_settings(environ={})
+    assert set(SETTING_NAMES) == set(SPEC_DEFAULTS) | {"db_path"}
+    for name, value in SPEC_DEFAULTS.items():
+        assert getattr(s, name) == value, name
+    assert s.db_path == default_db_path()
+
+
+def test_the_default_db_is_lifelog_db_under_the_user_data_dir(isolated_env):
+    assert default_db_path() == isolated_env / "data" / "lifelog" / "lifelog.db"
+
+
+def test_precedence_is_option_then_env_then_file_then_default(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('poll_interval_seconds = 3\naw_timeout_seconds = 2\nstop_grace_seconds = 1.5\n')
+    env = {"LIFELOG_POLL_INTERVAL_SECONDS": "4", "LIFELOG_AW_TIMEOUT_SECONDS": "0.25"}
+    s = load_settings(config=cfg, environ=env, overrides={"poll_interval_seconds": "0.5"})
+    assert s.poll_interval_seconds == 0.5  # option
+    assert s.aw_timeout_seconds == 0.25  # environment over file
+    assert s.stop_grace_seconds == 1.5  # file over default
+    assert s.heartbeat_timeout_seconds == 120  # default
+
+
+def test_the_config_file_comes_from_LIFELOG_CONFIG(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('buckets = "aw-watcher-window_*, aw-watcher-afk_*"\n')
+    s = load_settings(environ={"LIFELOG_CONFIG": str(cfg)})
+    assert s.bucket_patterns == ["aw-watcher-window_*", "aw-watcher-afk_*"]
+
+
+def test_the_default_config_file_is_read_when_present(isolated_env):
+    path = isolated_env / "config" / "lifelog" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text('aw_url = "http://localhost:5666/"\n')
+    assert load_settings(environ={}).aw_url == "http://localhost:5666"
+
+
+def test_durations_accept_fractions_everywhere(tmp_path):
+    names = [n for n, v in SPEC_DEFAULTS.items() if isinstance(v, int)]
+    env = {f"LIFELOG_{n.upper()}": "0.125" for n in names}
+    s = load_settings(environ=env)
+    assert all(getattr(s, n) == 0.125 for n in names)
+
+
+@pytest.mark.parametrize("name,value,needle", [
+    ("poll_interval_seconds", "abc", "must be a number"),
+    ("poll_interval_seconds", "0", "greater than 0"),
+    ("stop_grace_seconds", "-1", "must not be negative"),
+    ("aw_timeout_seconds", "nan", "finite"),
+    ("aw_url", "ftp://x", "http:// or https://"),
+    ("aw_url", "http://host:notaport", "bad port"),
+    ("alert_command", "notify 'unclosed", "cannot be split"),
+    ("buckets", " , ", "at least one pattern"),
+])
+def test_a_bad_environment_value_names_the_variable(name, value, needle):
+    with pytest.raises(UsageError) as e:
+        load_settings(environ={f"LIFELOG_{name.upper()}": value})
+    assert f"LIFELOG_{name.upper()}" in str(e.value) and needle in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_bad_file_value_names_the_file_and_setting(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("heartbeat_timeout_seconds = true\n")
+    with pytest.raises(UsageError, match=r"c\.toml.*heartbeat_timeout_seconds"):
+        load_settings(config=cfg, environ={})
+
+
+def test_an_unknown_setting_in_the_file_is_an_error(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("poll_intervall_seconds = 3\n")
+    with pytest.raises(UsageError, match="unknown setting 'poll_intervall_seconds'"):
+        load_settings(config=cfg, environ={})
+
+
+def test_a_file_that_is_not_toml_is_an_error(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("this is = = not toml\n")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        load_settings(config=cfg, environ={})
+
+
+def test_a_missing_explicit_config_is_an_error(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        load_settings(config=tmp_path / "nope.toml", environ={})
+
+
+def test_an_unreadable_config_is_an_error(tmp_path):
+    cfg = tmp_path / "dir.toml"
+    cfg.mkdir()  # reading a directory fails even for root
+    with pytest.raises(UsageError, match="cannot read config file"):
+        load_settings(config=cfg, environ={})
+
+
+def test_backoff_max_below_initial_is_an_error():
+    with pytest.raises(UsageError, match="restart_backoff_max_seconds"):
+        load_settings(environ={"LIFELOG_RESTART_BACKOFF_MAX_SECONDS": "1"})
+
+
+def test_settings_are_immutable():
+    s = load_settings(environ={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.aw_url = "x"  # type: ignore[misc]
+    assert isinstance(s, Settings) and isinstance(s.db_path, Path)

@@ -1,0 +1,93 @@
+"""`lifelog watcher` as a real process: heartbeat, single instance, clean stop."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lifelog.db import get_meta, open_db
+from lifelog.timeutil import parse_iso
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def start_watcher(db_path, aw_url, **settings):
+    env = dict(os.environ, LIFELOG_AW_URL=aw_url, LIFELOG_POLL_INTERVAL_SECONDS="0.2",
+               LIFELOG_AW_TIMEOUT_SECONDS="2")
+    env.update({f"LIFELOG_{k.upper()}": str(v) for k, v in settings.items()})
+    return subprocess.Popen([sys.executable, "-m", "lifelog", "watcher", "--db", str(db_path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def watcher_proc(db_path, aw_server):
+    procs = []
+
+    def start(**kw):
+        p = start_watcher(db_path, kw.pop("aw_url", aw_server.url), **kw)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(10)
+
+
+def meta(db_path, key):
+    try:
+        return get_meta(open_db(db_path, create=False), key)
+    except Exception:
+        return None
+
+
+def test_the_watcher_heartbeats_into_meta(db_path, watcher_proc):
+    p = watcher_proc()
+    wait_for(lambda: meta(db_path, "watcher.state") == "running", what="state running")
+    assert meta(db_path, "watcher.pid") == str(p.pid)
+    first = parse_iso(meta(db_path, "watcher.heartbeat_at"))
+    wait_for(lambda: parse_iso(meta(db_path, "watcher.heartbeat_at")) > first, what="a newer heartbeat")
+    assert meta(db_path, "watcher.last_error") == ""
+    assert meta(db_path, "watcher.last_poll_ok_at")
+    assert parse_iso(meta(db_path, "watcher.started_at")) <= first
+
+
+def test_a_second_watcher_exits_1_naming_the_first(db_path, watcher_proc, lifelog, aw_server):
+    p = watcher_proc()
+    wait_for(lambda: meta(db_path, "watcher.state") == "running", what="state running")
+    r = lifelog("watcher", "--db", str(db_path), env=dict(os.environ, LIFELOG_AW_URL=aw_server.url), timeout=20)
+    assert r.code == 1
+    assert f"pid {p.pid}" in r.err and "Traceback" not in r.err
+    assert meta(db_path, "watcher.pid") == str(p.pid)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_it_cleanly(db_path, watcher_proc, sig):
+    p = watcher_proc()
+    wait_for(lambda: meta(db_path, "watcher.state") == "running", what="state running")
+    p.send_signal(sig)
+    assert p.wait(10) == 0
+    assert meta(db_path, "watcher.state") == "stopped"
+
+
+def test_aw_down_keeps_the_heartbeat_and_reports_the_error(db_path, watcher_proc, tmp_path):
+    from awserver import free_port
+
+    watcher_proc(aw_url=f"http://127.0.0.1:{free_port()}")
+    wait_for(lambda: meta(db_path, "watcher.last_error"), what="an error recorded")
+    assert "connection refused" in meta(db_path, "watcher.last_error")
+    first = parse_iso(meta(db_path, "watcher.heartbeat_at"))
+    wait_for(lambda: parse_iso(meta(db_path, "watcher.heartbeat_at")) > first, what="heartbeat while AW is down")
+    assert meta(db_path, "watcher.last_poll_ok_at") is None
