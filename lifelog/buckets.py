@@ -1,0 +1,30 @@
+"""Which AW buckets LifeLog follows, and what AW's bucket list hints about them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from fnmatch import fnmatchcase
+from typing import Any, Iterable
+
+from lifelog.timeutil import try_parse_iso
+
+
+def selected(bucket_ids: Iterable[str], patterns: list[str]) -> list[str]:
+    """The bucket ids matching any glob of the `buckets` setting, sorted."""
+    return sorted(b for b in bucket_ids if any(fnmatchcase(b, p) for p in patterns))
+
+
+def newest_end_hint(bucket: dict[str, Any]) -> datetime | None:
+    """AW's hint of a bucket's newest data, from `GET /api/0/buckets/`.
+
+    aw-server (Python) gives `last_updated`: the end of the newest-starting
+    event, absent for an empty bucket. aw-server-rust gives null there and
+    `metadata.end` instead. A hint that something changed, never proof that
+    nothing did (back-dated inserts do not move it).
+    """
+    hint = try_parse_iso(bucket.get("last_updated"))
+    if hint is None:
+        metadata = bucket.get("metadata")
+        if isinstance(metadata, dict):
+            hint = try_parse_iso(metadata.get("end"))
+    return hint
