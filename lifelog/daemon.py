@@ -1,0 +1,192 @@
+"""`lifelog daemon`: the watcher as its own process, and the periodic jobs.
+
+The daemon owns the watcher of its database: at launch it adopts a healthy
+watcher that is already running, or starts one (a start, not a restart); on
+SIGTERM/SIGINT it stops that watcher and exits. On a `schedule` timetable it
+runs the AW health check, the watchdog pass and reconciliation.
+
+Each job runs in a thread of its own with its own database connection, and a
+job still running when its next turn comes is skipped, not queued: a long
+reconcile or a health check waiting out its timeout never delays the
+watchdog. A job that raises is logged and the daemon goes on (`schedule`
+itself would stop at the first exception).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from lifelog.db import open_db, set_meta
+from lifelog.locks import ProcessLock
+from lifelog.settings import Settings
+from lifelog.timeutil import now_iso
+
+log = logging.getLogger("lifelog.daemon")
+
+# How long the daemon waits for running jobs at shutdown before it goes on
+# to stop the watcher; jobs are daemon threads and die with the process.
+JOB_JOIN_SECONDS = 2.0
+
+
+@dataclass
+class Job:
+    """One periodic job, run in its own thread, skipped while still running."""
+
+    name: str
+    func: Callable[[Settings, threading.Event], object]
+    thread: threading.Thread | None = None
+    runs: int = 0
+    failures: int = 0
+    skipped: int = 0
+    last_error: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, settings: Settings, stop: threading.Event) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            self.skipped += 1
+            log.debug("%s still running; skipping this turn", self.name)
+            return
+        self.thread = threading.Thread(target=self._run, args=(settings, stop),
+                                       name=f"job-{self.name}", daemon=True)
+        self.thread.start()
+
+    def _run(self, settings: Settings, stop: threading.Event) -> None:
+        try:
+            self.func(settings, stop)
+        except Exception as e:  # one bad run must not stop the daemon
+            with self.lock:
+                self.failures += 1
+                self.last_error = f"{type(e).__name__}: {e}"
+            log.exception("job %s failed", self.name)
+        finally:
+            with self.lock:
+                self.runs += 1
+
+
+def _health_job(settings: Settings, stop: threading.Event) -> None:
+    from lifelog import health
+
+    db = open_db(settings.db_path)
+    try:
+        health.run_check(db, settings)
+    finally:
+        db.conn.close()
+
+
+def _watchdog_job(settings: Settings, stop: threading.Event) -> None:
+    from lifelog import watchdog
+
+    db = open_db(settings.db_path)
+    try:
+        result = watchdog.run_pass(db, settings, actor="daemon")
+        if str(result.verdict) != "ok":
+            log.info("watchdog: %s (%s) %s", result.verdict, result.reason, result.action or "")
+    finally:
+        db.conn.close()
+
+
+def _reconcile_job(settings: Settings, stop: threading.Event) -> None:
+    from lifelog import sync
+    from lifelog.aw import AWClient
+
+    db = open_db(settings.db_path)
+    try:
+        with AWClient(settings.aw_url, settings.aw_timeout_seconds) as client:
+            report = sync.reconcile(db, client, settings, should_stop=stop.is_set)
+        log.info("reconcile: %s", report)
+    finally:
+        db.conn.close()
+
+
+def default_jobs() -> dict[str, Job]:
+    return {
+        "health": Job("health", _health_job),
+        "watchdog": Job("watchdog", _watchdog_job),
+        "reconcile": Job("reconcile", _reconcile_job),
+    }
+
+
+def build_scheduler(settings: Settings, jobs: dict[str, Job], stop: threading.Event):
+    """The timetable; a fresh `schedule.Scheduler` (never the module global)."""
+    import schedule
+
+    scheduler = schedule.Scheduler()
+    intervals = {
+        "health": settings.aw_health_check_interval_minutes * 60,
+        "watchdog": settings.watchdog_interval_seconds,
+        "reconcile": settings.reconcile_interval_hours * 3600,
+    }
+    for name, job in jobs.items():
+        scheduler.every(intervals[name]).seconds.do(job.start, settings, stop).tag(name)
+    return scheduler
+
+
+def adopt_or_start_watcher(db, settings: Settings) -> str:
+    """At launch: keep a healthy running watcher, else start one (not a restart)."""
+    from lifelog import procs
+
+    facts = procs.recorded_watcher(db)
+    if facts.alive and facts.ours:
+        if procs.heartbeat_fresh(db, settings):
+            log.info("adopting the running watcher (pid %s)", facts.pid)
+            return f"adopted pid {facts.pid}"
+        log.warning("the running watcher (pid %s) is not heartbeating; replacing it", facts.pid)
+        procs.stop_watcher(db, settings)
+    pid = procs.start_watcher(settings)
+    log.info("started the watcher (pid %s)", pid)
+    return f"started pid {pid}"
+
+
+def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str, Job] | None = None) -> int:
+    """Run until `stop` is set (SIGTERM/SIGINT set it); returns the exit code."""
+    if stop is None:
+        stop = threading.Event()
+
+        def on_signal(signum, frame):  # only record it; the loop acts
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    db = open_db(settings.db_path)
+    lock = ProcessLock(settings.db_path, "daemon").acquire()
+    jobs = jobs or default_jobs()
+    try:
+        set_meta(db, "daemon.pid", os.getpid())
+        set_meta(db, "daemon.started_at", now_iso())
+        set_meta(db, "daemon.state", "running")
+        log.info("daemon started (pid %d) on %s", os.getpid(), settings.db_path)
+        adopt_or_start_watcher(db, settings)
+        scheduler = build_scheduler(settings, jobs, stop)
+        # The health check runs once at start; the watchdog's first pass comes
+        # after one interval, once the watcher has had time to start.
+        jobs["health"].start(settings, stop)
+        while not stop.is_set():
+            scheduler.run_pending()
+            idle = scheduler.idle_seconds
+            stop.wait(min(max(idle if idle is not None else 1.0, 0.01), 1.0))
+    finally:
+        log.info("daemon stopping")
+        deadline = time.monotonic() + JOB_JOIN_SECONDS
+        for job in jobs.values():
+            if job.thread is not None:
+                job.thread.join(max(0.0, deadline - time.monotonic()))
+        try:
+            from lifelog import procs
+
+            procs.stop_watcher(db, settings)
+        except Exception:
+            log.exception("could not stop the watcher")
+        try:
+            set_meta(db, "daemon.state", "stopped")
+        except Exception as e:
+            log.warning("could not record the stop: %s", e)
+        lock.release()
+        db.conn.close()
+        log.info("daemon stopped")
+    return 0
