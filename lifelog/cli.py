@@ -111,6 +111,21 @@ def meta_get(
 
 
 @app.command()
+def daemon(
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    aw_url: Annotated[Optional[str], typer.Option("--aw-url", help="ActivityWatch server URL.")] = None,
+) -> None:
+    """Run everything: the watcher process, health checks, watchdog, reconcile."""
+    from lifelog import daemon as daemon_mod
+    from lifelog.logs import setup_logging
+
+    settings = _settings(db, config, aw_url=aw_url)
+    setup_logging()
+    raise typer.Exit(daemon_mod.run(settings))
+
+
+@app.command()
 def watcher(
     db: DbOpt = None,
     config: ConfigOpt = None,

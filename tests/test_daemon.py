@@ -1,0 +1,179 @@
+"""`lifelog daemon` end to end, against the real aw-server, with real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from lifelog.db import get_meta, open_db
+from lifelog.timeutil import parse_iso
+
+FAST = {
+    "LIFELOG_POLL_INTERVAL_SECONDS": "0.2",
+    "LIFELOG_AW_TIMEOUT_SECONDS": "2",
+    "LIFELOG_WATCHDOG_INTERVAL_SECONDS": "0.3",
+    "LIFELOG_HEARTBEAT_TIMEOUT_SECONDS": "2",
+    "LIFELOG_STARTUP_GRACE_SECONDS": "1",
+    "LIFELOG_RESTART_BACKOFF_INITIAL_SECONDS": "0.2",
+    "LIFELOG_RESTART_BACKOFF_MAX_SECONDS": "1",
+    "LIFELOG_STOP_GRACE_SECONDS": "2",
+    "LIFELOG_AW_HEALTH_CHECK_INTERVAL_MINUTES": "0.01",
+}
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def meta(db_path, key):
+    try:
+        db = open_db(db_path, create=False)
+        try:
+            return get_meta(db, key)
+        finally:
+            db.conn.close()
+    except Exception:
+        return None
+
+
+def processes_using(db_path):
+    """Every live process whose command line names this database."""
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and str(db_path) in " ".join(p.info["cmdline"] or []):
+                found.append(p.info["pid"])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+@pytest.fixture
+def daemon(db_path, aw_server, tmp_path):
+    procs = []
+
+    def start(**extra):
+        env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_DB_PATH=str(db_path), **FAST)
+        env.update(extra)
+        log = open(tmp_path / f"daemon-{len(procs)}.log", "wb")
+        p = subprocess.Popen([sys.executable, "-m", "lifelog", "daemon", "--db", str(db_path)],
+                             env=env, stdout=log, stderr=subprocess.STDOUT)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
+    for pid in processes_using(db_path):  # never leave a watcher behind
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def watcher_pid(db_path):
+    pid = meta(db_path, "watcher.pid")
+    return int(pid) if pid and meta(db_path, "watcher.state") == "running" else None
+
+
+def test_the_daemon_runs_a_watcher_process_health_and_watchdog(db_path, daemon):
+    d = daemon()
+    pid = wait_for(lambda: watcher_pid(db_path), what="a running watcher")
+    assert pid != d.pid
+    assert psutil.Process(pid).is_running()
+    first = parse_iso(wait_for(lambda: meta(db_path, "watcher.heartbeat_at"), what="a heartbeat"))
+    wait_for(lambda: parse_iso(meta(db_path, "watcher.heartbeat_at")) > first, what="a newer heartbeat")
+    wait_for(lambda: meta(db_path, "aw.status") == "healthy", what="aw.status healthy")
+    checked = wait_for(lambda: meta(db_path, "watchdog.checked_at"), what="a watchdog pass")
+    wait_for(lambda: meta(db_path, "watchdog.checked_at") != checked, what="watchdog.checked_at to advance")
+    assert meta(db_path, "watchdog.restart_count") in (None, "0")  # the launch start is not a restart
+
+
+def test_a_stopped_watcher_is_replaced_by_the_daemons_watchdog(db_path, daemon):
+    daemon()
+    old = wait_for(lambda: watcher_pid(db_path), what="a running watcher")
+    wait_for(lambda: meta(db_path, "watchdog.checked_at"), what="a watchdog pass")
+    os.kill(old, signal.SIGSTOP)
+    try:
+        new = wait_for(lambda: (p := watcher_pid(db_path)) and p != old and p, timeout=30,
+                       what="a replacement watcher")
+        assert new != old
+        assert not psutil.pid_exists(old) or psutil.Process(old).status() == psutil.STATUS_ZOMBIE
+        assert meta(db_path, "watchdog.last_restart_reason") == "restart:heartbeat_stale"
+    finally:
+        try:
+            os.kill(old, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_sigterm_stops_the_daemon_and_its_watcher_leaving_nothing(db_path, daemon):
+    d = daemon()
+    pid = wait_for(lambda: watcher_pid(db_path), what="a running watcher")
+    t0 = time.monotonic()
+    d.send_signal(signal.SIGTERM)
+    assert d.wait(10) == 0
+    assert time.monotonic() - t0 < 10
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+             timeout=5, what="the watcher to be gone")
+    assert processes_using(db_path) == []
+    assert meta(db_path, "watcher.state") == "stopped"
+    assert meta(db_path, "daemon.state") == "stopped"
+
+
+def test_a_second_daemon_refuses_naming_the_first(db_path, daemon, lifelog, aw_server):
+    first = daemon()
+    wait_for(lambda: meta(db_path, "daemon.state") == "running", what="the first daemon")
+    env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, **FAST)
+    r = lifelog("daemon", "--db", str(db_path), env=env, timeout=20)
+    assert r.code == 1
+    assert f"pid {first.pid}" in r.err and "Traceback" not in r.err
+    assert first.poll() is None
+
+
+def test_a_job_that_raises_does_not_stop_the_daemon(db_path, aw_server, monkeypatch):
+    from lifelog import daemon as daemon_mod
+    from lifelog.settings import load_settings
+
+    for k, v in FAST.items():
+        monkeypatch.setenv(k, v)
+    settings = load_settings(overrides={"db_path": str(db_path), "aw_url": aw_server.url})
+
+    def boom(settings, stop):
+        raise RuntimeError("this job always fails")
+
+    jobs = daemon_mod.default_jobs()
+    jobs["health"] = daemon_mod.Job("health", boom)
+    stop = threading.Event()
+    t = threading.Thread(target=daemon_mod.run, args=(settings, stop, jobs))
+    t.start()
+    try:
+        wait_for(lambda: jobs["health"].failures >= 3, what="the failing job to run three times")
+        runs = jobs["watchdog"].runs
+        wait_for(lambda: jobs["watchdog"].runs > runs + 2, what="the watchdog to keep running")
+        assert "this job always fails" in jobs["health"].last_error
+        assert t.is_alive()
+    finally:
+        stop.set()
+        t.join(20)
+    assert not t.is_alive()
+    assert processes_using(db_path) == []
