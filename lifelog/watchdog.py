@@ -150,12 +150,15 @@ def clock_gap(meta: Meta, now_clocks: tuple[float, float] | None) -> tuple[float
     return awake, max(total - awake, 0.0)
 
 
-def _started(meta: Meta, facts: WatcherFacts) -> datetime | None:
-    """When the current watcher process started, as best meta knows."""
+def _started(meta: Meta, facts: WatcherFacts, now: datetime) -> datetime | None:
+    """When the current watcher process started, as best meta knows.
+
+    A start time further in the future than CLOCK_SKEW is ignored: the clock
+    stepped back since, and it must not stretch the grace by the step."""
     times = [_ts(meta, "watchdog.last_start_at")]
     if facts.source == "recorded":
         times.append(_ts(meta, "watcher.started_at"))
-    known = [t for t in times if t is not None]
+    known = [t for t in times if t is not None and (_age(t, now) or 0.0) >= -CLOCK_SKEW]
     return max(known) if known else None
 
 
@@ -168,7 +171,7 @@ def heartbeat_age(meta: Meta, facts: WatcherFacts, now: datetime,
     awake time counts. A heartbeat from the future (clock stepped back) is
     judged by the clocks, or counts as stale when they are not there."""
     hb = _ts(meta, "watcher.heartbeat_at")
-    started = _started(meta, facts)
+    started = _started(meta, facts, now)
     gap = clock_gap(meta, now_clocks)
     if hb is None:
         age = _age(started, now)
@@ -214,7 +217,7 @@ def decide(meta: Meta, facts: WatcherFacts, now: datetime, settings: Settings, *
         return restart(Verdict.RESTART_NOT_RUNNING, facts.reason or "no watcher process")
 
     # -> wait:startup_grace
-    started = _started(meta, facts)
+    started = _started(meta, facts, now)
     started_age = _age(started, now)
     if _in_window(started_age, settings.startup_grace_seconds):
         return Decision(Verdict.WAIT_STARTUP_GRACE,
