@@ -39,10 +39,10 @@ def notify_if_changed(db, settings: Settings, report) -> bool:
         set_meta(db, "status.level", report.level.name)
         set_meta(db, "status.since", report.at)
         set_meta(db, "status.summary", report.summary)
-        set_meta(db, "status.previous", previous.name if previous else "")
+        set_meta(db, "status.previous", previous.name if previous is not None else "")
     if previous is None and report.level is Level.OK:
         return True
-    prev_name = previous.name if previous else "UNKNOWN"
+    prev_name = previous.name if previous is not None else "UNKNOWN"
     log.warning("status changed from %s: %s", prev_name, report.summary)
     run_alert(db, settings, report.level.name, prev_name, report.summary)
     return True
