@@ -154,17 +154,8 @@ def health(db: DbOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False)
     raise typer.Exit(result.exit_code)
 
 
-def _print_pass(result, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(result.to_json()) + "\n")
-    else:
-        action = f" -> {result.action}" if result.action else ""
-        sys.stdout.write(f"{result.verdict}: {result.reason}{action} [status {result.status}]\n")
-    sys.stdout.flush()
-
-
 def run_watchdog(db: str | None, config: str | None, once: bool, as_json: bool) -> int:
-    """`lifelog watchdog [--once]`; shared by the typer command and main()'s fast path."""
+    """`lifelog watchdog [--once]` (lifelog.fastpath runs the same pass without typer)."""
     from lifelog import watchdog as wd
     from lifelog.db import open_db
     from lifelog.settings import load_settings
@@ -173,7 +164,7 @@ def run_watchdog(db: str | None, config: str | None, once: bool, as_json: bool) 
     _quiet_logging() if once else _loop_logging()
     database = open_db(settings.db_path)
     if once:
-        _print_pass(wd.run_pass(database, settings, actor="cron"), as_json)
+        wd.print_pass(wd.run_pass(database, settings, actor="cron"), as_json)
         return 0
     import signal
     import threading
@@ -181,7 +172,7 @@ def run_watchdog(db: str | None, config: str | None, once: bool, as_json: bool) 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())  # only record it; the loop acts
-    wd.loop(database, settings, lambda r: _print_pass(r, as_json), stop=stop, actor="loop")
+    wd.loop(database, settings, lambda r: wd.print_pass(r, as_json), stop=stop, actor="loop")
     return 0
 
 

@@ -464,6 +464,19 @@ def _restart(db, settings: Settings, verdict: Verdict, facts: WatcherFacts) -> s
     return "; ".join(parts)
 
 
+def print_pass(result: PassResult, as_json: bool) -> None:
+    """One line per pass on stdout: JSON, or `verdict: reason -> action [status]`."""
+    import json
+    import sys
+
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json()) + "\n")
+    else:
+        action = f" -> {result.action}" if result.action else ""
+        sys.stdout.write(f"{result.verdict}: {result.reason}{action} [status {result.status}]\n")
+    sys.stdout.flush()
+
+
 # -- pause / resume / loop ---------------------------------------------------------
 
 
