@@ -49,7 +49,8 @@ SLEEP_MIN = 2.0
 # AW's newest event must end this much after LifeLog's newest to count as
 # newer (AW rounds to milliseconds; rust reports nanoseconds).
 NEWER_MARGIN = 1.0
-MAX_LEVEL = 64
+# Levels beyond this change nothing: 2**999 times any initial is past any cap.
+MAX_LEVEL = 1000
 
 
 @dataclass(frozen=True)
