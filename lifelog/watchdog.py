@@ -384,7 +384,7 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
     at = to_iso(now)
     verdict = decision.verdict
     action = ""
-    old_pid = facts.pid
+    old_pid = facts.pid if facts.running else _int(meta.get("watcher.pid"), 0) or None
     old_uptime = None
     level = decision.level
     replaced = 0
@@ -392,6 +392,11 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
         level = min(decision.level + 1, MAX_LEVEL)
         if facts.created is not None:
             old_uptime = round(max(time.time() - facts.created, 0.0), 1)
+        else:
+            # Gone already: it ran at least from its start to its latest heartbeat.
+            began, last = _ts(meta, "watcher.started_at"), _ts(meta, "watcher.heartbeat_at")
+            if began is not None and last is not None and last >= began:
+                old_uptime = round((last - began).total_seconds(), 1)
         # A watcher ran before: this replaces a failure, not a first start.
         replaced = int(bool(meta.get("watcher.pid") or meta.get("watchdog.spawned_pid")))
         # Record the intent first: a pass killed mid-restart still counts
