@@ -66,7 +66,7 @@ def test_a_killed_watcher_is_restarted(lifelog, db_path, monitor_env):
     assert new != old
     row = log_rows(db_path, "verdict = 'restart:not_running'")[-1]
     assert row["old_pid"] == old and row["replaced"] == 1 and "gone" in row["reason"]
-    assert row["old_uptime_seconds"] > 0 and row["backoff_level"] >= 1
+    assert row["old_uptime_seconds"] is not None and row["backoff_level"] >= 1
     assert meta(db_path, "watchdog.restart_count") == "2"
     assert meta(db_path, "watchdog.last_restart_reason") == "restart:not_running"
 
