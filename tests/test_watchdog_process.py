@@ -15,7 +15,9 @@ import pytest
 from lifelog import procs
 from lifelog.db import get_meta, open_db, set_meta, transaction
 from lifelog.settings import load_settings, log_dir
-from lifelog.timeutil import now_iso
+from datetime import timedelta
+
+from lifelog.timeutil import now_iso, to_iso, utcnow
 from monitor_helpers import (
     FAST,
     alive,
@@ -253,3 +255,24 @@ def test_watchdog_pause_without_a_database_is_an_error_and_creates_nothing(lifel
     target = tmp_path / "none.db"
     r = lifelog("watchdog", "pause", "--db", str(target))
     assert r.code == 2 and "no database" in r.err and not target.exists()
+
+
+def test_after_the_machine_slept_the_first_pass_waits_and_the_next_judges(lifelog, db_path, monitor_env):
+    # A slow poll, so the watcher writes no heartbeat while the test runs.
+    env = dict(monitor_env, LIFELOG_POLL_INTERVAL_SECONDS="60")
+    one_pass(lifelog, env)
+    pid = wait_for(lambda: running_watcher(db_path), what="the watcher running")
+    wait_for(lambda: one_pass(lifelog, env)["verdict"] == "ok", what="the grace over")
+    awake, since_boot = time.clock_gettime(time.CLOCK_MONOTONIC), time.clock_gettime(time.CLOCK_BOOTTIME)
+    # As if the watcher started 700 s ago and heartbeated 20 s of awake time and 600 s of sleep ago.
+    db = open_db(db_path)
+    with transaction(db):
+        set_meta(db, "watcher.heartbeat_clocks", f"{awake - 20!r} {since_boot - 620!r}")
+        set_meta(db, "watcher.heartbeat_at", to_iso(utcnow() - timedelta(seconds=620)))
+        set_meta(db, "watcher.started_at", to_iso(utcnow() - timedelta(seconds=700)))
+    first = one_pass(lifelog, env)
+    assert first["verdict"] == "wait:resumed" and "slept 600 s" in first["reason"]
+    second = one_pass(lifelog, env)
+    # Judged by awake time (20 s > the 1.5 s timeout), not by the sleep, and only once waited.
+    assert second["verdict"] == "restart:heartbeat_stale" and "awake time" in second["reason"]
+    assert wait_for(lambda: (p := running_watcher(db_path)) != pid and p, what="a new watcher")
