@@ -292,3 +292,19 @@ def start_watcher(settings: Settings) -> int:
         raise StartFailed(
             f"could not start lifelog watcher: {(out.stderr or out.stdout).strip()[:200]}"
         ) from None
+
+
+def record_spawned(db, pid: int) -> None:
+    """Record the identity of a watcher just started (by the watchdog, or by
+    the daemon at launch), so that until it registers itself it counts as the
+    watcher and is given its startup grace rather than a second start."""
+    from lifelog.db import set_meta, transaction
+    from lifelog.timeutil import now_iso
+
+    started = live(pid)
+    known = started.alive and started.created is not None and started.cmdline is not None
+    with transaction(db):
+        set_meta(db, "watchdog.last_start_at", now_iso())
+        set_meta(db, "watchdog.spawned_pid", pid)
+        set_meta(db, "watchdog.spawned_created", repr(started.created) if known else "")
+        set_meta(db, "watchdog.spawned_cmdline", json.dumps(list(started.cmdline or ())) if known else "")

@@ -437,9 +437,7 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
 def _restart(db, settings: Settings, verdict: Verdict, facts: WatcherFacts) -> str:
     """Stop the old watcher (if it is ours and alive), then start one. Returns the action text."""
     from lifelog import procs
-    from lifelog.db import set_meta, transaction
     from lifelog.errors import LifelogError
-    from lifelog.timeutil import now_iso
 
     parts = []
     if verdict in STOP_FIRST_VERDICTS and facts.running:
@@ -453,18 +451,7 @@ def _restart(db, settings: Settings, verdict: Verdict, facts: WatcherFacts) -> s
         pid = procs.start_watcher(settings)
     except LifelogError as e:
         return "; ".join(parts + [f"start failed: {e}"])
-    started = procs.live(pid)
-    with transaction(db):
-        set_meta(db, "watchdog.last_start_at", now_iso())
-        set_meta(db, "watchdog.spawned_pid", pid)
-        if started.alive and started.created is not None and started.cmdline is not None:
-            import json
-
-            set_meta(db, "watchdog.spawned_created", repr(started.created))
-            set_meta(db, "watchdog.spawned_cmdline", json.dumps(list(started.cmdline)))
-        else:
-            set_meta(db, "watchdog.spawned_created", "")
-            set_meta(db, "watchdog.spawned_cmdline", "")
+    procs.record_spawned(db, pid)
     how = "ran watcher_restart_command" if settings.restart_command_argv else "started lifelog watcher"
     parts.append(f"{how} (pid {pid})")
     return "; ".join(parts)

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from lifelog import procs
-from lifelog.db import get_meta, open_db, set_meta, transaction
+from lifelog.db import open_db, set_meta, transaction
 from lifelog.settings import load_settings, log_dir
 from datetime import timedelta
 
