@@ -275,4 +275,8 @@ def test_after_the_machine_slept_the_first_pass_waits_and_the_next_judges(lifelo
     second = one_pass(lifelog, env)
     # Judged by awake time (20 s > the 1.5 s timeout), not by the sleep, and only once waited.
     assert second["verdict"] == "restart:heartbeat_stale" and "awake time" in second["reason"]
-    assert wait_for(lambda: (p := running_watcher(db_path)) != pid and p, what="a new watcher")
+    try:
+        wait_for(lambda: (p := running_watcher(db_path)) != pid and p, timeout=30, what="a new watcher")
+    except AssertionError as e:  # say why, should it ever happen
+        raise AssertionError(f"{e}; meta watcher.*: {[(k, meta(db_path, k)) for k in ('watcher.pid', 'watcher.state')]};"
+                             f" log: {(log_dir() / 'watcher.log').read_text()[-3000:]}") from None
