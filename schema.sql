@@ -68,13 +68,20 @@ CREATE TABLE IF NOT EXISTS health_checks (
 );
 CREATE INDEX IF NOT EXISTS health_checks_by_time ON health_checks (checked_at);
 
--- One row per watchdog decision other than `ok`.
+-- One row per watchdog decision other than `ok` (every pass writes one, so
+-- a paused or holding watchdog leaves a trail). For a restart: the process
+-- replaced, how long it had run, and the backoff level after this restart.
 CREATE TABLE IF NOT EXISTS watchdog_log (
-    id      INTEGER PRIMARY KEY,
-    at      TEXT NOT NULL,
-    verdict TEXT NOT NULL,
-    reason  TEXT NOT NULL,
-    action  TEXT NOT NULL DEFAULT ''
+    id                 INTEGER PRIMARY KEY,
+    at                 TEXT NOT NULL,
+    verdict            TEXT NOT NULL,
+    reason             TEXT NOT NULL,
+    action             TEXT NOT NULL DEFAULT '',
+    actor              TEXT NOT NULL DEFAULT '',  -- cron, loop, daemon
+    old_pid            INTEGER,                   -- restarts: the process replaced
+    old_uptime_seconds REAL,                      -- restarts: how long it had run
+    backoff_level      INTEGER NOT NULL DEFAULT 0,
+    replaced           INTEGER NOT NULL DEFAULT 0 -- 1: a watcher had run before (a failure, not a first start)
 );
 CREATE INDEX IF NOT EXISTS watchdog_log_by_time ON watchdog_log (at);
 

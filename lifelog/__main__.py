@@ -1,3 +1,3 @@
-from lifelog.cli import main
+from lifelog.fastpath import main
 
 main()

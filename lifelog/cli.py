@@ -139,6 +139,123 @@ def watcher(
     setup_logging()
     raise typer.Exit(watcher_mod.run(settings))
 
+# -- monitoring: health, watchdog, status (issue 4) ----------------------------------
+
+watchdog_app = typer.Typer(help="Watch the watcher: one pass (--once), or a loop.")
+app.add_typer(watchdog_app, name="watchdog")
+
+
+def _quiet_logging() -> None:
+    """One-shot commands print their result on stdout; the log shows only
+    trouble on stderr unless LIFELOG_LOG_LEVEL asks for more."""
+    from lifelog.logs import setup_logging
+
+    setup_logging(os.environ.get("LIFELOG_LOG_LEVEL") or "WARNING")
+
+
+@app.command()
+def health(db: DbOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Check the AW server now and record it; exit 0 healthy, 1 degraded, 2 unhealthy."""
+    from lifelog.db import open_db
+    from lifelog.health import run_check
+
+    settings = _settings(db, config)
+    _quiet_logging()
+    result = run_check(open_db(settings.db_path), settings)
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        typer.echo(result.line())
+    raise typer.Exit(result.exit_code)
+
+
+def run_watchdog(db: str | None, config: str | None, once: bool, as_json: bool) -> int:
+    """`lifelog watchdog [--once]` (lifelog.fastpath runs the same pass without typer)."""
+    from lifelog import watchdog as wd
+    from lifelog.db import open_db
+    from lifelog.settings import load_settings
+
+    settings = load_settings(config=config, overrides={"db_path": db})
+    _quiet_logging() if once else _loop_logging()
+    database = open_db(settings.db_path)
+    if once:
+        wd.print_pass(wd.run_pass(database, settings, actor="cron"), as_json)
+        return 0
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())  # only record it; the loop acts
+    wd.loop(database, settings, lambda r: wd.print_pass(r, as_json), stop=stop, actor="loop")
+    return 0
+
+
+def _loop_logging() -> None:
+    from lifelog.logs import setup_logging
+
+    setup_logging()
+
+
+@watchdog_app.callback(invoke_without_command=True)
+def watchdog(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for cron and timers).")] = False,
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document per pass, one per line.")] = False,
+) -> None:
+    """Decide whether the watcher needs a restart, and act; --once for one pass."""
+    if ctx.invoked_subcommand is not None:
+        return
+    raise typer.Exit(run_watchdog(db, config, once, as_json))
+
+
+@watchdog_app.command("pause")
+def watchdog_pause(db: DbOpt = None, config: ConfigOpt = None) -> None:
+    """Stop acting (maintenance) until 'lifelog watchdog resume'."""
+    from lifelog import watchdog as wd
+    from lifelog.db import open_db
+
+    settings = _settings(db, config)
+    wd.pause(open_db(settings.db_path, create=False))
+    typer.echo("watchdog paused; 'lifelog watchdog resume' to resume")
+
+
+@watchdog_app.command("resume")
+def watchdog_resume(db: DbOpt = None, config: ConfigOpt = None) -> None:
+    """Act again after 'lifelog watchdog pause'."""
+    from lifelog import watchdog as wd
+    from lifelog.db import open_db
+
+    settings = _settings(db, config)
+    wd.resume(open_db(settings.db_path, create=False))
+    typer.echo("watchdog resumed")
+
+
+@app.command()
+def status(db: DbOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """One verdict over everything: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+
+    Checks AW now (recorded like 'lifelog health'), then reads the rest from
+    the database. With no database it answers UNKNOWN and creates nothing."""
+    from lifelog import status as status_mod
+    from lifelog.db import DatabaseMissing, DatabaseUnusable, open_db
+
+    settings = _settings(db, config)
+    _quiet_logging()
+    try:
+        database = open_db(settings.db_path, create=False)
+    except (DatabaseMissing, DatabaseUnusable) as e:
+        report = status_mod.unknown(str(e), str(settings.db_path))
+    else:
+        report = status_mod.check_and_report(database, settings)
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        typer.echo(report.render())
+    raise typer.Exit(report.exit_code)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning known errors into one line and a code."""

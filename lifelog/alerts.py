@@ -1,0 +1,73 @@
+"""Never silent: run `alert_command` once per change of the overall status.
+
+Every command that computes the status (health, each watchdog pass, status)
+calls `notify_if_changed`. The change is a compare-and-swap on the meta key
+`status.level` inside one BEGIN IMMEDIATE transaction: of two processes that
+notice the same change, the first swaps and runs the command; the second
+finds the level already recorded and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+
+from lifelog.settings import Settings
+from lifelog.verdicts import Level
+
+log = logging.getLogger("lifelog.alerts")
+
+ALERT_TIMEOUT = 30.0  # seconds an alert command may take before it is killed
+
+
+def notify_if_changed(db, settings: Settings, report) -> bool:
+    """Record a new overall level and run the alert command; True if it changed.
+
+    The first level ever recorded is a baseline: it alerts only when it is
+    not OK (an install that starts broken is news; one that starts fine is not).
+    UNKNOWN reports (the database could not be read) are not recorded."""
+    from lifelog.db import get_meta, set_meta, transaction
+
+    if report.level is Level.UNKNOWN:
+        return False
+    with transaction(db):
+        previous_text = get_meta(db, "status.level")
+        if previous_text == report.level.name:
+            return False
+        previous = Level.parse(previous_text)
+        set_meta(db, "status.level", report.level.name)
+        set_meta(db, "status.since", report.at)
+        set_meta(db, "status.summary", report.summary)
+        set_meta(db, "status.previous", previous.name if previous is not None else "")
+    if previous is None and report.level is Level.OK:
+        return True
+    prev_name = previous.name if previous is not None else "UNKNOWN"
+    log.warning("status changed from %s: %s", prev_name, report.summary)
+    run_alert(db, settings, report.level.name, prev_name, report.summary)
+    return True
+
+
+def run_alert(db, settings: Settings, level: str, previous: str, summary: str) -> None:
+    """Run alert_command (no shell), bounded; its output goes to our stderr."""
+    from lifelog.db import set_meta
+    from lifelog.timeutil import now_iso
+
+    argv = settings.alert_command_argv
+    if not argv:
+        return
+    env = dict(os.environ, LIFELOG_STATUS=level, LIFELOG_PREVIOUS_STATUS=previous,
+               LIFELOG_SUMMARY=summary.splitlines()[0] if summary else "")
+    try:
+        # stdout goes to stderr: `--json` output on stdout must stay one document.
+        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=2, stderr=2,
+                              timeout=ALERT_TIMEOUT)
+        outcome = f"exit {proc.returncode}"
+    except subprocess.TimeoutExpired:
+        outcome = f"killed after {ALERT_TIMEOUT:g} s"
+    except OSError as e:
+        outcome = f"could not run {argv[0]!r}: {e.strerror or e}"
+    if outcome != "exit 0":
+        log.error("alert_command %s", outcome)
+    set_meta(db, "status.alerted_at", now_iso())
+    set_meta(db, "status.alert_result", outcome)

@@ -1,0 +1,119 @@
+"""The AW health job: one bounded check of the server, recorded.
+
+A check is GET /api/0/info then GET /api/0/buckets/ (SPEC section 4). The
+second call matters: an aw-server whose storage is broken (peewee 4 under
+aw-server 0.12.0) answers /info with 200 and every bucket call with 500.
+No answer at all is `unhealthy`; an answer that is not HTTP 200 with a JSON
+object (a 500, a Werkzeug HTML page, garbage) is `degraded`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from lifelog.settings import Settings
+from lifelog.verdicts import AWStatus
+
+log = logging.getLogger("lifelog.health")
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    status: AWStatus
+    checked_at: str
+    latency_ms: float
+    version: str = ""
+    error: str = ""
+    aw_url: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return self.status.exit_code
+
+    def to_json(self) -> dict:
+        return {
+            "status": str(self.status),
+            "checked_at": self.checked_at,
+            "aw_url": self.aw_url,
+            "version": self.version,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+            "exit_code": self.exit_code,
+        }
+
+    def line(self) -> str:
+        if self.status is AWStatus.HEALTHY:
+            return f"ActivityWatch server healthy (version {self.version or '?'}, {self.latency_ms:.0f} ms)"
+        return f"ActivityWatch server {self.status}: {self.error}"
+
+
+def check(settings: Settings) -> HealthResult:
+    """Probe AW now; never raises for anything AW does."""
+    from lifelog.aw import AWBadAnswer, AWClient, AWUnreachable
+    from lifelog.timeutil import now_iso
+
+    checked_at = now_iso()
+    began = time.monotonic()
+    version = ""
+    status, error = AWStatus.HEALTHY, ""
+    with AWClient(settings.aw_url, settings.aw_timeout_seconds) as client:
+        try:
+            info = client.info()
+            version = str(info.get("version") or "")
+            client.buckets()
+        except AWUnreachable as e:
+            status, error = AWStatus.UNHEALTHY, str(e)
+        except AWBadAnswer as e:
+            status, error = AWStatus.DEGRADED, str(e)
+        except Exception as e:  # an answer so odd requests chokes on it
+            status, error = AWStatus.DEGRADED, f"{type(e).__name__}: {e}"
+    latency_ms = round((time.monotonic() - began) * 1000.0, 1)
+    return HealthResult(status, checked_at, latency_ms, version, error, settings.aw_url)
+
+
+def record(db, result: HealthResult) -> int:
+    """The health_checks row and the aw.* keys, in one transaction.
+
+    Returns aw.consecutive_failures after this check."""
+    from lifelog.db import get_meta, set_meta, transaction
+
+    with transaction(db):
+        db.conn.execute(
+            "INSERT INTO health_checks (checked_at, aw_url, status, latency_ms, version, error)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (result.checked_at, result.aw_url, str(result.status), result.latency_ms,
+             result.version, result.error),
+        )
+        try:
+            failures = int(get_meta(db, "aw.consecutive_failures") or 0)
+        except ValueError:  # hand-edited garbage: start counting again
+            failures = 0
+        failures = 0 if result.status is AWStatus.HEALTHY else max(failures, 0) + 1
+        set_meta(db, "aw.status", str(result.status))
+        set_meta(db, "aw.checked_at", result.checked_at)
+        set_meta(db, "aw.latency_ms", result.latency_ms)
+        set_meta(db, "aw.error", result.error)
+        set_meta(db, "aw.consecutive_failures", failures)
+        if result.version:
+            set_meta(db, "aw.version", result.version)
+        if result.status is AWStatus.HEALTHY:
+            set_meta(db, "aw.last_healthy_at", result.checked_at)
+    return failures
+
+
+def run_check(db, settings: Settings) -> HealthResult:
+    """One check: probe, record, log its line, and alert if the overall status changed."""
+    result = check(settings)
+    record(db, result)
+    if result.status is AWStatus.HEALTHY:
+        log.info("%s", result.line())
+    elif result.status is AWStatus.DEGRADED:
+        log.warning("%s", result.line())
+    else:
+        log.error("%s", result.line())
+    from lifelog import alerts, status
+
+    alerts.notify_if_changed(db, settings, status.overall(db, settings))
+    return result

@@ -1,0 +1,310 @@
+"""The watcher as an OS process: is the recorded one alive and really ours,
+stop it, start a new one.
+
+A PID alone names nothing: after the watcher dies the kernel may hand its PID
+to any process. So the watcher records its start time and command line
+(`watcher.process_created`, `watcher.cmdline`), the watchdog records the same
+for a process it spawns (`watchdog.spawned_*`, covering the moment before the
+new watcher has registered itself), and a process is the watcher only when
+all three match. Nothing here signals a process that does not match.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from lifelog.errors import LifelogError
+from lifelog.settings import Settings
+
+log = logging.getLogger("lifelog.procs")
+
+# psutil's create_time is computed from boot time and start ticks; two reads
+# of one process agree exactly, a reused PID differs by far more than this.
+CREATED_TOLERANCE = 0.01
+# After SIGUSR1, how long to let faulthandler write the stack before SIGTERM.
+STACK_DUMP_PAUSE = 0.3
+# After SIGKILL: how long to wait for the kernel to take the process away.
+KILL_WAIT = 10.0
+
+
+class StopFailed(LifelogError):
+    """The recorded watcher is still alive after SIGKILL."""
+
+    exit_code = 1
+
+
+class StartFailed(LifelogError):
+    """A new watcher could not be started."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class LiveProc:
+    """What the OS says about one PID right now."""
+
+    pid: int
+    alive: bool  # exists and is not a zombie
+    created: float | None = None
+    cmdline: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class WatcherFacts:
+    """Which process, if any, is the watcher of this database."""
+
+    pid: int | None  # the matching process, or None
+    source: str  # "recorded" (watcher.pid), "spawned" (not yet registered) or ""
+    reason: str  # why no process matches, when pid is None
+    created: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        value = int(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+def live(pid: int) -> LiveProc:
+    """Facts about `pid` now; a zombie is not alive (and is reaped if ours)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                _reap(pid)
+                return LiveProc(pid, False)
+            created = proc.create_time()
+            cmdline = tuple(proc.cmdline())
+        return LiveProc(pid, True, created, cmdline)
+    except psutil.ZombieProcess:
+        _reap(pid)
+        return LiveProc(pid, False)
+    except psutil.NoSuchProcess:
+        return LiveProc(pid, False)
+    except psutil.AccessDenied:
+        # Someone else's process: alive, but it cannot be ours.
+        return LiveProc(pid, True, None, None)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        pass
+
+
+def identity_matches(recorded_created: str | None, recorded_cmdline: str | None, proc: LiveProc) -> bool:
+    """Pure: is the live process the one recorded (start time AND command line)?"""
+    if not proc.alive or proc.created is None or proc.cmdline is None:
+        return False
+    try:
+        created = float(str(recorded_created))
+        cmdline = json.loads(str(recorded_cmdline))
+    except (TypeError, ValueError):
+        return False
+    if not isinstance(cmdline, list) or not all(isinstance(a, str) for a in cmdline):
+        return False
+    return abs(created - proc.created) <= CREATED_TOLERANCE and tuple(cmdline) == proc.cmdline
+
+
+def which_watcher(meta: Mapping[str, str | None], recorded: LiveProc | None,
+                  spawned: LiveProc | None) -> WatcherFacts:
+    """Pure: given meta and the live facts of its two PIDs, which one is the watcher."""
+    pid = _int(meta.get("watcher.pid"))
+    if recorded is not None and pid == recorded.pid and identity_matches(
+        meta.get("watcher.process_created"), meta.get("watcher.cmdline"), recorded
+    ):
+        return WatcherFacts(pid, "recorded", "", recorded.created)
+    spawned_pid = _int(meta.get("watchdog.spawned_pid"))
+    if spawned is not None and spawned_pid == spawned.pid and spawned_pid != pid and identity_matches(
+        meta.get("watchdog.spawned_created"), meta.get("watchdog.spawned_cmdline"), spawned
+    ):
+        return WatcherFacts(spawned_pid, "spawned", "", spawned.created)
+    if pid is None:
+        reason = "no watcher recorded" if meta.get("watcher.pid") is None else "watcher.pid is malformed"
+    elif recorded is None or not recorded.alive:
+        reason = f"watcher pid {pid} is gone"
+    else:
+        reason = f"pid {pid} is another process (start time or command line differ)"
+    return WatcherFacts(None, "", reason)
+
+
+def read_meta(db, prefixes: tuple[str, ...] = ("watcher.", "watchdog.", "aw.", "status.")) -> dict[str, str | None]:
+    rows = db.conn.execute("SELECT key, value FROM meta").fetchall()
+    return {k: v for k, v in rows if k.startswith(prefixes)}
+
+
+def live_facts_for(meta: Mapping[str, str | None]) -> tuple[LiveProc | None, LiveProc | None]:
+    pid = _int(meta.get("watcher.pid"))
+    spawned_pid = _int(meta.get("watchdog.spawned_pid"))
+    recorded = live(pid) if pid else None
+    spawned = live(spawned_pid) if spawned_pid and spawned_pid != pid else None
+    return recorded, spawned
+
+
+def recorded_watcher(db, meta: Mapping[str, str | None] | None = None) -> WatcherFacts:
+    """Is the recorded watcher alive and really ours?"""
+    meta = read_meta(db) if meta is None else meta
+    return which_watcher(meta, *live_facts_for(meta))
+
+
+# -- stopping ------------------------------------------------------------------
+
+
+def _gone(pid: int) -> bool:
+    return not live(pid).alive
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if _gone(pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_watcher(db, settings: Settings, *, dump_stack: bool = False) -> bool:
+    """Stop the watcher of this database if (and only if) it is the recorded one.
+
+    SIGCONT (it may be stopped) and, for a hung one, SIGUSR1 so faulthandler
+    writes its Python stack to its log; then SIGTERM, and SIGKILL after
+    stop_grace_seconds. Returns when the process is gone: True if one was
+    stopped, False if there was nothing of ours to stop. Raises StopFailed if
+    it survives SIGKILL (e.g. stuck in uninterruptible I/O).
+    """
+    meta = read_meta(db)
+    facts = recorded_watcher(db, meta)
+    if not facts.running:
+        return False
+    pid = facts.pid
+    assert pid is not None
+    # Re-check right before signalling: the facts are milliseconds old, but
+    # this is the one place that must never hit a stranger.
+    again = live(pid)
+    if not again.alive or again.created is None or abs(again.created - (facts.created or 0)) > CREATED_TOLERANCE:
+        return False
+    _signal(pid, signal.SIGCONT)
+    if dump_stack and hasattr(signal, "SIGUSR1"):
+        log.info("asking watcher pid %d for its Python stack (SIGUSR1)", pid)
+        _signal(pid, signal.SIGUSR1)
+        time.sleep(STACK_DUMP_PAUSE)  # let faulthandler write before the process goes
+    _signal(pid, signal.SIGTERM)
+    if _wait_gone(pid, settings.stop_grace_seconds):
+        log.info("watcher pid %d stopped", pid)
+        return True
+    log.warning("watcher pid %d ignored SIGTERM for %g s; sending SIGKILL", pid, settings.stop_grace_seconds)
+    _signal(pid, signal.SIGKILL)
+    if _wait_gone(pid, KILL_WAIT):
+        return True
+    raise StopFailed(f"watcher pid {pid} is still alive {KILL_WAIT:g} s after SIGKILL")
+
+
+# -- starting ------------------------------------------------------------------
+
+# Run by a short-lived intermediate process: it starts the watcher in a new
+# session, prints its PID and exits, so the watcher is reparented away from
+# us. A long-running caller (the daemon) never accumulates zombies.
+_DETACH = (
+    "import subprocess, sys\n"
+    "log = open(sys.argv[1], 'ab')\n"
+    "p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, stderr=log,"
+    " start_new_session=True, close_fds=True)\n"
+    "print(p.pid, flush=True)\n"
+)
+
+
+def watcher_log_path(settings: Settings) -> Path:
+    from lifelog.settings import log_dir
+
+    return log_dir() / "watcher.log"
+
+
+def watcher_argv(settings: Settings) -> list[str]:
+    # Absolute paths: the watcher outlives us and must not depend on our cwd.
+    argv = [sys.executable, "-m", "lifelog", "watcher", "--db", os.path.abspath(settings.db_path)]
+    if settings.config_path is not None:
+        argv += ["--config", os.path.abspath(settings.config_path)]
+    return argv
+
+
+def start_watcher(settings: Settings) -> int:
+    """Start a watcher; returns the PID of what was started.
+
+    With `watcher_restart_command` set, runs it (no shell; bounded) and
+    returns the command's PID. Otherwise starts `lifelog watcher` detached,
+    its output appended to the log file, and returns the watcher's PID.
+    """
+    argv = settings.restart_command_argv
+    if argv:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+        except OSError as e:
+            raise StartFailed(f"watcher_restart_command {argv[0]!r} could not run: {e.strerror or e}") from None
+        try:
+            out, _ = proc.communicate(timeout=max(30.0, settings.stop_grace_seconds * 2))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise StartFailed(f"watcher_restart_command {argv[0]!r} did not finish in time") from None
+        if proc.returncode != 0:
+            tail = (out or "").strip().splitlines()[-1:] or [""]
+            raise StartFailed(f"watcher_restart_command exited {proc.returncode}: {tail[0][:200]}")
+        return proc.pid
+    log_path = watcher_log_path(settings)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _DETACH, str(log_path), *watcher_argv(settings)],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise StartFailed(f"could not start lifelog watcher: {e}") from None
+    try:
+        return int(out.stdout.strip())
+    except ValueError:
+        raise StartFailed(
+            f"could not start lifelog watcher: {(out.stderr or out.stdout).strip()[:200]}"
+        ) from None
+
+
+def record_spawned(db, pid: int) -> None:
+    """Record the identity of a watcher just started (by the watchdog, or by
+    the daemon at launch), so that until it registers itself it counts as the
+    watcher and is given its startup grace rather than a second start."""
+    from lifelog.db import set_meta, transaction
+    from lifelog.timeutil import now_iso
+
+    started = live(pid)
+    known = started.alive and started.created is not None and started.cmdline is not None
+    with transaction(db):
+        set_meta(db, "watchdog.last_start_at", now_iso())
+        set_meta(db, "watchdog.spawned_pid", pid)
+        set_meta(db, "watchdog.spawned_created", repr(started.created) if known else "")
+        set_meta(db, "watchdog.spawned_cmdline", json.dumps(list(started.cmdline or ())) if known else "")

@@ -1,0 +1,64 @@
+"""Named values the monitoring parts share: watchdog verdicts, AW health,
+status levels. No dependencies, so the cron path imports it for free.
+
+The verdicts' values are SPEC section 5's strings; they are stored in
+`watchdog.verdict` and `watchdog_log.verdict` as they are.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Verdict(enum.StrEnum):
+    OK = "ok"
+    RESTART_NOT_RUNNING = "restart:not_running"
+    RESTART_HEARTBEAT_STALE = "restart:heartbeat_stale"
+    RESTART_DATA_STALE = "restart:data_stale"
+    HOLD_AW_UNHEALTHY = "hold:aw_unhealthy"
+    HOLD_SOURCE_STALE = "hold:source_stale"
+    WAIT_STARTUP_GRACE = "wait:startup_grace"
+    WAIT_BACKOFF = "wait:backoff"
+    WAIT_RESUMED = "wait:resumed"
+    PAUSED = "paused"
+
+
+# Groups, so callers test membership rather than chains of ==.
+RESTART_VERDICTS = frozenset(
+    {Verdict.RESTART_NOT_RUNNING, Verdict.RESTART_HEARTBEAT_STALE, Verdict.RESTART_DATA_STALE}
+)
+# Restarts that stop a live (but failing) process first.
+STOP_FIRST_VERDICTS = frozenset({Verdict.RESTART_HEARTBEAT_STALE, Verdict.RESTART_DATA_STALE})
+HOLD_VERDICTS = frozenset({Verdict.HOLD_AW_UNHEALTHY, Verdict.HOLD_SOURCE_STALE})
+WAIT_VERDICTS = frozenset({Verdict.WAIT_STARTUP_GRACE, Verdict.WAIT_BACKOFF, Verdict.WAIT_RESUMED})
+
+
+class AWStatus(enum.StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+    @property
+    def exit_code(self) -> int:
+        return {"healthy": 0, "degraded": 1, "unhealthy": 2}[self.value]
+
+
+class Level(enum.IntEnum):
+    """Nagios levels; the int is the exit code of `lifelog status`."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Level | None":
+        try:
+            return cls[text] if text else None
+        except KeyError:
+            return None
+
+
+# Worst first, for combining component levels: CRITICAL beats UNKNOWN beats
+# WARNING beats OK (an unreadable part is worse than a known warning).
+SEVERITY = {Level.OK: 0, Level.WARNING: 1, Level.UNKNOWN: 2, Level.CRITICAL: 3}

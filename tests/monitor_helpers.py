@@ -1,0 +1,115 @@
+"""Helpers for the monitoring end-to-end tests: sub-second settings, bounded
+waits, meta reads, and a fixture that kills every process left on the test's
+database (watchers the watchdog started detached are not our children)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lifelog.db import get_meta, open_db
+
+FAST = {
+    "LIFELOG_POLL_INTERVAL_SECONDS": "0.2",
+    "LIFELOG_AW_TIMEOUT_SECONDS": "1",
+    "LIFELOG_HEARTBEAT_TIMEOUT_SECONDS": "1.5",
+    "LIFELOG_WATCHDOG_INTERVAL_SECONDS": "0.3",
+    "LIFELOG_STARTUP_GRACE_SECONDS": "1",
+    "LIFELOG_RESTART_BACKOFF_INITIAL_SECONDS": "0.2",
+    "LIFELOG_RESTART_BACKOFF_MAX_SECONDS": "1",
+    "LIFELOG_STOP_GRACE_SECONDS": "1",
+}
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def meta(db_path, key):
+    try:
+        db = open_db(db_path, create=False)
+        try:
+            return get_meta(db, key)
+        finally:
+            db.conn.close()
+    except Exception:
+        return None
+
+
+def processes_on(db_path: Path, role: str = "") -> list[psutil.Process]:
+    """Live (non-zombie) processes whose command line names this database."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            cmd = p.info["cmdline"] or []
+            if p.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if str(db_path) in cmd and (not role or role in cmd) and "-c" not in cmd[:2]:
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+def watchers_on(db_path: Path) -> list[psutil.Process]:
+    return processes_on(db_path, "watcher")
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def running_watcher(db_path) -> int | None:
+    """The registered watcher's PID once it has polled (state running), else None."""
+    pid = meta(db_path, "watcher.pid")
+    if pid and meta(db_path, "watcher.state") == "running" and alive(int(pid)):
+        return int(pid)
+    return None
+
+
+def log_rows(db_path, where="1=1"):
+    db = open_db(db_path, create=False)
+    try:
+        return [dict(r) for r in db.query(f"SELECT * FROM watchdog_log WHERE {where} ORDER BY id")]
+    finally:
+        db.conn.close()
+
+
+@pytest.fixture
+def monitor_env(monkeypatch, db_path, aw_server):
+    """Sub-second settings in the environment (inherited by every process a
+    test or the watchdog starts); afterwards, every process on the database killed."""
+    for k, v in FAST.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("LIFELOG_AW_URL", aw_server.url)
+    monkeypatch.setenv("LIFELOG_DB_PATH", str(db_path))
+    yield dict(os.environ)
+    leftovers = processes_on(db_path)
+    for p in leftovers:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(leftovers, timeout=10)
+
+
+def one_pass(lifelog, env=None, *args) -> dict:
+    r = lifelog("watchdog", "--once", "--json", *args, env=env)
+    assert r.code == 0, r.err
+    assert len(r.out.splitlines()) == 1, r.out
+    return json.loads(r.out)
