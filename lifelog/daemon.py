@@ -127,18 +127,35 @@ def build_scheduler(settings: Settings, jobs: dict[str, Job], stop: threading.Ev
     return scheduler
 
 
-def adopt_or_start_watcher(db, settings: Settings) -> str:
-    """At launch: keep a healthy running watcher, else start one (not a restart)."""
-    from lifelog import procs
+def _reconcile_due(db, settings: Settings) -> bool:
+    """`schedule` forgets across restarts; the last run's time in meta does not."""
+    from lifelog.db import get_meta
+    from lifelog.timeutil import try_parse_iso, utcnow
 
-    facts = procs.recorded_watcher(db)
-    if facts.alive and facts.ours:
-        if procs.heartbeat_fresh(db, settings):
+    last = try_parse_iso(get_meta(db, "reconcile.finished_at"))
+    return last is None or (utcnow() - last).total_seconds() >= settings.reconcile_interval_hours * 3600
+
+
+def adopt_or_start_watcher(db, settings: Settings) -> str:
+    """At launch: keep a heartbeating watcher that is ours, else start one.
+
+    This first start is not a restart: it is not counted, and it is recorded
+    with `record_spawned` so the watchdog gives it its startup grace instead
+    of starting a second one before it registers."""
+    from lifelog import clocks, procs, watchdog
+    from lifelog.timeutil import utcnow
+
+    meta = procs.read_meta(db)
+    facts = procs.recorded_watcher(db, meta)
+    if facts.running:
+        age, _ = watchdog.heartbeat_age(meta, facts, utcnow(), clocks.readings())
+        if age <= settings.heartbeat_timeout_seconds:
             log.info("adopting the running watcher (pid %s)", facts.pid)
             return f"adopted pid {facts.pid}"
-        log.warning("the running watcher (pid %s) is not heartbeating; replacing it", facts.pid)
+        log.warning("the running watcher (pid %s) has not heartbeaten for %.0f s; replacing it", facts.pid, age)
         procs.stop_watcher(db, settings)
     pid = procs.start_watcher(settings)
+    procs.record_spawned(db, pid)
     log.info("started the watcher (pid %s)", pid)
     return f"started pid {pid}"
 
@@ -166,6 +183,8 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
         # The health check runs once at start; the watchdog's first pass comes
         # after one interval, once the watcher has had time to start.
         jobs["health"].start(settings, stop)
+        if _reconcile_due(db, settings):
+            jobs["reconcile"].start(settings, stop)
         while not stop.is_set():
             scheduler.run_pending()
             idle = scheduler.idle_seconds
