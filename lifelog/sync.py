@@ -500,6 +500,35 @@ def gaps_left(db, server: str, bucket_ids: Sequence[str]) -> int:
 
 # -- the entry points -------------------------------------------------------------
 
+def parse_since(text: str | None) -> datetime | None:
+    """`--since`: a date (UTC midnight) or an ISO time; UsageError otherwise."""
+    from lifelog.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        return parse_iso(text)
+    except (ValueError, TypeError, OverflowError):
+        raise UsageError(
+            f"--since {text!r} is not a date; give e.g. 2026-11-01 or 2026-11-01T08:00:00Z"
+        ) from None
+
+
+def stop_on_signals():
+    """A threading.Event set by SIGTERM/SIGINT, so a long run stops between pages."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):  # only record it; the loop acts
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    return stop
+
+
 def _connect(db, client: AWClient, settings: Settings) -> tuple[Source, dict[str, dict], list[str]]:
     src = Source.connect(client)
     listing = client.buckets()
