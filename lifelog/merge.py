@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from lifelog.timeutil import UTC, parse_iso, to_iso
 
@@ -35,8 +35,7 @@ from lifelog.timeutil import UTC, parse_iso, to_iso
 EDGE_TOLERANCE = timedelta(milliseconds=1)
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """An AW event as stored: canonical ISO times, compact JSON data."""
 
     event_id: int
@@ -46,8 +45,7 @@ class Event:
     ended_at: str
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
+class Stored(NamedTuple):
     """The parts of an events row the decisions need."""
 
     event_id: int
@@ -58,12 +56,20 @@ class Stored:
     deleted: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Window:
     """The query window: None is an open side (no `start` / no `end` sent)."""
 
     start: datetime | None = None
     end: datetime | None = None
+    # The suspect zones' edges as stored text, computed once per window.
+    start_edge: str | None = field(init=False, repr=False, compare=False)
+    end_edge: str | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start_edge",
+                           None if self.start is None else to_iso(self.start + EDGE_TOLERANCE))
+        object.__setattr__(self, "end_edge", None if self.end is None else to_iso(self.end - EDGE_TOLERANCE))
 
 
 OPEN = Window()
@@ -86,18 +92,32 @@ def canonical_ts(text: str) -> str:
     return to_iso(parse_iso(text))
 
 
+# Key order kept as AW sent it (faithful); ensure_ascii=False keeps text
+# readable in sqlite3. json.dumps with separators builds a new encoder per
+# call, which costs more than encoding a small `data`: build the C one once.
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+try:
+    from json.encoder import c_make_encoder, encode_basestring
+
+    # markers=None: no cycle check; the input came out of json.loads.
+    _c_encode = c_make_encoder(None, _encoder.default, encode_basestring, None, ":", ",", False, False, True)
+except (ImportError, TypeError):  # no C accelerator: the slow, equal path
+    _c_encode = None
+
+
 def compact_json(value: Any) -> str:
-    # Key order kept as AW sent it (faithful); ensure_ascii=False keeps text readable in sqlite3.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if _c_encode is None or isinstance(value, str):
+        return _encoder.encode(value)
+    return "".join(_c_encode(value, 0))
 
 
 def normalise(raw: Mapping[str, Any]) -> Event:
     """An AW wire event (python's `+00:00` or rust's `Z`/nanoseconds) as stored."""
     ts = canonical_ts(raw["timestamp"])
     duration = float(raw["duration"])
-    start = datetime.fromisoformat(ts)
     try:
-        ended = to_iso(start + timedelta(seconds=duration))
+        # ts is canonical (UTC, +00:00), so isoformat gives the stored form directly.
+        ended = (datetime.fromisoformat(ts) + timedelta(seconds=duration)).isoformat(timespec="microseconds")
     except OverflowError:  # an absurd duration: AW accepts anything (AW-FACTS pitfall 15)
         ended = ts
     data = raw.get("data")
@@ -109,16 +129,18 @@ def same_data(a: str, b: str) -> bool:
 
 
 def clipped_at_start(e: Event | Stored, window: Window) -> bool:
-    return window.start is not None and datetime.fromisoformat(e.timestamp) <= window.start + EDGE_TOLERANCE
+    return window.start_edge is not None and e.timestamp <= window.start_edge
 
 
 def clipped_at_end(e: Event | Stored, window: Window) -> bool:
-    return window.end is not None and datetime.fromisoformat(e.ended_at) >= window.end - EDGE_TOLERANCE
+    return window.end_edge is not None and e.ended_at >= window.end_edge
 
 
 def suspect(e: Event, window: Window) -> bool:
     """Might be a clipped copy rather than the event itself."""
-    return clipped_at_start(e, window) or clipped_at_end(e, window)
+    # Stored ISO text sorts as time, so the edges compare as text (fast on a page).
+    return (window.start_edge is not None and e.timestamp <= window.start_edge) or (
+        window.end_edge is not None and e.ended_at >= window.end_edge)
 
 
 def covers(s: Stored, e: Event, window: Window) -> bool:

@@ -266,8 +266,10 @@ def store_answer(
     fetched_at = fetched_at or now_iso()
     events = [merge.normalise(r) for r in raw_events]
     ids = [e.event_id for e in events]
-    first = merge.plan(load_stored(db, src.server, bucket_id, ids), events, window,
-                       trust_covering=trust_covering)
+    # Only suspects can need a fetch by id; a page has a handful at its edges.
+    suspects = [e for e in events if merge.suspect(e, window)]
+    first = merge.plan(load_stored(db, src.server, bucket_id, [e.event_id for e in suspects]), suspects,
+                       window, trust_covering=trust_covering)
     whole: list[Event] = []
     gone: list[int] = []
     for event_id in first.fetch_ids:
