@@ -213,7 +213,9 @@ def _apply(db, server: str, bucket_id: str, p: Plan, now: str) -> Counts:
              for e in p.replaces],
         )
     written = p.inserts + p.updates + p.replaces
-    if written:
+    if p.replaces:  # the replaced version may have ended later: recompute, rare
+        recompute_newest_end(db, server, bucket_id)
+    elif written:
         _ensure_state(db, server, bucket_id)
         newest = max(e.ended_at for e in written)
         conn.execute(
