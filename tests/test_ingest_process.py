@@ -156,3 +156,21 @@ def test_a_write_lock_held_for_3_s_makes_the_watcher_wait_not_crash(aw_server, d
     assert p.poll() is None
     assert meta(db_path, "watcher.pid") == str(p.pid)
     wait_for(lambda: meta(db_path, "watcher.last_error") == "", what="no error left")
+
+
+def test_backfill_beside_a_running_watcher_doubles_nothing(aw_server, db_path, procs, lifelog):
+    bucket = new_bucket(aw_server, "beside")
+    t0 = now() - timedelta(days=1)
+    for k in range(0, 12000, 4000):
+        aw_server.insert(bucket, [{"timestamp": (t0 + timedelta(seconds=i)).isoformat(), "duration": 0.5,
+                                   "data": {"i": i}} for i in range(k, k + 4000)])
+    p = watcher(procs, db_path, aw_server, bucket)
+    r = lifelog("backfill", "--db", str(db_path), env=dict(os.environ, LIFELOG_AW_URL=aw_server.url,
+                                                             LIFELOG_BUCKETS=bucket))
+    assert r.code == 0, r.err
+    expected = truth(aw_server, bucket)
+    wait_for(lambda: stored(db_path, bucket) == expected, timeout=60, what="both done")
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT count(*) FROM events WHERE bucket_id = ?", (bucket,)).fetchone()[0] == 12000
+    conn.close()
+    assert p.poll() is None
