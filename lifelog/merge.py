@@ -120,8 +120,7 @@ def normalise(raw: Mapping[str, Any]) -> Event:
         ended = (datetime.fromisoformat(ts) + timedelta(seconds=duration)).isoformat(timespec="microseconds")
     except OverflowError:  # an absurd duration: AW accepts anything (AW-FACTS pitfall 15)
         ended = ts
-    data = raw.get("data")
-    return Event(int(raw["id"]), ts, duration, compact_json({} if data is None else data), ended)
+    return Event(int(raw["id"]), ts, duration, compact_json(raw.get("data", {})), ended)
 
 
 def same_data(a: str, b: str) -> bool:

@@ -470,8 +470,12 @@ def fill_gap(
                 on_page(gap.bucket_id, counts, oldest)
             hi, limit = next_hi, next_limit
     finally:
-        if pending is not None:
-            pending.cancel()
+        # A page still in flight is abandoned, not awaited (a stop must be
+        # quick); its session closes when that bounded request ends.
+        if pending is not None and not pending.cancel():
+            pending.add_done_callback(lambda _: prefetch.close())
+        else:
+            prefetch.close()
         pool.shutdown(wait=False, cancel_futures=True)
     return done, total
 
