@@ -55,12 +55,15 @@ def now():
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def test_it_ingests_a_bucket_and_records_progress(aw_server, bucket, env):
+def test_it_ingests_the_chosen_buckets_only_and_records_progress(aw_server, bucket, env):
     db, client, settings = env
     t0 = now() - timedelta(hours=1)
     aw_server.insert(bucket, [ev(t0 + timedelta(minutes=i), 30, app=f"a{i}") for i in range(10)])
+    aw_server.create_bucket(bucket + "-not-chosen")
+    aw_server.insert(bucket + "-not-chosen", [ev(t0, 1)])
     result = sync.poll(db, client, settings)
     assert rows(db, bucket) == truth(aw_server, bucket)
+    assert [r[0] for r in db.conn.execute("SELECT DISTINCT bucket_id FROM events")] == [bucket]
     assert result.last_event_ts == to_iso(t0 + timedelta(minutes=9, seconds=30))
     server = aw_server.device_id()
     assert db.conn.execute("SELECT head_ts FROM sync_state WHERE server = ? AND bucket_id = ?",
@@ -192,3 +195,36 @@ def test_reconcile_resolves_events_crossing_midnight_by_id(aw_server, bucket, en
     (ts, dur, _), = rows(db, bucket).values()
     assert (ts, dur) == (to_iso(midnight - timedelta(minutes=10)), 1200.0)
     assert report.totals.inserted == 1
+
+
+def test_the_heartbeat_cache_rewrite_keeps_the_overwritten_event(aw_server, bucket, env):
+    """aw-server-python's heartbeat cache rewrites the newest row (AW-FACTS §6.7)."""
+    db, client, settings = env
+    t0 = now() - timedelta(minutes=3)
+    aw_server.heartbeat(bucket, ev(t0, 5, app="a"), pulsetime=1)
+    aw_server.heartbeat(bucket, ev(t0 + timedelta(seconds=10), 5, app="b"), pulsetime=1)
+    sync.poll(db, client, settings)
+    b_id = max(rows(db, bucket))
+    aw_server.heartbeat(bucket, ev(t0 - timedelta(seconds=100), 0, app="c"), pulsetime=10)
+    aw_server.heartbeat(bucket, ev(t0 - timedelta(seconds=95), 0, app="c"), pulsetime=10)
+    rewritten = truth(aw_server, bucket)[b_id]
+    assert rewritten[2] == {"app": "c"}  # the server bug, as documented
+    sync.poll(db, client, settings)
+    assert rows(db, bucket) == truth(aw_server, bucket)
+    kept = db.conn.execute("SELECT timestamp, data FROM events_replaced WHERE bucket_id = ? AND event_id = ?",
+                           (bucket, b_id)).fetchall()
+    assert kept == [(to_iso(t0 + timedelta(seconds=10)), '{"app":"b"}')]
+
+
+def test_events_longer_than_24_h_are_stored_whole_by_polls_and_reconcile(aw_server, bucket, env):
+    db, client, settings = env
+    t0 = now() - timedelta(hours=40)
+    aw_server.insert(bucket, [ev(t0, 30 * 3600, app="long")])
+    sync.poll(db, client, settings)
+    aw_server.insert(bucket, [ev(now() - timedelta(minutes=2), 60, app="new")])
+    sync.poll(db, client, settings)
+    # Back-dated and longer than a day: invisible to any window starting a day after it.
+    aw_server.insert(bucket, [ev(t0 - timedelta(days=2), 26 * 3600, app="late-long")])
+    report = sync.reconcile(db, client, settings, since=t0 - timedelta(days=3))
+    assert rows(db, bucket) == truth(aw_server, bucket)
+    assert report.totals.inserted == 1 and report.totals.marked_deleted == 0
