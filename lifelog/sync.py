@@ -383,10 +383,14 @@ def poll_bucket(db, src: Source, bucket_id: str, bucket: dict[str, Any], state: 
             (new_head, hint, fetched_at, src.server, bucket_id),
         )
         if gap_hi is not None:
+            # A watcher and a backfill meeting a new bucket together would
+            # both leave this gap: one that already spans it is enough.
+            lo = None if window.start is None else to_iso(window.start)
             db.conn.execute(
-                "INSERT INTO sync_gaps (server, bucket_id, lo, hi, created_at) VALUES (?, ?, ?, ?, ?)",
-                (src.server, bucket_id, None if window.start is None else to_iso(window.start), gap_hi,
-                 fetched_at),
+                "INSERT INTO sync_gaps (server, bucket_id, lo, hi, created_at) SELECT ?1, ?2, ?3, ?4, ?5 "
+                "WHERE NOT EXISTS (SELECT 1 FROM sync_gaps WHERE server = ?1 AND bucket_id = ?2 "
+                "AND (lo IS NULL OR (?3 IS NOT NULL AND lo <= ?3)) AND hi >= ?4)",
+                (src.server, bucket_id, lo, gap_hi, fetched_at),
             )
 
     return store_answer(db, src, bucket_id, raw, window, fetched_at=fetched_at, then=progress)
