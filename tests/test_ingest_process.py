@@ -87,21 +87,27 @@ def test_sigkill_at_random_moments_during_a_20000_event_ingest_loses_and_doubles
     t0 = now() - timedelta(hours=8)
     events = [{"timestamp": (t0 + timedelta(seconds=i)).isoformat(), "duration": 0.9 if i % 7 else 3.5,
                "data": {"app": f"a{i % 13}", "title": f"t{i}"}} for i in range(20000)]
-    batches = [events[i:i + 2500] for i in range(0, len(events), 2500)]
-    kills = 0
-    while batches or kills < 6:
-        if batches:
-            aw_server.insert(bucket, batches.pop(0))
+    # A big history first, then new events keep arriving between the lives.
+    for k in range(0, 19000, 4750):
+        aw_server.insert(bucket, events[k:k + 4750])
+    arriving = [events[k:k + 100] for k in range(19000, 20000, 100)]
+    lives, mid_ingest = 0, 0
+    while lives < 14 and (arriving or mid_ingest < 3):
+        if arriving:
+            aw_server.insert(bucket, arriving.pop(0))
         p = watcher(procs, db_path, aw_server, bucket)
-        time.sleep(rng.uniform(0.3, 1.6))  # a random moment to kill, not synchronisation
-        if kills % 3 == 2:
+        time.sleep(rng.uniform(0.3, 1.3))  # a random moment to kill, not synchronisation
+        if lives % 3 == 2:
             # SIGTERM mid-ingest: the current page is finished or abandoned, exit 0 at once.
             p.send_signal(signal.SIGTERM)
             assert p.wait(5) == 0, f"seed {seed}"
         else:
             p.kill()
             p.wait(10)
-        kills += 1
+        lives += 1
+        held = len(stored(db_path, bucket))
+        mid_ingest += 0 < held < len(aw_server.events(bucket))
+    assert mid_ingest >= 3, f"only {mid_ingest} kills landed mid-ingest (seed {seed})"
     p = watcher(procs, db_path, aw_server, bucket)
     expected = truth(aw_server, bucket)
     assert len(expected) == 20000
