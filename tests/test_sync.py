@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
