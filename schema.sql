@@ -37,8 +37,20 @@ CREATE TABLE IF NOT EXISTS buckets (
     PRIMARY KEY (server, bucket_id)
 );
 
--- One row per AW event. AW's ids are unique only within one AW database and
--- restart when AW is reinstalled, hence the server column in the key.
+-- One row per AW event, as AW holds it now: never a copy clipped by a query
+-- window. AW's ids are unique only within one AW database and restart when AW
+-- is reinstalled, hence the server column (AW's device_id) in the key.
+--   * A heartbeat grows the newest event in place (same id, same timestamp,
+--     longer duration): the row is updated in place.
+--   * The same id arriving with another timestamp or other data is another
+--     event (aw-server-python reuses the highest id after a delete; its
+--     heartbeat cache can rewrite a row; a POST with an id overwrites): the
+--     old row is first copied to events_replaced, then this row takes the
+--     new content. Nothing ingested is ever lost.
+--   * An event AW no longer has is never deleted here: reconciliation sets
+--     deleted_in_aw_at. Leave such rows out with `WHERE deleted_in_aw_at IS NULL`.
+-- `data` is AW's JSON as compact text, keys in the order AW sent them;
+-- comparisons ignore key order.
 CREATE TABLE IF NOT EXISTS events (
     server           TEXT NOT NULL,
     bucket_id        TEXT NOT NULL,
@@ -55,6 +67,49 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_time ON events (timestamp);
 CREATE INDEX IF NOT EXISTS events_by_bucket_time ON events (server, bucket_id, timestamp);
 CREATE INDEX IF NOT EXISTS events_by_end ON events (ended_at);
+
+-- Earlier versions of an events row whose id AW gave to another event (or
+-- whose timestamp or data AW rewrote). One row per version replaced.
+CREATE TABLE IF NOT EXISTS events_replaced (
+    server           TEXT NOT NULL,
+    bucket_id        TEXT NOT NULL,
+    event_id         INTEGER NOT NULL,
+    timestamp        TEXT NOT NULL,
+    duration         REAL NOT NULL,
+    data             TEXT NOT NULL,
+    ended_at         TEXT NOT NULL,
+    ingested_at      TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    deleted_in_aw_at TEXT,
+    replaced_at      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_replaced_by_key ON events_replaced (server, bucket_id, event_id);
+
+-- Ingestion progress per bucket, so any process (watcher, backfill,
+-- reconcile), killed at any moment, carries on where the last one committed.
+CREATE TABLE IF NOT EXISTS sync_state (
+    server        TEXT NOT NULL,
+    bucket_id     TEXT NOT NULL,
+    head_ts       TEXT,  -- start of the newest event stored; polls ask AW from head_ts - lookback
+    hint          TEXT,  -- AW's last_updated (or metadata.end) at the latest good poll
+    newest_end    TEXT,  -- max ended_at of the bucket's rows (watcher.last_event_ts without a scan)
+    polled_at     TEXT,
+    reconciled_at TEXT,
+    PRIMARY KEY (server, bucket_id)
+);
+
+-- History still to fetch: AW has no cursor, so a range is fetched newest
+-- first in pages (`end=hi`, no `start`: no start clipping, no 24 h cut), and
+-- each committed page moves `hi` down. The row goes when the range is done.
+CREATE TABLE IF NOT EXISTS sync_gaps (
+    id         INTEGER PRIMARY KEY,
+    server     TEXT NOT NULL,
+    bucket_id  TEXT NOT NULL,
+    lo         TEXT,          -- fetch down to here; NULL: the bucket's beginning
+    hi         TEXT NOT NULL, -- the `end` of the next page (inclusive)
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sync_gaps_by_bucket ON sync_gaps (server, bucket_id);
 
 -- One row per AW health check (`lifelog health`, or the daemon's schedule).
 CREATE TABLE IF NOT EXISTS health_checks (
@@ -85,4 +140,4 @@ CREATE TABLE IF NOT EXISTS watchdog_log (
 );
 CREATE INDEX IF NOT EXISTS watchdog_log_by_time ON watchdog_log (at);
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

@@ -116,6 +116,28 @@ class AWClient:
             params["end"] = to_aw_param(end)
         return self.get_json(f"/api/0/buckets/{quote(bucket_id, safe='')}/events", params, expect=list)
 
+    def event(self, bucket_id: str, event_id: int, *, missing_on_500: bool = False) -> dict[str, Any] | None:
+        """One event, never clipped; None when AW no longer has it.
+
+        aw-server-python answers 404 for a missing id; aw-server-rust answers
+        500 (its lookup error is mapped to InternalError), so a caller talking
+        to rust passes missing_on_500.
+        """
+        path = f"/api/0/buckets/{quote(bucket_id, safe='')}/events/{int(event_id)}"
+        resp = self.get_raw(path)
+        if resp.status_code == 404 or (missing_on_500 and resp.status_code == 500):
+            return None
+        body = decode(resp, path, object)
+        if body is None:
+            return None
+        if not isinstance(body, dict):
+            raise AWBadAnswer(f"{path} answered JSON {type(body).__name__}, expected dict", resp.status_code)
+        return body
+
+    def clone(self) -> "AWClient":
+        """A client of its own (requests sessions are not shared across threads)."""
+        return AWClient(self.url, self.timeout)
+
     def count(self, bucket_id: str, *, start: datetime | None = None, end: datetime | None = None) -> int:
         params: dict[str, Any] = {}
         if start is not None:

@@ -257,6 +257,106 @@ def status(db: DbOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False)
     raise typer.Exit(report.exit_code)
 
 
+SinceOpt = Annotated[
+    Optional[str],
+    typer.Option("--since", metavar="DATE", help="From this UTC date or ISO time (e.g. 2026-11-01).",
+                 show_default=False),
+]
+AwUrlOpt = Annotated[Optional[str], typer.Option("--aw-url", help="ActivityWatch server URL.")]
+
+
+def _ingest_setup(db, config, aw_url, since):
+    """Parse everything before opening the database: bad input writes nothing."""
+    from lifelog.aw import AWClient
+    from lifelog.db import open_db
+    from lifelog.sync import parse_since
+
+    when = parse_since(since)
+    settings = _settings(db, config, aw_url=aw_url)
+    return open_db(settings.db_path), AWClient(settings.aw_url, settings.aw_timeout_seconds), settings, when
+
+
+def _aw_error(e) -> LifelogError:
+    err = LifelogError(f"ActivityWatch: {e}; progress so far is kept, run the command again to resume")
+    err.exit_code = 1
+    return err
+
+
+@app.command()
+def backfill(db: DbOpt = None, config: ConfigOpt = None, aw_url: AwUrlOpt = None, since: SinceOpt = None) -> None:
+    """Fetch AW's history into the database in pages; resumable, safe beside the watcher."""
+    from lifelog import sync
+    from lifelog.aw import AWError
+
+    database, client, settings, when = _ingest_setup(db, config, aw_url, since)
+    stop = sync.stop_on_signals()
+    progress = _Progress()
+    try:
+        report = sync.backfill(database, client, settings, since=when, should_stop=stop.is_set,
+                               on_page=progress.page, on_start=progress.start)
+    except AWError as e:
+        raise _aw_error(e) from None
+    finally:
+        progress.close()
+    c = report.counts
+    state = "complete" if report.complete else "interrupted; run it again to resume"
+    typer.echo(f"backfill {state}: {len(report.buckets)} buckets, {c.fetched} events fetched, "
+               f"{c.inserted} inserted, {c.updated} updated, {c.replaced} replaced")
+
+
+class _Progress:
+    """A progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.bar = None
+        self.done = 0
+
+    def start(self, totals: dict[str, int]) -> None:
+        total = sum(totals.values())
+        if self.tty:
+            self.bar = typer.progressbar(length=max(total, 1), label="backfill", file=sys.stderr)
+            self.bar.__enter__()
+        else:
+            typer.echo(f"backfill: about {total} events in {len(totals)} buckets")
+
+    def page(self, bucket_id: str, counts, reached: str | None) -> None:
+        self.done += counts.fetched
+        if self.bar is not None:
+            self.bar.update(counts.fetched)
+        else:
+            typer.echo(f"{bucket_id}: {counts.fetched} events fetched, {counts.inserted} new"
+                       + (f", back to {reached}" if reached else ""))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@app.command()
+def reconcile(db: DbOpt = None, config: ConfigOpt = None, aw_url: AwUrlOpt = None, since: SinceOpt = None) -> None:
+    """Compare LifeLog with AW per bucket and day; fetch what differs, mark what AW lost."""
+    from lifelog import sync
+    from lifelog.aw import AWError
+
+    database, client, settings, when = _ingest_setup(db, config, aw_url, since)
+    stop = sync.stop_on_signals()
+    try:
+        report = sync.reconcile(database, client, settings, since=when, should_stop=stop.is_set)
+    except AWError as e:
+        raise _aw_error(e) from None
+    for b in report.buckets:
+        c = b.counts
+        typer.echo(f"{b.bucket_id}: {b.days_checked} days checked, {b.days_differing} differed; "
+                   f"{c.inserted} inserted, {c.updated} updated, {c.replaced} replaced, "
+                   f"{c.marked_deleted} marked deleted in AW")
+    t = report.totals
+    typer.echo(f"reconcile: {len(report.buckets)} buckets, {report.days_differing} days differed; "
+               f"{t.inserted} inserted, {t.updated} updated, {t.replaced} replaced, "
+               f"{t.marked_deleted} marked deleted in AW")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning known errors into one line and a code."""
     try:

@@ -24,7 +24,7 @@ from lifelog.timeutil import now_iso
 if TYPE_CHECKING:
     import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # A user holding the write lock in a sqlite3 shell for a few seconds must make
 # writers wait, not fail; a lock held longer than this is reported, not waited
 # out for ever.

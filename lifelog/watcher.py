@@ -4,7 +4,8 @@ One per database (a file lock enforces it). After every poll, good or bad, it
 writes `watcher.heartbeat_at`, so the watchdog can tell a live watcher whose
 AW is down from a hung or dead one. Signal handlers only record the signal;
 the loop notices it between polls (and between pages inside a long poll) and
-stops cleanly with `watcher.state = stopped`.
+stops cleanly with `watcher.state = stopped`: every page is committed with
+its progress, so whatever was not committed is simply fetched again.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class PollOutcome:
     ok: bool
     error: str = ""
     last_event_ts: str | None = None  # end of the newest stored event, if known
+    catching_up: bool = False  # history left to fetch: poll again without waiting
 
 
 def process_identity(pid: int | None = None) -> dict[str, str]:
@@ -97,7 +99,8 @@ def poll_once(db, client: AWClient, settings: Settings, stop: threading.Event) -
     except Exception as e:  # a bug must not kill ingestion; the log has the trace
         log.exception("poll failed")
         return PollOutcome(ok=False, error=f"{type(e).__name__}: {e}")
-    return PollOutcome(ok=True, last_event_ts=result.last_event_ts)
+    return PollOutcome(ok=True, last_event_ts=result.last_event_ts,
+                       catching_up=getattr(result, "gaps_left", 0) > 0)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -139,7 +142,10 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
                 record_poll(db, outcome)
             except sqlite3.OperationalError as e:
                 log.warning("could not write the heartbeat: %s", e)
-            stop.wait(max(0.0, settings.poll_interval_seconds - (time.monotonic() - began)))
+            # Each poll spends a bounded time on history (sync.GAP_BUDGET_SECONDS),
+            # so a big first ingest is many short polls, each with its heartbeat.
+            if not outcome.catching_up:
+                stop.wait(max(0.0, settings.poll_interval_seconds - (time.monotonic() - began)))
     finally:
         try:
             set_meta(db, "watcher.state", WatcherState.STOPPED)
