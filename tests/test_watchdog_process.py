@@ -88,7 +88,8 @@ def test_a_hung_watcher_is_replaced_within_the_heartbeat_timeout_plus_one_interv
         acted_at = time.mktime(time.strptime(row["at"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
         acted_at += float("0." + row["at"][20:26])
         budget = float(FAST["LIFELOG_HEARTBEAT_TIMEOUT_SECONDS"]) + float(FAST["LIFELOG_WATCHDOG_INTERVAL_SECONDS"])
-        assert acted_at - hung_at <= budget + 0.5, (acted_at - hung_at, row)
+        # Slack for the pass itself (a process start, an HTTP call) on a loaded 2-core machine.
+        assert acted_at - hung_at <= budget + 1.5, (acted_at - hung_at, row)
         assert row["old_pid"] == old and row["old_uptime_seconds"] > 0
         assert row["action"].startswith(f"stopped pid {old}; started lifelog watcher (pid {new})")
         # Asked for its stack before it was stopped (SIGUSR1 -> faulthandler).
@@ -184,17 +185,21 @@ def test_a_zombie_is_not_running(tmp_path):
 
 def test_aw_down_is_a_hold_not_a_restart_storm_and_aw_newer_means_a_data_restart(lifelog, db_path, monitor_env,
                                                                                    fresh_aw):
-    env = dict(monitor_env, LIFELOG_AW_URL=fresh_aw.url)
+    # Data is stale 1.2 s after LifeLog's newest event ends.
+    env = dict(monitor_env, LIFELOG_AW_URL=fresh_aw.url, LIFELOG_WATCHER_TIMESTAMP_THRESHOLD_MINUTES="0.02")
     fresh_aw.create_bucket("hold-window_host")
     fresh_aw.insert("hold-window_host", [{"timestamp": now_iso(), "duration": 1.0, "data": {"app": "x"}}])
-    one_pass(lifelog, env)
-    pid = wait_for(lambda: running_watcher(db_path), what="the watcher running")
-    db = open_db(db_path)
-    # LifeLog's newest event is an hour old (the stub watcher stores none: seed it).
-    set_meta(db, "watcher.last_event_ts", "2000-01-01T00:00:00.000000+00:00")
+    # A watcher that heartbeats but ingests nothing (it follows no bucket):
+    # stuck ingestion, as the watchdog must see it.
+    stuck = subprocess.Popen([sys.executable, "-m", "lifelog", "watcher", "--db", str(db_path)],
+                             env=dict(env, LIFELOG_BUCKETS="nothing-matches-*"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = wait_for(lambda: running_watcher(db_path), what="the stuck watcher running")
+    assert pid == stuck.pid
     wait_for(lambda: one_pass(lifelog, env)["verdict"] == "restart:data_stale", what="a data restart")
-    pid = wait_for(lambda: (p := running_watcher(db_path)) != pid and p, what="the restarted watcher")
-    set_meta(db, "watcher.last_event_ts", "2000-01-01T00:00:00.000000+00:00")
+    assert stuck.wait(10) == 0  # stopped by the watchdog with SIGTERM
+    pid = wait_for(lambda: (p := running_watcher(db_path)) != stuck.pid and p, what="the restarted watcher")
+    wait_for(lambda: meta(db_path, "watcher.last_event_ts"), what="the new watcher to ingest")
     fresh_aw.stop()
     count = meta(db_path, "watchdog.restart_count")
     wait_for(lambda: one_pass(lifelog, env)["verdict"] != "wait:startup_grace", what="the grace over")
