@@ -85,12 +85,17 @@ def meta_show(
         typer.echo("(no meta keys" + (f" starting with {', '.join(prefixes)})" if prefixes else ")"))
         return
     table = [("KEY", "VALUE", "UPDATED_AT", "AGE")] + [
-        (r["key"], r["value"] if r["value"] is not None else "", r["updated_at"], format_age(r["age_seconds"]))
-        for r in rows
+        (r["key"], _clip(r["value"] or ""), r["updated_at"], format_age(r["age_seconds"])) for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         typer.echo("  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)))
+
+
+def _clip(value: str, width: int = 60) -> str:
+    """One screen wide: long values (command lines) are cut; --json and get give them whole."""
+    value = value.replace("\n", " ")
+    return value if len(value) <= width else value[: width - 1] + "…"
 
 
 @meta_app.command("get")

@@ -126,6 +126,7 @@ def main() -> int:
             say(f"no ActivityWatch server at {aw_url}: starting one in {home}")
             aw_proc, aw_url = start_aw(home)
             started.append(aw_proc)
+            print(f"ActivityWatch (testing mode) answers at {aw_url} (pid {aw_proc.pid})")
             env["LIFELOG_DB_PATH"] = str(home / "lifelog.db")
             port = int(aw_url.rsplit(":", 1)[1])
             threading.Thread(target=feed, args=(home, port, stop), daemon=True).start()

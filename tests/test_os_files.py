@@ -98,3 +98,25 @@ def test_the_windows_script_registers_the_watchdog_and_the_aw_check():
 def test_the_install_script_refuses_an_unknown_kind():
     r = subprocess.run([str(REPO / "scripts" / "install-os-files"), "bogus"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_the_aw_health_unit_restarts_aw_only_after_three_failed_checks(units, tmp_path, db_path):
+    """Run the unit's own command line, as systemd would, against a dead AW."""
+    from awserver import free_port
+
+    [exec_start] = unit_value(units / "aw-server-health.service", "ExecStart")
+    assert exec_start.startswith("/bin/sh -c '") and exec_start.endswith("'")
+    script = exec_start[len("/bin/sh -c '"):-1].replace("$$", "$")  # systemd's escaping of $
+    fakebin = tmp_path / "bin"
+    fakebin.mkdir()
+    calls = tmp_path / "systemctl-calls"
+    (fakebin / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (fakebin / "systemctl").chmod(0o755)
+    env = dict(os.environ, PATH=f"{fakebin}:{os.environ['PATH']}", LIFELOG_DB_PATH=str(db_path),
+               LIFELOG_AW_URL=f"http://127.0.0.1:{free_port()}", LIFELOG_AW_TIMEOUT_SECONDS="1")
+    seen = []
+    for _ in range(4):
+        subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, timeout=60)
+        seen.append(calls.read_text().count("restart aw-server.service") if calls.exists() else 0)
+    assert seen == [0, 0, 1, 2]
+    assert calls.read_text().splitlines()[0] == "--user restart aw-server.service"
