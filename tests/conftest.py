@@ -14,6 +14,9 @@ from awserver import AWServer
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Fixtures shared by the monitoring, daemon and chaos tests (monitor_env).
+pytest_plugins = ["monitor_helpers"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):

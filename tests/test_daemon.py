@@ -12,53 +12,16 @@ import time
 import psutil
 import pytest
 
-from lifelog.db import get_meta, open_db
 from lifelog.timeutil import parse_iso
+from monitor_helpers import FAST as MONITOR_FAST
+from monitor_helpers import meta, processes_on, wait_for
 
-FAST = {
-    "LIFELOG_POLL_INTERVAL_SECONDS": "0.2",
-    "LIFELOG_AW_TIMEOUT_SECONDS": "2",
-    "LIFELOG_WATCHDOG_INTERVAL_SECONDS": "0.3",
-    "LIFELOG_HEARTBEAT_TIMEOUT_SECONDS": "2",
-    "LIFELOG_STARTUP_GRACE_SECONDS": "1",
-    "LIFELOG_RESTART_BACKOFF_INITIAL_SECONDS": "0.2",
-    "LIFELOG_RESTART_BACKOFF_MAX_SECONDS": "1",
-    "LIFELOG_STOP_GRACE_SECONDS": "2",
-    "LIFELOG_AW_HEALTH_CHECK_INTERVAL_MINUTES": "0.01",
-}
-
-
-def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def meta(db_path, key):
-    try:
-        db = open_db(db_path, create=False)
-        try:
-            return get_meta(db, key)
-        finally:
-            db.conn.close()
-    except Exception:
-        return None
+# The daemon's health job runs every 0.6 s here.
+FAST = dict(MONITOR_FAST, LIFELOG_AW_HEALTH_CHECK_INTERVAL_MINUTES="0.01")
 
 
 def processes_using(db_path):
-    """Every live process whose command line names this database."""
-    found = []
-    for p in psutil.process_iter(["pid", "cmdline", "status"]):
-        try:
-            if p.info["status"] != psutil.STATUS_ZOMBIE and str(db_path) in " ".join(p.info["cmdline"] or []):
-                found.append(p.info["pid"])
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return found
+    return [p.pid for p in processes_on(db_path)]
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """The SQLite file: creation, schema, WAL, permissions, and the meta store."""
 
 import multiprocessing
-import os
 import sqlite3
 import stat
 from datetime import datetime

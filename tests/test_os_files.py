@@ -4,7 +4,6 @@ import os
 import plistlib
 import re
 import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path

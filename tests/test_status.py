@@ -12,7 +12,7 @@ from lifelog.db import get_meta, open_db, set_meta
 from lifelog.settings import load_settings
 from lifelog.timeutil import to_iso, utcnow
 from lifelog.verdicts import Level
-from monitor_helpers import monitor_env, one_pass, running_watcher, wait_for  # noqa: F401
+from monitor_helpers import one_pass, running_watcher, wait_for
 
 
 def alert_script(tmp_path):

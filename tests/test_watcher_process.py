@@ -4,22 +4,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from lifelog.db import get_meta, open_db
 from lifelog.timeutil import parse_iso
-
-
-def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from monitor_helpers import meta, wait_for
 
 
 def start_watcher(db_path, aw_url, **settings):
@@ -44,13 +33,6 @@ def watcher_proc(db_path, aw_server):
         if p.poll() is None:
             p.kill()
         p.wait(10)
-
-
-def meta(db_path, key):
-    try:
-        return get_meta(open_db(db_path, create=False), key)
-    except Exception:
-        return None
 
 
 def test_the_watcher_heartbeats_into_meta(db_path, watcher_proc):
