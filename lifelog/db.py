@@ -64,9 +64,12 @@ def _create_file(path: Path) -> None:
         for d in reversed(missing):
             d.mkdir(mode=0o700)
             created_dirs.append(d)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return  # another process created it a moment ago: use theirs
         os.close(fd)
-        os.chmod(path, 0o600)  # the umask may have widened nothing, but may have narrowed
+        os.chmod(path, 0o600)  # exactly 0600, whatever the umask
     except OSError as e:
         for d in reversed(created_dirs):
             try:

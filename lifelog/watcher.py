@@ -100,7 +100,7 @@ def poll_once(db, client: AWClient, settings: Settings, stop: threading.Event) -
         log.exception("poll failed")
         return PollOutcome(ok=False, error=f"{type(e).__name__}: {e}")
     return PollOutcome(ok=True, last_event_ts=result.last_event_ts,
-                       catching_up=getattr(result, "gaps_left", 0) > 0)
+                       catching_up=result.gaps_left > 0)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

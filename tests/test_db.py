@@ -148,3 +148,21 @@ def test_a_writer_waits_for_a_lock_held_by_another_connection(db_path):
     assert time.monotonic() - t0 >= 0.5
     assert get_meta(db, "k") == "v"
     release.join()
+
+
+def _opener(path, barrier):
+    barrier.wait(10)
+    open_db(path).conn.close()
+
+
+def test_processes_creating_the_database_at_once_all_succeed(db_path):
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_opener, args=(db_path, barrier)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+    assert TABLES <= set(open_db(db_path).table_names())
