@@ -82,6 +82,8 @@ def _health_job(settings: Settings, stop: threading.Event) -> None:
 def _watchdog_job(settings: Settings, stop: threading.Event) -> None:
     from lifelog import watchdog
 
+    if stop.is_set():  # shutting down: the daemon stops the watcher itself
+        return
     db = open_db(settings.db_path)
     try:
         result = watchdog.run_pass(db, settings, actor="daemon")
@@ -195,9 +197,13 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
         for job in jobs.values():
             if job.thread is not None:
                 job.thread.join(max(0.0, deadline - time.monotonic()))
+        pass_lock = None
         try:
-            from lifelog import procs
+            from lifelog import procs, watchdog
 
+            # Hold the watchdog's lock while stopping, so a pass still running
+            # in a job thread cannot start a watcher after this one is gone.
+            pass_lock = watchdog._PassLock(settings).__enter__()
             procs.stop_watcher(db, settings)
         except Exception:
             log.exception("could not stop the watcher")
@@ -205,6 +211,8 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
             set_meta(db, "daemon.state", "stopped")
         except Exception as e:
             log.warning("could not record the stop: %s", e)
+        if pass_lock is not None:
+            pass_lock.__exit__(None, None, None)
         lock.release()
         db.conn.close()
         log.info("daemon stopped")
