@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
+import time
 
 import pytest
 
@@ -51,3 +53,32 @@ def test_a_random_schedule_of_kills_stops_outages_and_locks_loses_nothing_and_re
     assert summary["stray_processes"] == [], seed
     assert summary["daemon_exit_on_sigterm"] == 0, seed
     assert summary["processes_left_after_stop"] == [], seed
+
+
+def test_a_whole_system_suspension_where_the_watcher_resumes_first_makes_no_restart(chaos):
+    """Every process stopped for longer than every timeout; the watcher (and
+    AW) continue and heartbeat before the daemon's watchdog judges: it must
+    see a live watcher, not a hung one. (When all continue at once, the
+    random schedule above allows at most one restart.)"""
+    from chaos_harness import HEARTBEAT_TIMEOUT, now, wait_for
+    from lifelog.timeutil import parse_iso
+
+    chaos.setup()
+    watcher = chaos.watcher_pid()
+    before = chaos.meta("watchdog.restart_count") or "0"
+    stopped = [chaos.daemon.pid, chaos.aw.proc.pid, watcher]
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    time.sleep(HEARTBEAT_TIMEOUT + 2)  # the suspension, longer than every timeout
+    resumed = now()
+    for pid in (chaos.aw.proc.pid, watcher):
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: parse_iso(chaos.meta("watcher.heartbeat_at")) > resumed, what="the watcher's own heartbeat")
+    os.kill(chaos.daemon.pid, signal.SIGCONT)
+    checked = now()
+    wait_for(lambda: parse_iso(chaos.meta("watchdog.checked_at") or "1970-01-01T00:00:00+00:00") > checked,
+             what="a watchdog pass after the resume")
+    time.sleep(1)  # a few more passes (interval 0.3 s) must agree
+    assert (chaos.meta("watchdog.restart_count") or "0") == before
+    assert chaos.sql("SELECT count(*) FROM watchdog_log WHERE verdict LIKE 'restart:%'") == [(0,)]
+    assert chaos.watcher_pid() == watcher
