@@ -146,7 +146,11 @@ def transaction(db: "sqlite_utils.Database") -> Iterator["sqlite_utils.Database"
     try:
         yield db
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite may already have rolled back by itself (SQLITE_FULL, an I/O
+        # error, SQLITE_BUSY in some cases); a ROLLBACK then would raise
+        # "no transaction is active" and hide the real error.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     else:
         conn.execute("COMMIT")

@@ -149,3 +149,15 @@ def test_a_writer_waits_for_a_lock_held_by_another_connection(db_path):
     assert time.monotonic() - t0 >= 0.5
     assert get_meta(db, "k") == "v"
     release.join()
+
+
+def test_an_error_after_sqlite_rolled_back_by_itself_is_raised_not_hidden_by_rollback(db_path):
+    # SQLITE_FULL (a full disk) can end the transaction inside SQLite; the
+    # error the caller sees must be that one, not "no transaction is active".
+    db = open_db(db_path)
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        with transaction(db):
+            db.conn.execute("ROLLBACK")  # what SQLite did by itself
+            raise sqlite3.OperationalError("database or disk is full")
+    set_meta(db, "after", "1")
+    assert get_meta(db, "after") == "1"
