@@ -61,7 +61,7 @@ def main() -> int:
         ("detection bound (s)", f"{summary['hung_detection_bound_seconds']:g}"),
         ("stray / left-over processes", f"{len(summary['stray_processes'])} / "
                                         f"{len(summary['processes_left_after_stop'])}"),
-        ("reconcile at the end", "; ".join(summary["reconcile_output"])),
+        ("events found only by the final reconcile", summary["found_by_reconcile"]),
         ("wall time (s)", summary["wall_seconds"]),
     ]
     width = max(len(k) for k, _ in rows)
