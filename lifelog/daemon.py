@@ -162,6 +162,25 @@ def adopt_or_start_watcher(db, settings: Settings) -> str:
     return f"started pid {pid}"
 
 
+def _note_unclean_exit(db) -> None:
+    """A previous daemon that left `daemon.state = running` died without
+    stopping (SIGKILL, a crash, power loss): we hold the daemon lock now, so
+    it is gone. Counted in meta, so the failure is seen, not only survived."""
+    from lifelog.db import get_meta, transaction
+
+    if get_meta(db, "daemon.state") != "running":
+        return
+    old = get_meta(db, "daemon.pid") or "?"
+    try:
+        count = int(get_meta(db, "daemon.unclean_exits") or 0)
+    except ValueError:
+        count = 0
+    with transaction(db):
+        set_meta(db, "daemon.unclean_exits", max(count, 0) + 1)
+        set_meta(db, "daemon.last_unclean_exit", f"pid {old}, noticed {now_iso()}")
+    log.warning("the previous daemon (pid %s) did not stop cleanly; carrying on from the database", old)
+
+
 def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str, Job] | None = None) -> int:
     """Run until `stop` is set (SIGTERM/SIGINT set it); returns the exit code."""
     if stop is None:
@@ -176,6 +195,7 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
     lock = ProcessLock(settings.db_path, "daemon").acquire()
     jobs = jobs or default_jobs()
     try:
+        _note_unclean_exit(db)
         set_meta(db, "daemon.pid", os.getpid())
         set_meta(db, "daemon.started_at", now_iso())
         set_meta(db, "daemon.state", "running")

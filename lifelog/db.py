@@ -129,8 +129,27 @@ def open_db(path: str | os.PathLike[str], *, create: bool = True) -> "sqlite_uti
                 f"{path} is not a usable SQLite database ({msg}); "
                 "point --db at a LifeLog database or a new path"
             ) from None
+        why = _unwritable_folder(path)
+        if why:
+            raise DatabaseUnusable(
+                f"cannot open the database {path}: {msg}; {why}, and SQLite must create "
+                f"{path.name}-wal and {path.name}-shm there; make it writable or move the database"
+            ) from None
         raise DatabaseUnusable(f"cannot open the database {path}: {msg}") from None
     return sqlite_utils.Database(conn)
+
+
+def _unwritable_folder(path: Path) -> str:
+    """Why the database's folder cannot be written, or "" when it can."""
+    folder = path.parent
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"its folder {folder} is on a read-only file system"
+    except (OSError, AttributeError):
+        return ""
+    if not os.access(folder, os.W_OK):
+        return f"its folder {folder} is not writable"
+    return ""
 
 
 def apply_schema(conn: sqlite3.Connection) -> None:
@@ -149,7 +168,11 @@ def transaction(db: "sqlite_utils.Database") -> Iterator["sqlite_utils.Database"
     try:
         yield db
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite may already have rolled back by itself (SQLITE_FULL, an I/O
+        # error, SQLITE_BUSY in some cases); a ROLLBACK then would raise
+        # "no transaction is active" and hide the real error.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     else:
         conn.execute("COMMIT")

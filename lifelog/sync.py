@@ -246,6 +246,20 @@ def _mark_missing(db, server: str, bucket_id: str, window: Window, present: set[
     return len(gone)
 
 
+def _normalise(bucket_id: str, raw: Any) -> Event:
+    """merge.normalise, with an event AW should never send (a field missing or
+    of the wrong type) reported as a bad answer naming it, not a KeyError."""
+    from lifelog.aw import AWBadAnswer
+
+    try:
+        return merge.normalise(raw)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"field {e}" if isinstance(e, KeyError) else str(e)[:100]
+        ident = raw.get("id", "?") if isinstance(raw, dict) else "?"
+        raise AWBadAnswer(f"bucket {bucket_id} sent an unusable event (id {ident}): "
+                          f"{type(e).__name__}: {what}") from None
+
+
 def store_answer(
     db,
     src: Source,
@@ -266,7 +280,7 @@ def store_answer(
     the window surely contains that AW did not return are marked deleted.
     """
     fetched_at = fetched_at or now_iso()
-    events = [merge.normalise(r) for r in raw_events]
+    events = [_normalise(bucket_id, r) for r in raw_events]
     ids = [e.event_id for e in events]
     # Only suspects can need a fetch by id; a page has a handful at its edges.
     suspects = [e for e in events if merge.suspect(e, window)]
@@ -279,7 +293,7 @@ def store_answer(
         if raw is None:
             gone.append(event_id)
         else:
-            whole.append(merge.normalise(raw))
+            whole.append(_normalise(bucket_id, raw))
     now = now_iso()
     with transaction(db):
         # Read again under the write lock: another process may have written.

@@ -188,6 +188,10 @@ def heartbeat_age(meta: Meta, facts: WatcherFacts, now: datetime,
         if gap is not None:
             return gap[0], "heartbeat in the future; age by the monotonic clock"
         return math.inf, "heartbeat is in the future (clock stepped back?)"
+    if gap is not None and gap[0] < wall - CLOCK_SKEW:
+        # The wall clock stepped forward since the heartbeat (NTP, a manual
+        # change): the monotonic clock, written with it, knows its true age.
+        return gap[0], "heartbeat age by the monotonic clock (the wall clock stepped forward)"
     return max(wall, 0.0), "heartbeat age"
 
 

@@ -66,10 +66,20 @@ def record_start(db, pid: int) -> None:
             set_meta(db, key, value)
 
 
-def record_poll(db, outcome: PollOutcome) -> None:
-    """The heartbeat: written after every poll, also a failed one."""
+def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None) -> None:
+    """The heartbeat: written after every poll, also a failed one.
+
+    With `identity` (watcher.pid and what process_identity gives), the
+    watcher re-asserts it when meta says otherwise (a hand edit, a restored
+    backup): only the holder of the watcher lock polls, so it is the watcher,
+    and the watchdog must not keep "restarting" a watcher it cannot see."""
     now = now_iso()
     with transaction(db):
+        if identity is not None:
+            for key, value in identity.items():
+                if get_meta(db, key) != value:
+                    log.warning("meta %s was %r; recording this watcher again", key, get_meta(db, key))
+                    set_meta(db, key, value)
         set_meta(db, "watcher.heartbeat_at", now)
         readings = clocks.readings()
         if readings is not None:
@@ -126,6 +136,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     pid = os.getpid()
     try:
         record_start(db, pid)
+        identity = {"watcher.pid": str(pid), **process_identity(pid)}
         log.info("watcher started (pid %d) on %s, polling %s every %g s",
                  pid, settings.db_path, settings.aw_url, settings.poll_interval_seconds)
         previous_error = None
@@ -139,7 +150,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
                     log.info("poll succeeded again")
                 previous_error = outcome.error
             try:
-                record_poll(db, outcome)
+                record_poll(db, outcome, identity)
             except sqlite3.OperationalError as e:
                 log.warning("could not write the heartbeat: %s", e)
             # Each poll spends a bounded time on history (sync.GAP_BUDGET_SECONDS),

@@ -166,3 +166,15 @@ def test_processes_creating_the_database_at_once_all_succeed(db_path):
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
     assert TABLES <= set(open_db(db_path).table_names())
+
+
+def test_an_error_after_sqlite_rolled_back_by_itself_is_raised_not_hidden_by_rollback(db_path):
+    # SQLITE_FULL (a full disk) can end the transaction inside SQLite; the
+    # error the caller sees must be that one, not "no transaction is active".
+    db = open_db(db_path)
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        with transaction(db):
+            db.conn.execute("ROLLBACK")  # what SQLite did by itself
+            raise sqlite3.OperationalError("database or disk is full")
+    set_meta(db, "after", "1")
+    assert get_meta(db, "after") == "1"

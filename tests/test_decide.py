@@ -189,6 +189,27 @@ def test_a_heartbeat_from_the_future_is_judged_by_the_clocks_or_counts_as_stale(
     assert verdict(meta) is Verdict.RESTART_HEARTBEAT_STALE
 
 
+
+def test_a_wall_clock_stepped_forward_is_no_restart_when_the_clocks_show_a_fresh_heartbeat():
+    # NTP moved the wall clock an hour ahead; the monotonic clock says the
+    # heartbeat is 5 s old and the machine did not sleep.
+    meta = healthy_meta(**{"watcher.heartbeat_at": ago(3605), "watcher.heartbeat_clocks": "1000.0 1000.0"})
+    d = decide(meta, RUNNING, NOW, S, now_clocks=(1005.0, 1005.0))
+    assert d.verdict is Verdict.OK, d.reason
+    # ... and a hung watcher is still caught by the same clocks.
+    assert verdict(meta, now_clocks=(1121.0, 1121.0)) is Verdict.RESTART_HEARTBEAT_STALE
+
+
+@pytest.mark.parametrize("step", [-7200, -60, -2, 2, 60, 7200])
+def test_a_wall_clock_step_either_way_never_restarts_a_heartbeating_watcher(step):
+    # Everything meta holds was written before the step; the clocks moved 5 s.
+    meta = healthy_meta(**{"watcher.heartbeat_clocks": "1000.0 1000.0",
+                           "watchdog.last_restart_at": ago(900), "watchdog.backoff_level": "2"})
+    d = decide(meta, RUNNING, NOW + timedelta(seconds=step), S, now_clocks=(1005.0, 1005.0),
+               aw=AWView(ok=True, newest_end=NOW - timedelta(seconds=30), has_events=True))
+    assert d.verdict not in RESTART_VERDICTS, (step, d)
+
+
 # -- data freshness ---------------------------------------------------------------
 
 

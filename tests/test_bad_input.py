@@ -1,0 +1,337 @@
+"""Bad input, tried: garbage in meta, a config that is not TOML, AW answering
+nonsense, odd events, a file that is not SQLite, a read-only folder, a full
+disk. Each gets a clear one-line message and the right exit code or status;
+what is already stored survives intact; LifeLog recovers by itself once the
+cause is gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from fakeaw import BUCKETS, INFO, FakeAW
+from lifelog.db import open_db, set_meta, transaction
+from lifelog.timeutil import parse_iso, to_iso
+from monitor_helpers import (
+    alive,
+    meta,
+    one_pass,
+    running_watcher,
+    wait_for,
+    watchers_on,
+)
+
+pytestmark = pytest.mark.chaos
+UTC = timezone.utc
+
+
+def stored(db_path, bucket_id):
+    conn = sqlite3.connect(db_path, timeout=15)
+    try:
+        return {r[0]: (r[1], r[2], json.loads(r[3])) for r in conn.execute(
+            "SELECT event_id, timestamp, duration, data FROM events "
+            "WHERE bucket_id = ? AND deleted_in_aw_at IS NULL", (bucket_id,))}
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        conn.close()
+
+
+def truth(aw, bucket_id):
+    return {e["id"]: (to_iso(parse_iso(e["timestamp"])), e["duration"], e["data"]) for e in aw.events(bucket_id)}
+
+
+def integrity(db_path) -> str:
+    conn = sqlite3.connect(db_path, timeout=15)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def one_line_error(r, code, needle):
+    assert r.code == code, (r.code, r.out, r.err)
+    assert "Traceback" not in r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lifelog: error:") and needle in lines[0], r.err
+
+
+_n = iter(range(10**6))
+
+
+def bucket_with_events(aw, n=3, **extra_events):
+    name = f"test-bad-{os.getpid()}-{next(_n)}"
+    aw.create_bucket(name)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)  # fresh: no hold:source_stale
+    aw.insert(name, [{"timestamp": (t0 + timedelta(minutes=i)).isoformat(), "duration": 20, "data": {"n": i}}
+                     for i in range(n)])
+    return name
+
+
+# -- meta edited by hand ------------------------------------------------------------
+
+GARBAGE = {
+    "watcher.pid": "not-a-pid",
+    "watcher.started_at": "last tuesday",
+    "watcher.heartbeat_at": "2999-01-01T00:00:00+00:00",  # far in the future
+    "watcher.heartbeat_clocks": "tick tock",
+    "watcher.last_event_ts": "soon",
+    "watchdog.last_restart_at": "9999-12-31T23:59:59+00:00",
+    "watchdog.last_start_at": "yesterday",
+    "watchdog.restart_count": "many",
+    "watchdog.backoff_level": "-7x",
+    "aw.consecutive_failures": "lots",
+    "status.level": "PURPLE",
+}
+
+
+def set_all(db_path, values):
+    db = open_db(db_path)
+    with transaction(db):
+        for key, value in values.items():
+            set_meta(db, key, value)
+    db.conn.close()
+
+
+def test_a_garbage_watcher_pid_is_recorded_again_by_the_running_watcher_without_a_second_one(
+        lifelog, db_path, monitor_env, aw_server):
+    bucket = bucket_with_events(aw_server)
+    env = dict(monitor_env, LIFELOG_BUCKETS=bucket)
+    one_pass(lifelog, env)
+    pid = wait_for(lambda: running_watcher(db_path), what="the watcher running")
+    set_all(db_path, {"watcher.pid": "not-a-pid", "watchdog.spawned_pid": "12x"})
+    one_pass(lifelog, env)  # may try a start: that one finds the watcher lock held and exits 1
+    wait_for(lambda: meta(db_path, "watcher.pid") == str(pid), what="the watcher to record its pid again")
+    passes = []
+    try:
+        wait_for(lambda: passes.append(one_pass(lifelog, env)) or passes[-1]["verdict"] == "ok", what="an ok pass")
+    except AssertionError:
+        raise AssertionError(passes[-3:])
+    assert alive(pid) and [p.pid for p in watchers_on(db_path)] == [pid]
+
+
+def test_garbage_meta_gets_verdicts_not_tracebacks_and_lifelog_recovers_by_itself(lifelog, db_path, monitor_env,
+                                                                                  aw_server):
+    bucket = bucket_with_events(aw_server)
+    env = dict(monitor_env, LIFELOG_BUCKETS=bucket)
+    one_pass(lifelog, env)
+    wait_for(lambda: running_watcher(db_path), what="the watcher running")
+    expected = truth(aw_server, bucket)
+    wait_for(lambda: stored(db_path, bucket) == expected, what="events stored")
+    set_all(db_path, GARBAGE)
+    doc = one_pass(lifelog, env)
+    assert doc["verdict"] and doc["reason"]
+    for args, codes in ((("status", "--json"), (0, 1, 2)), (("health", "--json"), (0,)), (("meta", "show"), (0,))):
+        r = lifelog(*args, env=env)
+        assert r.code in codes and "Traceback" not in r.err, (args, r.code, r.err)
+        if "--json" in args:
+            json.loads(r.out)
+    # Without help: a watcher runs and heartbeats, passes say ok, counters are numbers again.
+    wait_for(lambda: running_watcher(db_path) and one_pass(lifelog, env)["verdict"] == "ok", what="an ok pass")
+    assert len(watchers_on(db_path)) == 1
+    assert int(meta(db_path, "watchdog.restart_count")) >= 1
+    assert int(meta(db_path, "aw.consecutive_failures")) == 0
+    assert stored(db_path, bucket) == expected
+    assert integrity(db_path) == "ok"
+
+
+# -- config and database files that are not what they claim ------------------------
+
+
+@pytest.mark.parametrize("command", [["watcher"], ["daemon"], ["watchdog", "--once"], ["health"], ["backfill"]])
+def test_a_config_that_is_not_toml_and_a_db_that_is_not_sqlite_are_one_line_exit_2(lifelog, tmp_path, command):
+    (tmp_path / "bad.toml").write_text("[[[ this is not toml")
+    notsqlite = tmp_path / "notsqlite.db"
+    notsqlite.write_bytes(b"plain text, not SQLite\n" * 100)
+    before = notsqlite.read_bytes()
+    env = dict(os.environ, LIFELOG_AW_URL="http://127.0.0.1:9")
+    r = lifelog(*command, "--db", str(tmp_path / "new.db"), "--config", str(tmp_path / "bad.toml"), env=env)
+    one_line_error(r, 2, "bad.toml")
+    assert not (tmp_path / "new.db").exists()
+    r = lifelog(*command, "--db", str(notsqlite), env=env, timeout=30)
+    one_line_error(r, 2, "not a usable SQLite database")
+    assert notsqlite.read_bytes() == before
+
+
+# -- AW answering nonsense ----------------------------------------------------------
+
+
+def test_aw_answering_non_json_or_a_list_is_degraded_and_stored_data_survives(lifelog, db_path, aw_server):
+    bucket = bucket_with_events(aw_server)
+    env = dict(os.environ, LIFELOG_BUCKETS=bucket, LIFELOG_AW_TIMEOUT_SECONDS="2")
+    assert lifelog("backfill", "--db", str(db_path), "--aw-url", aw_server.url, env=env).code == 0
+    expected = truth(aw_server, bucket)
+    assert stored(db_path, bucket) == expected
+    fakes = [FakeAW({"/api/0/info": (200, "application/json", b"{not json"), "/api/0/buckets/": BUCKETS}),
+             FakeAW({"/api/0/info": INFO, "/api/0/buckets/": (200, "application/json", b"[1, 2]")})]
+    try:
+        for fake, needle in zip(fakes, ("not JSON", "JSON list, expected dict")):
+            r = lifelog("health", "--db", str(db_path), env=dict(env, LIFELOG_AW_URL=fake.url))
+            assert r.code == 1 and needle in r.out and "Traceback" not in r.err, (r.out, r.err)
+            r = lifelog("backfill", "--db", str(db_path), "--aw-url", fake.url, env=env)
+            one_line_error(r, 1, needle)
+            assert stored(db_path, bucket) == expected
+    finally:
+        for fake in fakes:
+            fake.close()
+    # The cause gone, everything works again.
+    r = lifelog("health", "--db", str(db_path), env=dict(env, LIFELOG_AW_URL=aw_server.url))
+    assert r.code == 0, r.out
+    assert meta(db_path, "aw.status") == "healthy"
+    assert lifelog("reconcile", "--db", str(db_path), "--aw-url", aw_server.url, env=env).code == 0
+    assert stored(db_path, bucket) == expected and integrity(db_path) == "ok"
+
+
+def test_an_event_missing_a_field_is_named_in_one_line_not_a_keyerror(lifelog, db_path):
+    hint = "2026-11-28T10:00:00+00:00"
+    listing = json.dumps({"b": {"id": "b", "created": hint, "type": "x", "client": "c", "hostname": "h",
+                                "last_updated": hint}}).encode()
+    event = json.dumps([{"id": 7, "timestamp": "2026-11-28T09:59:00+00:00", "data": {}}]).encode()
+    fake = FakeAW({"/api/0/info": INFO, "/api/0/buckets/": (200, "application/json", listing),
+                   "/api/0/buckets/b/events": (200, "application/json", event)})
+    try:
+        r = lifelog("backfill", "--db", str(db_path), "--aw-url", fake.url)
+    finally:
+        fake.close()
+    one_line_error(r, 1, "bucket b sent an unusable event (id 7)")
+    assert "duration" in r.err
+    assert integrity(db_path) == "ok"
+
+
+def test_negative_durations_and_a_10_mb_title_are_stored_exactly_as_aw_holds_them(lifelog, db_path, aw_server):
+    bucket = bucket_with_events(aw_server, n=1)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    aw_server.insert(bucket, [
+        {"timestamp": t0.isoformat(), "duration": -5.5, "data": {"app": "negative"}},
+        {"timestamp": (t0 + timedelta(minutes=1)).isoformat(), "duration": 3,
+         "data": {"app": "huge", "title": "x" * (10 * 1024 * 1024)}},
+    ])
+    r = lifelog("backfill", "--db", str(db_path), "--aw-url", aw_server.url,
+                env=dict(os.environ, LIFELOG_BUCKETS=bucket), timeout=120)
+    assert r.code == 0, r.err
+    expected = truth(aw_server, bucket)
+    got = stored(db_path, bucket)
+    assert got == expected
+    assert sorted(d for _, d, _ in got.values())[0] == -5.5
+    assert max(len(data.get("title", "")) for _, _, data in got.values()) == 10 * 1024 * 1024
+
+
+# -- the filesystem: read-only folder, full disk (need root for mounts) -------------
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def can_mount(tmp_path):
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root and mount(8): a read-only bind mount and a small tmpfs")
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    try:
+        _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(probe))
+    except (subprocess.CalledProcessError, OSError) as e:
+        pytest.skip(f"mount is not permitted here: {e}")
+    _umount(probe)
+    return True
+
+
+@pytest.fixture
+def mounts():
+    made: list[Path] = []
+    yield made
+    for path in reversed(made):
+        _umount(path)
+
+
+def test_a_read_only_folder_is_reported_in_one_line_and_nothing_is_changed(lifelog, tmp_path, can_mount, mounts,
+                                                                          aw_server):
+    real, ro = tmp_path / "real", tmp_path / "ro"
+    real.mkdir()
+    ro.mkdir()
+    db = real / "lifelog.db"
+    bucket = bucket_with_events(aw_server)
+    env = dict(os.environ, LIFELOG_BUCKETS=bucket, LIFELOG_AW_URL=aw_server.url)
+    assert lifelog("backfill", "--db", str(db), env=env).code == 0
+    expected = stored(db, bucket)
+    before = {p.name: p.read_bytes() for p in real.iterdir()}
+    _mount("--bind", str(real), str(ro))
+    mounts.append(ro)
+    _mount("-o", "remount,bind,ro", str(ro))
+    r = lifelog("init", "--db", str(ro / "new.db"), env=env)
+    one_line_error(r, 2, "new.db")
+    for command in (["watcher"], ["daemon"], ["watchdog", "--once"], ["backfill"], ["health"]):
+        r = lifelog(*command, "--db", str(ro / "lifelog.db"), env=env, timeout=30)
+        one_line_error(r, 2, "on a read-only file system")
+    r = lifelog("status", "--db", str(ro / "lifelog.db"), env=env)
+    assert r.code == 3 and r.out.startswith("UNKNOWN: ") and "read-only" in r.out, (r.code, r.out, r.err)
+    assert {p.name: p.read_bytes() for p in real.iterdir()} == before
+    _umount(ro)
+    mounts.remove(ro)
+    # Writable again: the same database works, its events intact.
+    assert lifelog("reconcile", "--db", str(db), env=env).code == 0
+    assert stored(db, bucket) == expected == truth(aw_server, bucket)
+    assert integrity(db) == "ok"
+
+
+def test_a_full_disk_keeps_the_watcher_alive_loses_nothing_and_it_catches_up_once_space_is_back(
+        tmp_path, can_mount, mounts, aw_server, procs_started):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    _mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk))
+    mounts.append(disk)
+    db = disk / "lifelog.db"
+    bucket = bucket_with_events(aw_server)
+    log = tmp_path / "watcher.log"
+    env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_POLL_INTERVAL_SECONDS="0.2",
+               LIFELOG_BUCKETS=bucket)
+    with open(log, "wb") as out:
+        p = subprocess.Popen([sys.executable, "-m", "lifelog", "watcher", "--db", str(db)], env=env,
+                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    procs_started.append(p)
+    first = truth(aw_server, bucket)
+    wait_for(lambda: stored(db, bucket) == first, what="the first events")
+    filler = disk / "filler"
+    with open(filler, "wb") as f:  # fill the disk to the last byte
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=4)
+    aw_server.insert(bucket, [{"timestamp": (t0 + timedelta(seconds=i / 10)).isoformat(), "duration": 0.05,
+                               "data": {"title": "y" * 300, "i": i}} for i in range(1500)])
+    during = truth(aw_server, bucket)
+    wait_for(lambda: "full" in log.read_text(), timeout=30, what="the watcher to meet the full disk")
+    assert p.poll() is None, log.read_text()[-2000:]
+    assert first.items() <= stored(db, bucket).items()
+    assert integrity(db) == "ok"
+    filler.unlink()
+    wait_for(lambda: stored(db, bucket) == during, timeout=60, what="catching up once space is back")
+    assert p.poll() is None and integrity(db) == "ok"
+    wait_for(lambda: meta(db, "watcher.last_error") == "", what="the error cleared")
+    assert "Traceback" not in log.read_text()
+
+
+@pytest.fixture
+def procs_started():
+    started: list[subprocess.Popen] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait(10)
