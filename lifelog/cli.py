@@ -36,6 +36,7 @@ ConfigOpt = Annotated[
     typer.Option("--config", metavar="PATH", help="TOML config file (default: $LIFELOG_CONFIG, "
                  "or lifelog/config.toml in your config dir).", show_default=False),
 ]
+AwUrlOpt = Annotated[Optional[str], typer.Option("--aw-url", help="ActivityWatch server URL.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
@@ -119,7 +120,7 @@ def meta_get(
 def daemon(
     db: DbOpt = None,
     config: ConfigOpt = None,
-    aw_url: Annotated[Optional[str], typer.Option("--aw-url", help="ActivityWatch server URL.")] = None,
+    aw_url: AwUrlOpt = None,
 ) -> None:
     """Run everything: the watcher process, health checks, watchdog, reconcile."""
     from lifelog import daemon as daemon_mod
@@ -134,7 +135,7 @@ def daemon(
 def watcher(
     db: DbOpt = None,
     config: ConfigOpt = None,
-    aw_url: Annotated[Optional[str], typer.Option("--aw-url", help="ActivityWatch server URL.")] = None,
+    aw_url: AwUrlOpt = None,
 ) -> None:
     """Run the watcher in the foreground: poll AW, store events, heartbeat."""
     from lifelog import watcher as watcher_mod
@@ -267,7 +268,6 @@ SinceOpt = Annotated[
     typer.Option("--since", metavar="DATE", help="From this UTC date or ISO time (e.g. 2026-11-01).",
                  show_default=False),
 ]
-AwUrlOpt = Annotated[Optional[str], typer.Option("--aw-url", help="ActivityWatch server URL.")]
 
 
 def _ingest_setup(db, config, aw_url, since):

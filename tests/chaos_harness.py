@@ -33,6 +33,7 @@ import requests
 
 from awserver import AWServer
 from lifelog.timeutil import parse_iso, to_iso
+from monitor_helpers import wait_for as _wait_for
 
 UTC = timezone.utc
 
@@ -69,14 +70,8 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def wait_for(predicate, timeout=RECOVERY_TIMEOUT, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def wait_for(predicate, timeout=RECOVERY_TIMEOUT, **kw):
+    return _wait_for(predicate, timeout, **kw)
 
 
 @dataclass

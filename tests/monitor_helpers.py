@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -46,6 +47,19 @@ def meta(db_path, key):
             db.conn.close()
     except Exception:
         return None
+
+
+def stored(db_path, bucket_id):
+    """What LifeLog holds for a bucket (rows not marked deleted): id -> (timestamp, duration, data)."""
+    conn = sqlite3.connect(db_path, timeout=15)
+    try:
+        return {r[0]: (r[1], r[2], json.loads(r[3])) for r in conn.execute(
+            "SELECT event_id, timestamp, duration, data FROM events "
+            "WHERE bucket_id = ? AND deleted_in_aw_at IS NULL", (bucket_id,))}
+    except sqlite3.OperationalError:  # no schema yet: nothing stored
+        return {}
+    finally:
+        conn.close()
 
 
 def processes_on(db_path: Path, role: str = "") -> list[psutil.Process]:

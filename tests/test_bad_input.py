@@ -21,6 +21,7 @@ from fakeaw import BUCKETS, INFO, FakeAW
 from lifelog.db import open_db, set_meta, transaction
 from lifelog.timeutil import parse_iso, to_iso
 from monitor_helpers import (
+    stored,
     alive,
     meta,
     one_pass,
@@ -32,17 +33,6 @@ from monitor_helpers import (
 pytestmark = pytest.mark.chaos
 UTC = timezone.utc
 
-
-def stored(db_path, bucket_id):
-    conn = sqlite3.connect(db_path, timeout=15)
-    try:
-        return {r[0]: (r[1], r[2], json.loads(r[3])) for r in conn.execute(
-            "SELECT event_id, timestamp, duration, data FROM events "
-            "WHERE bucket_id = ? AND deleted_in_aw_at IS NULL", (bucket_id,))}
-    except sqlite3.OperationalError:
-        return {}
-    finally:
-        conn.close()
 
 
 def truth(aw, bucket_id):

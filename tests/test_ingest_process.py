@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
 import signal
@@ -14,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from lifelog.timeutil import parse_iso, to_iso
-from test_watcher_process import meta, start_watcher, wait_for
+from monitor_helpers import meta, stored, wait_for
+from test_watcher_process import start_watcher
 
 UTC = timezone.utc
 _names = itertools.count()
@@ -36,17 +36,6 @@ def held(db_path, bucket_id):
     finally:
         conn.close()
 
-
-def stored(db_path, bucket_id):
-    conn = sqlite3.connect(db_path, timeout=15)
-    try:
-        return {r[0]: (r[1], r[2], json.loads(r[3])) for r in conn.execute(
-            "SELECT event_id, timestamp, duration, data FROM events "
-            "WHERE bucket_id = ? AND deleted_in_aw_at IS NULL", (bucket_id,))}
-    except sqlite3.OperationalError:  # not created yet
-        return {}
-    finally:
-        conn.close()
 
 
 def truth(aw, bucket_id):
