@@ -95,6 +95,13 @@ CREATE TABLE IF NOT EXISTS sync_state (
     newest_end    TEXT,  -- max ended_at of the bucket's rows (watcher.last_event_ts without a scan)
     polled_at     TEXT,
     reconciled_at TEXT,
+    -- AW's hint only moves with the newest-*starting* event, so an event
+    -- inserted with an older start (back-dated, a client replaying its queue)
+    -- leaves it as it was. The number of events AW returned from
+    -- lookback_start at the latest fetching poll tells: when AW's count from
+    -- there differs, an idle poll fetches after all.
+    lookback_start TEXT,
+    lookback_count INTEGER,
     PRIMARY KEY (server, bucket_id)
 );
 
@@ -140,4 +147,4 @@ CREATE TABLE IF NOT EXISTS watchdog_log (
 );
 CREATE INDEX IF NOT EXISTS watchdog_log_by_time ON watchdog_log (at);
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;

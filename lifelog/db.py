@@ -24,7 +24,13 @@ from lifelog.timeutil import now_iso
 if TYPE_CHECKING:
     import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# CREATE TABLE IF NOT EXISTS never changes an existing table: what a version
+# added to a table of an older database is added here, before schema.sql runs.
+MIGRATIONS = {
+    3: ["ALTER TABLE sync_state ADD COLUMN lookback_start TEXT",
+        "ALTER TABLE sync_state ADD COLUMN lookback_count INTEGER"],
+}
 # A user holding the write lock in a sqlite3 shell for a few seconds must make
 # writers wait, not fail; a lock held longer than this is reported, not waited
 # out for ever.
@@ -153,7 +159,17 @@ def _unwritable_folder(path: Path) -> str:
 
 
 def apply_schema(conn: sqlite3.Connection) -> None:
-    """Apply schema.sql; every statement is idempotent."""
+    """Bring an older database's tables up to date, then apply schema.sql
+    (every statement of which is idempotent)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > 0:  # a new database gets every column from schema.sql itself
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS.get(v, []):
+                try:
+                    conn.execute(statement)
+                except sqlite3.OperationalError as e:
+                    if "duplicate column name" not in str(e):
+                        raise  # (another process upgrading at once added it first)
     conn.executescript(schema_sql())
 
 

@@ -358,11 +358,30 @@ class BucketState:
     head_ts: str | None
     hint: str | None
     polled_at: str | None
+    lookback_start: str | None = None
+    lookback_count: int | None = None
 
 
 def load_states(db, server: str) -> dict[str, BucketState]:
-    return {r[0]: BucketState(r[1], r[2], r[3]) for r in db.conn.execute(
-        "SELECT bucket_id, head_ts, hint, polled_at FROM sync_state WHERE server = ?", (server,))}
+    return {r[0]: BucketState(*r[1:]) for r in db.conn.execute(
+        "SELECT bucket_id, head_ts, hint, polled_at, lookback_start, lookback_count FROM sync_state "
+        "WHERE server = ?", (server,))}
+
+
+def nothing_new(src: Source, bucket_id: str, hint: str | None, state: BucketState | None) -> bool:
+    """True when an idle poll may skip this bucket: AW's hint has not moved,
+    and neither has AW's count of events from the latest lookback start.
+
+    The hint is the end of the newest-*starting* event, so an event inserted
+    with an older start (back-dated, a client replaying its queue) leaves it
+    as it was; the count catches those inside the lookback (older ones are
+    reconciliation's). aw-server-rust's count ignores `start`, so there the
+    hint alone decides."""
+    if state is None or state.polled_at is None or state.hint != hint:
+        return False
+    if src.is_rust or state.lookback_start is None or state.lookback_count is None:
+        return True
+    return src.client.count(bucket_id, start=parse_iso(state.lookback_start)) == state.lookback_count
 
 
 # -- the live poll --------------------------------------------------------------
@@ -370,8 +389,8 @@ def load_states(db, server: str) -> dict[str, BucketState]:
 def poll_bucket(db, src: Source, bucket_id: str, bucket: dict[str, Any], state: BucketState | None) -> Counts:
     """Bring one bucket's newest events in; leave a gap for what one page cannot hold."""
     hint = hint_text(bucket)
-    if state is not None and state.polled_at is not None and state.hint == hint:
-        return Counts()  # AW's hint has not moved: an idle poll fetches nothing
+    if nothing_new(src, bucket_id, hint, state):
+        return Counts()  # an idle poll fetches no events
     if state is None or state.head_ts is None:
         window = merge.OPEN
         raw = src.client.events(bucket_id, limit=PAGE_SIZE)
@@ -389,12 +408,17 @@ def poll_bucket(db, src: Source, bucket_id: str, bucket: dict[str, Any], state: 
     if gap_hi is not None and window.start is not None and parse_iso(gap_hi) <= window.start:
         gap_hi = None  # the page already reaches back to the window's start
 
+    # What AW answered from this window's start, for the next idle poll to
+    # compare (a full page is not a count: then the hint alone decides).
+    lookback = (None, None) if window.start is None or len(raw) >= PAGE_SIZE else (to_iso(window.start), len(raw))
+
     def progress(db) -> None:
         _ensure_state(db, src.server, bucket_id)
         db.conn.execute(
             "UPDATE sync_state SET head_ts = CASE WHEN ?1 IS NOT NULL AND (head_ts IS NULL OR ?1 > head_ts) "
-            "THEN ?1 ELSE head_ts END, hint = ?2, polled_at = ?3 WHERE server = ?4 AND bucket_id = ?5",
-            (new_head, hint, fetched_at, src.server, bucket_id),
+            "THEN ?1 ELSE head_ts END, hint = ?2, polled_at = ?3, lookback_start = ?6, lookback_count = ?7 "
+            "WHERE server = ?4 AND bucket_id = ?5",
+            (new_head, hint, fetched_at, src.server, bucket_id, *lookback),
         )
         if gap_hi is not None:
             # A watcher and a backfill meeting a new bucket together would

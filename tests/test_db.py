@@ -178,3 +178,19 @@ def test_an_error_after_sqlite_rolled_back_by_itself_is_raised_not_hidden_by_rol
             raise sqlite3.OperationalError("database or disk is full")
     set_meta(db, "after", "1")
     assert get_meta(db, "after") == "1"
+
+
+def test_an_older_database_gets_the_columns_added_since(db_path):
+    from lifelog.db import SCHEMA_VERSION
+
+    db = open_db(db_path)
+    set_meta(db, "kept", "yes")
+    # Make it look like a version-2 database, made before sync_state had these.
+    db.conn.execute("ALTER TABLE sync_state DROP COLUMN lookback_count")
+    db.conn.execute("ALTER TABLE sync_state DROP COLUMN lookback_start")
+    db.conn.execute("PRAGMA user_version = 2")
+    db.conn.close()
+    db = open_db(db_path)
+    assert {"lookback_start", "lookback_count"} <= set(db["sync_state"].columns_dict)
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert get_meta(db, "kept") == "yes"

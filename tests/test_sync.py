@@ -79,6 +79,24 @@ def test_it_fetches_nothing_when_the_hint_has_not_moved(aw_server, bucket, env):
     assert again.counts.fetched == 0
 
 
+def test_an_older_event_inserted_inside_the_lookback_is_picked_up_by_the_next_poll(aw_server, bucket, env):
+    # AW's hint is the end of the newest-*starting* event: inserting an event
+    # that starts earlier leaves it unchanged. The lookback count does not.
+    db, client, settings = env
+    t0 = now() - timedelta(minutes=2)
+    aw_server.insert(bucket, [ev(t0 - timedelta(hours=1), 10, app="old"), ev(t0, 10, app="newest")])
+    sync.poll(db, client, settings)  # the first poll reads the bucket whole
+    aw_server.insert(bucket, [ev(t0 + timedelta(seconds=30), 10, app="newer")])
+    sync.poll(db, client, settings)  # the hint moved: a lookback fetch, and its count
+    hint = aw_server.api("GET", "/buckets/").json()[bucket]["last_updated"]
+    aw_server.insert(bucket, [ev(t0 + timedelta(seconds=15), 5, app="late")])
+    assert aw_server.api("GET", "/buckets/").json()[bucket]["last_updated"] == hint
+    result = sync.poll(db, client, settings)
+    assert result.counts.fetched > 0
+    assert rows(db, bucket) == truth(aw_server, bucket)
+    assert sync.poll(db, client, settings).counts.fetched == 0  # and then idle again
+
+
 def test_it_never_stores_a_copy_clipped_at_the_window_start(aw_server, bucket, env):
     db, client, settings = env
     t0 = now() - timedelta(hours=2)
