@@ -452,8 +452,7 @@ class Chaos:
             "hung_detection_bound_seconds": DETECTION_BOUND,
             "reconcile_exit": reconcile.returncode,
             "reconcile_output": reconcile.stdout.strip().splitlines()[-1:],
-            # Back-dated inserts whose bucket's newest event did not change are
-            # not seen by polls (AW's last_updated hint); reconcile finds them.
+            # Events only the final reconcile stored: the live poll missed them.
             "found_by_reconcile": _inserted(reconcile.stdout),
             **accounted,
             "faults": [asdict(f) for f in self.faults],
