@@ -217,13 +217,15 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
         for job in jobs.values():
             if job.thread is not None:
                 job.thread.join(max(0.0, deadline - time.monotonic()))
-        pass_lock = None
-        try:
-            from lifelog import procs, watchdog
+        from lifelog import procs, watchdog
 
-            # Hold the watchdog's lock while stopping, so a pass still running
-            # in a job thread cannot start a watcher after this one is gone.
-            pass_lock = watchdog._PassLock(settings).__enter__()
+        # Hold the watchdog's lock while stopping and until the end, so a pass
+        # still running in a job thread cannot start a watcher behind us.
+        pass_lock = watchdog.PassLock(settings)
+        held = False
+        try:
+            pass_lock.__enter__()
+            held = True
             procs.stop_watcher(db, settings)
         except Exception:
             log.exception("could not stop the watcher")
@@ -231,7 +233,7 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
             set_meta(db, "daemon.state", "stopped")
         except Exception as e:
             log.warning("could not record the stop: %s", e)
-        if pass_lock is not None:
+        if held:
             pass_lock.__exit__(None, None, None)
         lock.release()
         db.conn.close()

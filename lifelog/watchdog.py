@@ -332,7 +332,7 @@ class PassBusy(LifelogError):
     exit_code = 1
 
 
-class _PassLock:
+class PassLock:
     """flock on `<db>.watchdog.lock`, waited for boundedly.
 
     A file lock rather than a lease row: the kernel drops it when its holder
@@ -365,7 +365,7 @@ def run_pass(db, settings: Settings, *, now: datetime | None = None, actor: str 
     """One pass: lock, snapshot, decide, record, act; then the overall status."""
     from lifelog import alerts, clocks, procs, status
 
-    with _PassLock(settings):
+    with PassLock(settings):
         now = now or utcnow()
         meta = procs.read_meta(db)
         facts = procs.which_watcher(meta, *procs.live_facts_for(meta))
