@@ -89,11 +89,12 @@ def test_a_stopped_watcher_is_replaced_by_the_daemons_watchdog(db_path, daemon):
             pass
 
 
-def test_sigterm_stops_the_daemon_and_its_watcher_leaving_nothing(db_path, daemon):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_daemon_and_its_watcher_leaving_nothing(db_path, daemon, sig):
     d = daemon()
     pid = wait_for(lambda: watcher_pid(db_path), what="a running watcher")
     t0 = time.monotonic()
-    d.send_signal(signal.SIGTERM)
+    d.send_signal(sig)
     assert d.wait(10) == 0
     assert time.monotonic() - t0 < 10
     wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
