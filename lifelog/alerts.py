@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 
+from lifelog import keys
 from lifelog.settings import Settings
 from lifelog.verdicts import Level
 
@@ -32,14 +33,14 @@ def notify_if_changed(db, settings: Settings, report) -> bool:
     if report.level is Level.UNKNOWN:
         return False
     with transaction(db):
-        previous_text = get_meta(db, "status.level")
+        previous_text = get_meta(db, keys.STATUS_LEVEL)
         if previous_text == report.level.name:
             return False
         previous = Level.parse(previous_text)
-        set_meta(db, "status.level", report.level.name)
-        set_meta(db, "status.since", report.at)
-        set_meta(db, "status.summary", report.summary)
-        set_meta(db, "status.previous", previous.name if previous is not None else "")
+        set_meta(db, keys.STATUS_LEVEL, report.level.name)
+        set_meta(db, keys.STATUS_SINCE, report.at)
+        set_meta(db, keys.STATUS_SUMMARY, report.summary)
+        set_meta(db, keys.STATUS_PREVIOUS, previous.name if previous is not None else "")
     if previous is None and report.level is Level.OK:
         return True
     prev_name = previous.name if previous is not None else "UNKNOWN"
@@ -69,5 +70,5 @@ def run_alert(db, settings: Settings, level: str, previous: str, summary: str) -
         outcome = f"could not run {argv[0]!r}: {e.strerror or e}"
     if outcome != "exit 0":
         log.error("alert_command %s", outcome)
-    set_meta(db, "status.alerted_at", now_iso())
-    set_meta(db, "status.alert_result", outcome)
+    set_meta(db, keys.STATUS_ALERTED_AT, now_iso())
+    set_meta(db, keys.STATUS_ALERT_RESULT, outcome)

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from lifelog import keys
 from lifelog.db import open_db, set_meta
 from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
@@ -134,7 +135,7 @@ def _reconcile_due(db, settings: Settings) -> bool:
     from lifelog.db import get_meta
     from lifelog.timeutil import try_parse_iso, utcnow
 
-    last = try_parse_iso(get_meta(db, "reconcile.finished_at"))
+    last = try_parse_iso(get_meta(db, keys.RECONCILE_FINISHED_AT))
     return last is None or (utcnow() - last).total_seconds() >= settings.reconcile_interval_hours * 3600
 
 
@@ -168,16 +169,16 @@ def _note_unclean_exit(db) -> None:
     it is gone. Counted in meta, so the failure is seen, not only survived."""
     from lifelog.db import get_meta, transaction
 
-    if get_meta(db, "daemon.state") != "running":
+    if get_meta(db, keys.DAEMON_STATE) != "running":
         return
-    old = get_meta(db, "daemon.pid") or "?"
+    old = get_meta(db, keys.DAEMON_PID) or "?"
     try:
-        count = int(get_meta(db, "daemon.unclean_exits") or 0)
+        count = int(get_meta(db, keys.DAEMON_UNCLEAN_EXITS) or 0)
     except ValueError:
         count = 0
     with transaction(db):
-        set_meta(db, "daemon.unclean_exits", max(count, 0) + 1)
-        set_meta(db, "daemon.last_unclean_exit", f"pid {old}, noticed {now_iso()}")
+        set_meta(db, keys.DAEMON_UNCLEAN_EXITS, max(count, 0) + 1)
+        set_meta(db, keys.DAEMON_LAST_UNCLEAN_EXIT, f"pid {old}, noticed {now_iso()}")
     log.warning("the previous daemon (pid %s) did not stop cleanly; carrying on from the database", old)
 
 
@@ -196,9 +197,9 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
     jobs = jobs or default_jobs()
     try:
         _note_unclean_exit(db)
-        set_meta(db, "daemon.pid", os.getpid())
-        set_meta(db, "daemon.started_at", now_iso())
-        set_meta(db, "daemon.state", "running")
+        set_meta(db, keys.DAEMON_PID, os.getpid())
+        set_meta(db, keys.DAEMON_STARTED_AT, now_iso())
+        set_meta(db, keys.DAEMON_STATE, "running")
         log.info("daemon started (pid %d) on %s", os.getpid(), settings.db_path)
         adopt_or_start_watcher(db, settings)
         scheduler = build_scheduler(settings, jobs, stop)
@@ -230,7 +231,7 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
         except Exception:
             log.exception("could not stop the watcher")
         try:
-            set_meta(db, "daemon.state", "stopped")
+            set_meta(db, keys.DAEMON_STATE, "stopped")
         except Exception as e:
             log.warning("could not record the stop: %s", e)
         if held:

@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from lifelog import keys
 from lifelog.settings import Settings
 from lifelog.verdicts import AWStatus
 
@@ -87,19 +88,19 @@ def record(db, result: HealthResult) -> int:
              result.version, result.error),
         )
         try:
-            failures = int(get_meta(db, "aw.consecutive_failures") or 0)
+            failures = int(get_meta(db, keys.AW_CONSECUTIVE_FAILURES) or 0)
         except ValueError:  # hand-edited garbage: start counting again
             failures = 0
         failures = 0 if result.status is AWStatus.HEALTHY else max(failures, 0) + 1
-        set_meta(db, "aw.status", str(result.status))
-        set_meta(db, "aw.checked_at", result.checked_at)
-        set_meta(db, "aw.latency_ms", result.latency_ms)
-        set_meta(db, "aw.error", result.error)
-        set_meta(db, "aw.consecutive_failures", failures)
+        set_meta(db, keys.AW_STATUS, str(result.status))
+        set_meta(db, keys.AW_CHECKED_AT, result.checked_at)
+        set_meta(db, keys.AW_LATENCY_MS, result.latency_ms)
+        set_meta(db, keys.AW_ERROR, result.error)
+        set_meta(db, keys.AW_CONSECUTIVE_FAILURES, failures)
         if result.version:
-            set_meta(db, "aw.version", result.version)
+            set_meta(db, keys.AW_VERSION, result.version)
         if result.status is AWStatus.HEALTHY:
-            set_meta(db, "aw.last_healthy_at", result.checked_at)
+            set_meta(db, keys.AW_LAST_HEALTHY_AT, result.checked_at)
     return failures
 
 

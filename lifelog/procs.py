@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from lifelog import keys
 from lifelog.errors import LifelogError
 from lifelog.settings import Settings
 
@@ -127,18 +128,18 @@ def identity_matches(recorded_created: str | None, recorded_cmdline: str | None,
 def which_watcher(meta: Mapping[str, str | None], recorded: LiveProc | None,
                   spawned: LiveProc | None) -> WatcherFacts:
     """Pure: given meta and the live facts of its two PIDs, which one is the watcher."""
-    pid = _int(meta.get("watcher.pid"))
+    pid = _int(meta.get(keys.WATCHER_PID))
     if recorded is not None and pid == recorded.pid and identity_matches(
-        meta.get("watcher.process_created"), meta.get("watcher.cmdline"), recorded
+        meta.get(keys.WATCHER_PROCESS_CREATED), meta.get(keys.WATCHER_CMDLINE), recorded
     ):
         return WatcherFacts(pid, "recorded", "", recorded.created)
-    spawned_pid = _int(meta.get("watchdog.spawned_pid"))
+    spawned_pid = _int(meta.get(keys.WATCHDOG_SPAWNED_PID))
     if spawned is not None and spawned_pid == spawned.pid and spawned_pid != pid and identity_matches(
-        meta.get("watchdog.spawned_created"), meta.get("watchdog.spawned_cmdline"), spawned
+        meta.get(keys.WATCHDOG_SPAWNED_CREATED), meta.get(keys.WATCHDOG_SPAWNED_CMDLINE), spawned
     ):
         return WatcherFacts(spawned_pid, "spawned", "", spawned.created)
     if pid is None:
-        reason = "no watcher recorded" if meta.get("watcher.pid") is None else "watcher.pid is malformed"
+        reason = "no watcher recorded" if meta.get(keys.WATCHER_PID) is None else "watcher.pid is malformed"
     elif recorded is None or not recorded.alive:
         reason = f"watcher pid {pid} is gone"
     else:
@@ -152,8 +153,8 @@ def read_meta(db, prefixes: tuple[str, ...] = ("watcher.", "watchdog.", "aw.", "
 
 
 def live_facts_for(meta: Mapping[str, str | None]) -> tuple[LiveProc | None, LiveProc | None]:
-    pid = _int(meta.get("watcher.pid"))
-    spawned_pid = _int(meta.get("watchdog.spawned_pid"))
+    pid = _int(meta.get(keys.WATCHER_PID))
+    spawned_pid = _int(meta.get(keys.WATCHDOG_SPAWNED_PID))
     recorded = live(pid) if pid else None
     spawned = live(spawned_pid) if spawned_pid and spawned_pid != pid else None
     return recorded, spawned
@@ -304,7 +305,7 @@ def record_spawned(db, pid: int) -> None:
     started = live(pid)
     known = started.alive and started.created is not None and started.cmdline is not None
     with transaction(db):
-        set_meta(db, "watchdog.last_start_at", now_iso())
-        set_meta(db, "watchdog.spawned_pid", pid)
-        set_meta(db, "watchdog.spawned_created", repr(started.created) if known else "")
-        set_meta(db, "watchdog.spawned_cmdline", json.dumps(list(started.cmdline or ())) if known else "")
+        set_meta(db, keys.WATCHDOG_LAST_START_AT, now_iso())
+        set_meta(db, keys.WATCHDOG_SPAWNED_PID, pid)
+        set_meta(db, keys.WATCHDOG_SPAWNED_CREATED, repr(started.created) if known else "")
+        set_meta(db, keys.WATCHDOG_SPAWNED_CMDLINE, json.dumps(list(started.cmdline or ())) if known else "")

@@ -16,6 +16,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from lifelog import keys
 from lifelog.settings import Settings
 from lifelog.timeutil import format_age, to_iso, try_parse_iso, utcnow
 from lifelog.verdicts import HOLD_VERDICTS, RESTART_VERDICTS, SEVERITY, Level
@@ -85,17 +86,17 @@ def combine(components: list[Component], db: str, now: datetime) -> StatusReport
 
 
 def _aw(meta: dict, now: datetime) -> Component:
-    status = meta.get("aw.status")
-    checked = meta.get("aw.checked_at")
+    status = meta.get(keys.AW_STATUS)
+    checked = meta.get(keys.AW_CHECKED_AT)
     age = _age(checked, now)
-    error = meta.get("aw.error") or ""
+    error = meta.get(keys.AW_ERROR) or ""
     if status == "healthy":
-        version = meta.get("aw.version") or "?"
+        version = meta.get(keys.AW_VERSION) or "?"
         return Component("aw", Level.OK, f"AW healthy ({version})", checked, age)
     if status == "degraded":
         return Component("aw", Level.WARNING, f"AW degraded: {error}", checked, age, f"AW degraded: {error}")
     if status == "unhealthy":
-        failures = meta.get("aw.consecutive_failures") or "?"
+        failures = meta.get(keys.AW_CONSECUTIVE_FAILURES) or "?"
         state = f"AW unhealthy: {error} ({failures} checks in a row)"
         return Component("aw", Level.CRITICAL, state, checked, age, f"AW unhealthy: {error}")
     return Component("aw", Level.OK, "AW not checked yet", None, None)
@@ -105,7 +106,7 @@ def _watcher(meta: dict, facts, now: datetime, settings: Settings) -> Component:
     from lifelog import clocks
     from lifelog.watchdog import heartbeat_age
 
-    hb = meta.get("watcher.heartbeat_at")
+    hb = meta.get(keys.WATCHER_HEARTBEAT_AT)
     if not facts.running:
         cause = f"watcher not running ({facts.reason})"
         return Component("watcher", Level.CRITICAL, cause, hb, _age(hb, now), cause)
@@ -118,10 +119,10 @@ def _watcher(meta: dict, facts, now: datetime, settings: Settings) -> Component:
 
 
 def _data(meta: dict, now: datetime) -> Component:
-    last = meta.get("watcher.last_event_ts")
-    verdict = meta.get("watchdog.verdict") or ""
+    last = meta.get(keys.WATCHER_LAST_EVENT_TS)
+    verdict = meta.get(keys.WATCHDOG_VERDICT) or ""
     if verdict in HOLD_VERDICTS:
-        reason = meta.get("watchdog.reason") or ""
+        reason = meta.get(keys.WATCHDOG_REASON) or ""
         cause = f"data held stale ({verdict}: {reason})"
         return Component("data", Level.WARNING, cause, last, _age(last, now), cause)
     if last is None:
@@ -148,9 +149,9 @@ def _restarts(db, now: datetime) -> Component:
 
 
 def _watchdog(meta: dict, now: datetime) -> Component:
-    checked = meta.get("watchdog.checked_at")
-    if (meta.get("watchdog.paused") or "") not in ("", "0"):
-        since = meta.get("watchdog.paused_at")
+    checked = meta.get(keys.WATCHDOG_CHECKED_AT)
+    if (meta.get(keys.WATCHDOG_PAUSED) or "") not in ("", "0"):
+        since = meta.get(keys.WATCHDOG_PAUSED_AT)
         cause = "watchdog paused ('lifelog watchdog resume' to resume)"
         return Component("watchdog", Level.WARNING, cause, since, _age(since, now), cause)
     if checked is None:

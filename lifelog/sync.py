@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Sequence
 
 from lifelog import buckets as buckets_mod
-from lifelog import merge
+from lifelog import keys, merge
 from lifelog.aw import AWClient
 from lifelog.db import set_meta, transaction
 from lifelog.merge import Event, Plan, Stored, Window
@@ -734,8 +734,8 @@ def reconcile(
                                 (now_iso(), src.server, bucket_id))
     totals = report.totals
     with transaction(db):
-        set_meta(db, "reconcile.finished_at", now_iso())
-        set_meta(db, "reconcile.summary",
+        set_meta(db, keys.RECONCILE_FINISHED_AT, now_iso())
+        set_meta(db, keys.RECONCILE_SUMMARY,
                  f"{len(report.buckets)} buckets, {report.days_differing} days differed; "
                  f"{totals.inserted} inserted, {totals.updated} updated, {totals.replaced} replaced, "
                  f"{totals.marked_deleted} marked deleted")

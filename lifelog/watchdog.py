@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Mapping
 
+from lifelog import keys
 from lifelog.errors import LifelogError
 from lifelog.procs import WatcherFacts
 from lifelog.settings import Settings
@@ -110,8 +111,8 @@ def backoff_delay(level: int, settings: Settings) -> float:
 
 def backoff_level(meta: Meta, now: datetime, settings: Settings) -> int:
     """Consecutive restarts in effect: reset once the last restart is 2x max old."""
-    level = min(max(_int(meta.get("watchdog.backoff_level")), 0), MAX_LEVEL)
-    last = _age(_ts(meta, "watchdog.last_restart_at"), now)
+    level = min(max(_int(meta.get(keys.WATCHDOG_BACKOFF_LEVEL)), 0), MAX_LEVEL)
+    last = _age(_ts(meta, keys.WATCHDOG_LAST_RESTART_AT), now)
     if last is None or last >= 2 * settings.restart_backoff_max_seconds:
         return 0
     return level
@@ -119,7 +120,7 @@ def backoff_level(meta: Meta, now: datetime, settings: Settings) -> int:
 
 def backoff_remaining(meta: Meta, now: datetime, settings: Settings) -> float:
     level = backoff_level(meta, now, settings)
-    age = _age(_ts(meta, "watchdog.last_restart_at"), now)
+    age = _age(_ts(meta, keys.WATCHDOG_LAST_RESTART_AT), now)
     delay = backoff_delay(level, settings)
     if not _in_window(age, delay):
         return 0.0
@@ -141,7 +142,7 @@ def clock_gap(meta: Meta, now_clocks: tuple[float, float] | None) -> tuple[float
 
     None when either reading is missing or they cannot be compared (another
     boot: the clocks went backwards)."""
-    then = parse_clocks(meta.get("watcher.heartbeat_clocks"))
+    then = parse_clocks(meta.get(keys.WATCHER_HEARTBEAT_CLOCKS))
     if then is None or now_clocks is None:
         return None
     awake = now_clocks[0] - then[0]
@@ -156,9 +157,9 @@ def _started(meta: Meta, facts: WatcherFacts, now: datetime) -> datetime | None:
 
     A start time further in the future than CLOCK_SKEW is ignored: the clock
     stepped back since, and it must not stretch the grace by the step."""
-    times = [_ts(meta, "watchdog.last_start_at")]
+    times = [_ts(meta, keys.WATCHDOG_LAST_START_AT)]
     if facts.source == "recorded":
-        times.append(_ts(meta, "watcher.started_at"))
+        times.append(_ts(meta, keys.WATCHER_STARTED_AT))
     known = [t for t in times if t is not None and (_age(t, now) or 0.0) >= -CLOCK_SKEW]
     return max(known) if known else None
 
@@ -171,7 +172,7 @@ def heartbeat_age(meta: Meta, facts: WatcherFacts, now: datetime,
     gets a full timeout for its first poll). After the machine slept, only
     awake time counts. A heartbeat from the future (clock stepped back) is
     judged by the clocks, or counts as stale when they are not there."""
-    hb = _ts(meta, "watcher.heartbeat_at")
+    hb = _ts(meta, keys.WATCHER_HEARTBEAT_AT)
     started = _started(meta, facts, now)
     gap = clock_gap(meta, now_clocks)
     if hb is None:
@@ -213,8 +214,8 @@ def decide(meta: Meta, facts: WatcherFacts, now: datetime, settings: Settings, *
         return Decision(verdict, reason, level=level)
 
     # -> paused
-    if (meta.get("watchdog.paused") or "") not in ("", "0"):
-        since = meta.get("watchdog.paused_at") or "?"
+    if (meta.get(keys.WATCHDOG_PAUSED) or "") not in ("", "0"):
+        since = meta.get(keys.WATCHDOG_PAUSED_AT) or "?"
         return Decision(Verdict.PAUSED, f"paused by 'lifelog watchdog pause' since {since}", level=level)
 
     # -> restart:not_running
@@ -231,8 +232,8 @@ def decide(meta: Meta, facts: WatcherFacts, now: datetime, settings: Settings, *
 
     # -> wait:resumed (once per heartbeat the sleep happened after)
     gap = clock_gap(meta, now_clocks)
-    clocks_text = meta.get("watcher.heartbeat_clocks") or ""
-    if gap is not None and gap[1] > SLEEP_MIN and meta.get("watchdog.resumed_for") != clocks_text:
+    clocks_text = meta.get(keys.WATCHER_HEARTBEAT_CLOCKS) or ""
+    if gap is not None and gap[1] > SLEEP_MIN and meta.get(keys.WATCHDOG_RESUMED_FOR) != clocks_text:
         return Decision(Verdict.WAIT_RESUMED,
                         f"the machine slept {gap[1]:.0f} s since the watcher's latest heartbeat",
                         level=level)
@@ -246,7 +247,7 @@ def decide(meta: Meta, facts: WatcherFacts, now: datetime, settings: Settings, *
 
     # -> the data rows
     threshold = settings.watcher_timestamp_threshold_minutes * 60.0
-    last = _ts(meta, "watcher.last_event_ts")
+    last = _ts(meta, keys.WATCHER_LAST_EVENT_TS)
     if last is not None:
         data_age = _age(last, now) or 0.0
         if data_age <= threshold:  # includes events in the future: AW accepts them
@@ -254,7 +255,7 @@ def decide(meta: Meta, facts: WatcherFacts, now: datetime, settings: Settings, *
                             level=level)
         stale_reason = f"newest event stored {data_age / 60:.1f} min ago (> {threshold / 60:g} min)"
     else:
-        running_for = _age(_ts(meta, "watcher.started_at"), now)
+        running_for = _age(_ts(meta, keys.WATCHER_STARTED_AT), now)
         if running_for is None or running_for <= threshold:
             return Decision(Verdict.OK, f"heartbeat {age:.1f} s old; no event stored yet", level=level)
         stale_reason = f"no event stored in {running_for / 60:.1f} min of running"
@@ -388,7 +389,7 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
     at = to_iso(now)
     verdict = decision.verdict
     action = ""
-    old_pid = facts.pid if facts.running else _int(meta.get("watcher.pid"), 0) or None
+    old_pid = facts.pid if facts.running else _int(meta.get(keys.WATCHER_PID), 0) or None
     old_uptime = None
     level = decision.level
     replaced = 0
@@ -398,31 +399,31 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
             old_uptime = round(max(time.time() - facts.created, 0.0), 1)
         else:
             # Gone already: it ran at least from its start to its latest heartbeat.
-            began, last = _ts(meta, "watcher.started_at"), _ts(meta, "watcher.heartbeat_at")
+            began, last = _ts(meta, keys.WATCHER_STARTED_AT), _ts(meta, keys.WATCHER_HEARTBEAT_AT)
             if began is not None and last is not None and last >= began:
                 old_uptime = round((last - began).total_seconds(), 1)
         # A watcher ran before: this replaces a failure, not a first start.
-        replaced = int(bool(meta.get("watcher.pid") or meta.get("watchdog.spawned_pid")))
+        replaced = int(bool(meta.get(keys.WATCHER_PID) or meta.get(keys.WATCHDOG_SPAWNED_PID)))
         # Record the intent first: a pass killed mid-restart still counts
         # for the backoff, so a crash cannot turn into a restart storm.
         with transaction(db):
-            set_meta(db, "watchdog.last_restart_at", at)
-            set_meta(db, "watchdog.last_restart_reason", str(verdict))
-            set_meta(db, "watchdog.restart_count", _int(meta.get("watchdog.restart_count")) + 1)
-            set_meta(db, "watchdog.backoff_level", level)
+            set_meta(db, keys.WATCHDOG_LAST_RESTART_AT, at)
+            set_meta(db, keys.WATCHDOG_LAST_RESTART_REASON, str(verdict))
+            set_meta(db, keys.WATCHDOG_RESTART_COUNT, _int(meta.get(keys.WATCHDOG_RESTART_COUNT)) + 1)
+            set_meta(db, keys.WATCHDOG_BACKOFF_LEVEL, level)
         action = _restart(db, settings, verdict, facts)
     elif verdict is Verdict.WAIT_RESUMED:
         action = "none; judging again next pass"
     with transaction(db):
-        set_meta(db, "watchdog.checked_at", at)
-        set_meta(db, "watchdog.verdict", str(verdict))
-        set_meta(db, "watchdog.reason", decision.reason)
-        set_meta(db, "watchdog.actor", actor)
+        set_meta(db, keys.WATCHDOG_CHECKED_AT, at)
+        set_meta(db, keys.WATCHDOG_VERDICT, str(verdict))
+        set_meta(db, keys.WATCHDOG_REASON, decision.reason)
+        set_meta(db, keys.WATCHDOG_ACTOR, actor)
         if verdict is Verdict.WAIT_RESUMED:
-            set_meta(db, "watchdog.resumed_for", meta.get("watcher.heartbeat_clocks") or "")
-        if verdict is Verdict.OK and _int(meta.get("watchdog.backoff_level")) != decision.level:
+            set_meta(db, keys.WATCHDOG_RESUMED_FOR, meta.get(keys.WATCHER_HEARTBEAT_CLOCKS) or "")
+        if verdict is Verdict.OK and _int(meta.get(keys.WATCHDOG_BACKOFF_LEVEL)) != decision.level:
             # The backoff reset: no restart for twice restart_backoff_max_seconds.
-            set_meta(db, "watchdog.backoff_level", decision.level)
+            set_meta(db, keys.WATCHDOG_BACKOFF_LEVEL, decision.level)
         if verdict is not Verdict.OK:
             db.conn.execute(
                 "INSERT INTO watchdog_log (at, verdict, reason, action, actor, old_pid,"
@@ -482,16 +483,16 @@ def pause(db) -> None:
     from lifelog.timeutil import now_iso
 
     with transaction(db):
-        set_meta(db, "watchdog.paused", "1")
-        set_meta(db, "watchdog.paused_at", now_iso())
+        set_meta(db, keys.WATCHDOG_PAUSED, "1")
+        set_meta(db, keys.WATCHDOG_PAUSED_AT, now_iso())
 
 
 def resume(db) -> None:
     from lifelog.db import set_meta, transaction
 
     with transaction(db):
-        set_meta(db, "watchdog.paused", "0")
-        set_meta(db, "watchdog.paused_at", "")
+        set_meta(db, keys.WATCHDOG_PAUSED, "0")
+        set_meta(db, keys.WATCHDOG_PAUSED_AT, "")
 
 
 def loop(db, settings: Settings, on_pass, stop=None, actor: str = "loop") -> None:

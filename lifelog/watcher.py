@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from lifelog import clocks
+from lifelog import clocks, keys
 from lifelog.aw import AWClient, AWError
 from lifelog.db import get_meta, open_db, set_meta, transaction
 from lifelog.locks import ProcessLock
@@ -52,16 +52,16 @@ def process_identity(pid: int | None = None) -> dict[str, str]:
 
     proc = psutil.Process(pid)
     return {
-        "watcher.process_created": repr(proc.create_time()),
-        "watcher.cmdline": json.dumps(proc.cmdline()),
+        keys.WATCHER_PROCESS_CREATED: repr(proc.create_time()),
+        keys.WATCHER_CMDLINE: json.dumps(proc.cmdline()),
     }
 
 
 def record_start(db, pid: int) -> None:
     with transaction(db):
-        set_meta(db, "watcher.pid", pid)
-        set_meta(db, "watcher.started_at", now_iso())
-        set_meta(db, "watcher.state", WatcherState.STARTING)
+        set_meta(db, keys.WATCHER_PID, pid)
+        set_meta(db, keys.WATCHER_STARTED_AT, now_iso())
+        set_meta(db, keys.WATCHER_STATE, WatcherState.STARTING)
         for key, value in process_identity(pid).items():
             set_meta(db, key, value)
 
@@ -80,19 +80,19 @@ def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None
                 if get_meta(db, key) != value:
                     log.warning("meta %s was %r; recording this watcher again", key, get_meta(db, key))
                     set_meta(db, key, value)
-        set_meta(db, "watcher.heartbeat_at", now)
+        set_meta(db, keys.WATCHER_HEARTBEAT_AT, now)
         readings = clocks.readings()
         if readings is not None:
             # Read by the watchdog to tell a sleeping machine from a hung watcher.
-            set_meta(db, "watcher.heartbeat_clocks", f"{readings[0]!r} {readings[1]!r}")
-        set_meta(db, "watcher.last_error", outcome.error)
+            set_meta(db, keys.WATCHER_HEARTBEAT_CLOCKS, f"{readings[0]!r} {readings[1]!r}")
+        set_meta(db, keys.WATCHER_LAST_ERROR, outcome.error)
         if outcome.ok:
-            set_meta(db, "watcher.last_poll_ok_at", now)
+            set_meta(db, keys.WATCHER_LAST_POLL_OK_AT, now)
         if outcome.last_event_ts is not None and outcome.last_event_ts != get_meta(
-            db, "watcher.last_event_ts"
+            db, keys.WATCHER_LAST_EVENT_TS
         ):
-            set_meta(db, "watcher.last_event_ts", outcome.last_event_ts)
-        set_meta(db, "watcher.state", WatcherState.RUNNING)
+            set_meta(db, keys.WATCHER_LAST_EVENT_TS, outcome.last_event_ts)
+        set_meta(db, keys.WATCHER_STATE, WatcherState.RUNNING)
 
 
 def poll_once(db, client: AWClient, settings: Settings, stop: threading.Event) -> PollOutcome:
@@ -136,7 +136,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     pid = os.getpid()
     try:
         record_start(db, pid)
-        identity = {"watcher.pid": str(pid), **process_identity(pid)}
+        identity = {keys.WATCHER_PID: str(pid), **process_identity(pid)}
         log.info("watcher started (pid %d) on %s, polling %s every %g s",
                  pid, settings.db_path, settings.aw_url, settings.poll_interval_seconds)
         previous_error = None
@@ -159,7 +159,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
                 stop.wait(max(0.0, settings.poll_interval_seconds - (time.monotonic() - began)))
     finally:
         try:
-            set_meta(db, "watcher.state", WatcherState.STOPPED)
+            set_meta(db, keys.WATCHER_STATE, WatcherState.STOPPED)
         except sqlite3.Error as e:
             log.warning("could not record the stop: %s", e)
         client.close()
