@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import os
 import shlex
-from dataclasses import dataclass, fields, replace
+import json
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -47,6 +48,10 @@ def default_config_path() -> Path:
     return user_config_dir() / "lifelog" / "config.toml"
 
 
+def default_backup_dir() -> Path:
+    return user_data_dir() / "lifelog" / "backups"
+
+
 def log_dir() -> Path:
     """Where LifeLog's detached processes write their output."""
     return user_state_dir() / "lifelog" / "log"
@@ -70,6 +75,23 @@ class Settings:
     reconcile_interval_hours: float = 4
     buckets: str = "*"
     alert_command: str = ""
+    # A secret (SPEC section 8): never printed, logged or recorded.
+    aw_api_key: str = field(default="", repr=False)
+    # Sources: ActivityWatch's own watchers (SPEC section 10).
+    source_silence_minutes: float = 10
+    source_silence_critical_minutes: float = 60
+    source_restart_commands: dict[str, str] = field(default_factory=dict)
+    watchdog_stale_minutes: float = 5
+    # Seen from outside (SPEC section 11).
+    ping_url: str = field(default="", repr=False)
+    ping_interval_seconds: float = 60
+    metrics_file: Path | None = None
+    # Backups (SPEC section 12); None means the default folder.
+    backup_dir: Path | None = None
+    backup_interval_hours: float = 24
+    backup_keep_daily: int = 7
+    backup_keep_weekly: int = 4
+    backup_keep_monthly: int = 12
     # Where the settings came from, for messages; not a setting.
     config_path: Path | None = None
 
@@ -85,6 +107,10 @@ class Settings:
     def alert_command_argv(self) -> list[str]:
         return shlex.split(self.alert_command)
 
+    @property
+    def backup_folder(self) -> Path:
+        return self.backup_dir if self.backup_dir is not None else default_backup_dir()
+
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name != "config_path")
 
@@ -97,14 +123,21 @@ _POSITIVE = {
     "watcher_timestamp_threshold_minutes",
     "watchdog_interval_seconds",
     "reconcile_interval_hours",
+    "source_silence_minutes",
+    "source_silence_critical_minutes",
+    "watchdog_stale_minutes",
+    "ping_interval_seconds",
 }
 _NON_NEGATIVE = {
     "startup_grace_seconds",
     "restart_backoff_initial_seconds",
     "restart_backoff_max_seconds",
     "stop_grace_seconds",
+    "backup_interval_hours",
 }
+_COUNTS = {"backup_keep_daily", "backup_keep_weekly", "backup_keep_monthly"}
 _COMMANDS = {"watcher_restart_command", "alert_command"}
+_PATHS = {"metrics_file", "backup_dir"}
 
 
 def _number(name: str, raw: Any, source: str) -> float:
@@ -136,6 +169,55 @@ def _text(name: str, raw: Any, source: str) -> str:
     return raw
 
 
+def _count(name: str, raw: Any, source: str) -> int:
+    value = _number(name, raw, source)
+    if value != int(value):
+        raise UsageError(f"{source}: setting {name} must be a whole number, got {raw!r}")
+    return int(value)
+
+
+def _url(name: str, raw: Any, source: str, *, may_be_empty: bool = False) -> str:
+    # The value itself is not echoed for ping_url: it holds a token.
+    shown = "the value given" if name == "ping_url" else repr(raw)
+    url = _text(name, raw, source).strip()
+    if may_be_empty and not url:
+        return ""
+    if name == "aw_url":
+        url = url.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{source}: setting {name} must be an http:// or https:// URL, got {shown}")
+    try:
+        parts.port
+    except ValueError:
+        raise UsageError(f"{source}: setting {name} has a bad port: {shown}") from None
+    return url
+
+
+def _command_table(name: str, raw: Any, source: str) -> dict[str, str]:
+    """A TOML table (or, from the environment, a JSON object) of name -> command."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise UsageError(f"{source}: setting {name} must be a JSON object of watcher name to "
+                             f"command, e.g. {{\"aw-watcher-window\": \"systemctl --user restart "
+                             f"aw-watcher-window\"}}") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{source}: setting {name} must be a table of watcher name to command, got {raw!r}")
+    table = {}
+    for key, command in raw.items():
+        if not isinstance(command, str) or not command.strip():
+            raise UsageError(f"{source}: setting {name}: the command for {key!r} must be non-empty text")
+        try:
+            shlex.split(command)
+        except ValueError as e:
+            raise UsageError(f"{source}: setting {name}: the command for {key!r} cannot be split "
+                             f"into words ({e})") from None
+        table[str(key)] = command
+    return table
+
+
 def _convert(name: str, raw: Any, source: str) -> Any:
     """Check and convert one raw value; `source` says where it came from."""
     if name == "db_path":
@@ -144,17 +226,21 @@ def _convert(name: str, raw: Any, source: str) -> Any:
             raise UsageError(f"{source}: setting db_path must not be empty")
         return Path(text).expanduser()
     if name == "aw_url":
-        url = _text(name, raw, source).strip().rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(
-                f"{source}: setting aw_url must be an http:// or https:// URL, got {raw!r}"
-            )
-        try:
-            parts.port
-        except ValueError:
-            raise UsageError(f"{source}: setting aw_url has a bad port: {raw!r}") from None
-        return url
+        return _url(name, raw, source)
+    if name == "ping_url":
+        return _url(name, raw, source, may_be_empty=True)
+    if name == "aw_api_key":
+        key = _text(name, raw, source).strip()
+        if any(c.isspace() for c in key):
+            raise UsageError(f"{source}: setting aw_api_key must not contain spaces or line breaks")
+        return key
+    if name in _PATHS:
+        text = _text(name, raw, source).strip()
+        return Path(text).expanduser() if text else None
+    if name == "source_restart_commands":
+        return _command_table(name, raw, source)
+    if name in _COUNTS:
+        return _count(name, raw, source)
     if name in _COMMANDS:
         text = _text(name, raw, source)
         try:
@@ -232,8 +318,3 @@ def load_settings(
         )
     return settings
 
-
-def with_overrides(settings: Settings, **changes: Any) -> Settings:
-    """A copy with some settings changed, each checked like any other value."""
-    checked = {k: _convert(k, v, f"value for {k}") for k, v in changes.items()}
-    return replace(settings, **checked)

@@ -24,6 +24,19 @@ SPEC_DEFAULTS = {
     "reconcile_interval_hours": 4,
     "buckets": "*",
     "alert_command": "",
+    "aw_api_key": "",
+    "source_silence_minutes": 10,
+    "source_silence_critical_minutes": 60,
+    "source_restart_commands": {},
+    "watchdog_stale_minutes": 5,
+    "ping_url": "",
+    "ping_interval_seconds": 60,
+    "metrics_file": None,
+    "backup_dir": None,
+    "backup_interval_hours": 24,
+    "backup_keep_daily": 7,
+    "backup_keep_weekly": 4,
+    "backup_keep_monthly": 12,
 }
 
 
@@ -33,6 +46,7 @@ def test_every_spec_setting_exists_with_its_default():
     for name, value in SPEC_DEFAULTS.items():
         assert getattr(s, name) == value, name
     assert s.db_path == default_db_path()
+    assert s.backup_folder == default_db_path().parent / "backups"
 
 
 def test_the_default_db_is_lifelog_db_under_the_user_data_dir(isolated_env):
@@ -65,7 +79,7 @@ def test_the_default_config_file_is_read_when_present(isolated_env):
 
 
 def test_durations_accept_fractions_everywhere(tmp_path):
-    names = [n for n, v in SPEC_DEFAULTS.items() if isinstance(v, int)]
+    names = [n for n, v in SPEC_DEFAULTS.items() if isinstance(v, int) and "_keep_" not in n]
     env = {f"LIFELOG_{n.upper()}": "0.125" for n in names}
     s = load_settings(environ=env)
     assert all(getattr(s, n) == 0.125 for n in names)
@@ -131,3 +145,26 @@ def test_settings_are_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.aw_url = "x"  # type: ignore[misc]
     assert isinstance(s, Settings) and isinstance(s.db_path, Path)
+
+
+def test_source_restart_commands_is_a_table_in_the_file_and_json_in_the_environment(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[source_restart_commands]\n"aw-watcher-window" = "systemctl --user restart aw-watcher-window"\n')
+    assert load_settings(config=cfg, environ={}).source_restart_commands == {
+        "aw-watcher-window": "systemctl --user restart aw-watcher-window"}
+    env = {"LIFELOG_SOURCE_RESTART_COMMANDS": '{"aw-watcher-afk": "true"}'}
+    assert load_settings(config=cfg, environ=env).source_restart_commands == {"aw-watcher-afk": "true"}
+    with pytest.raises(UsageError, match="LIFELOG_SOURCE_RESTART_COMMANDS.*JSON object"):
+        load_settings(environ={"LIFELOG_SOURCE_RESTART_COMMANDS": "aw-watcher-window=true"})
+
+
+@pytest.mark.parametrize("name, value, needle", [
+    ("backup_keep_daily", "1.5", "whole number"),
+    ("backup_interval_hours", "-1", "must not be negative"),
+    ("ping_url", "ftp://x/secret-token", "http:// or https://"),
+    ("source_silence_minutes", "0", "greater than 0"),
+])
+def test_new_settings_reject_bad_values_by_name(name, value, needle):
+    with pytest.raises(UsageError, match=needle) as e:
+        load_settings(environ={f"LIFELOG_{name.upper()}": value})
+    assert "secret-token" not in str(e.value)  # a ping URL's token is never echoed
