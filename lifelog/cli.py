@@ -187,12 +187,9 @@ def run_watchdog(db: str | None, config: str | None, once: bool, as_json: bool) 
     if once:
         wd.print_pass(wd.run_pass(database, settings, actor="cron"), as_json)
         return 0
-    import signal
-    import threading
+    from lifelog.signals import stop_on_signals
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())  # only record it; the loop acts
+    stop = stop_on_signals()
     wd.loop(database, settings, lambda r: wd.print_pass(r, as_json), stop=stop, actor="loop")
     return 0
 
@@ -274,7 +271,7 @@ def _ingest_setup(db, config, aw_url, since):
     """Parse everything before opening the database: bad input writes nothing."""
     from lifelog.aw import AWClient
     from lifelog.db import open_db
-    from lifelog.sync import parse_since
+    from lifelog.timeutil import parse_since
 
     when = parse_since(since)
     settings = _settings(db, config, aw_url=aw_url)
@@ -290,15 +287,16 @@ def _aw_error(e) -> LifelogError:
 @app.command()
 def backfill(db: DbOpt = None, config: ConfigOpt = None, aw_url: AwUrlOpt = None, since: SinceOpt = None) -> None:
     """Fetch AW's history into the database in pages; resumable, safe beside the watcher."""
-    from lifelog import sync
+    from lifelog import history
     from lifelog.aw import AWError
+    from lifelog.signals import stop_on_signals
 
     database, client, settings, when = _ingest_setup(db, config, aw_url, since)
-    stop = sync.stop_on_signals()
+    stop = stop_on_signals()
     progress = _Progress()
     try:
-        report = sync.backfill(database, client, settings, since=when, should_stop=stop.is_set,
-                               on_page=progress.page, on_start=progress.start)
+        report = history.backfill(database, client, settings, since=when, should_stop=stop.is_set,
+                                  on_page=progress.page, on_start=progress.start)
     except AWError as e:
         raise _aw_error(e) from None
     finally:
@@ -342,13 +340,14 @@ class _Progress:
 @app.command()
 def reconcile(db: DbOpt = None, config: ConfigOpt = None, aw_url: AwUrlOpt = None, since: SinceOpt = None) -> None:
     """Compare LifeLog with AW per bucket and day; fetch what differs, mark what AW lost."""
-    from lifelog import sync
+    from lifelog import reconcile as reconcile_mod
     from lifelog.aw import AWError
+    from lifelog.signals import stop_on_signals
 
     database, client, settings, when = _ingest_setup(db, config, aw_url, since)
-    stop = sync.stop_on_signals()
+    stop = stop_on_signals()
     try:
-        report = sync.reconcile(database, client, settings, since=when, should_stop=stop.is_set)
+        report = reconcile_mod.reconcile(database, client, settings, since=when, should_stop=stop.is_set)
     except AWError as e:
         raise _aw_error(e) from None
     for b in report.buckets:
