@@ -67,6 +67,10 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_time ON events (timestamp);
 CREATE INDEX IF NOT EXISTS events_by_bucket_time ON events (server, bucket_id, timestamp);
 CREATE INDEX IF NOT EXISTS events_by_end ON events (ended_at);
+-- A bucket's newest end (sync_state.newest_end) is recomputed inside the
+-- write transaction that replaces a row or marks one deleted in AW: this
+-- index answers it from the newest rows, not by reading the whole bucket.
+CREATE INDEX IF NOT EXISTS events_by_bucket_end ON events (server, bucket_id, ended_at);
 
 -- Earlier versions of an events row whose id AW gave to another event (or
 -- whose timestamp or data AW rewrote). One row per version replaced.
@@ -147,4 +151,4 @@ CREATE TABLE IF NOT EXISTS watchdog_log (
 );
 CREATE INDEX IF NOT EXISTS watchdog_log_by_time ON watchdog_log (at);
 
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;

@@ -24,9 +24,11 @@ from lifelog.timeutil import now_iso
 if TYPE_CHECKING:
     import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # CREATE TABLE IF NOT EXISTS never changes an existing table: what a version
 # added to a table of an older database is added here, before schema.sql runs.
+# (A version that only adds an index or a table needs nothing here: schema.sql
+# creates it; version 4 added the index events_by_bucket_end.)
 MIGRATIONS = {
     3: ["ALTER TABLE sync_state ADD COLUMN lookback_start TEXT",
         "ALTER TABLE sync_state ADD COLUMN lookback_count INTEGER"],
