@@ -73,6 +73,8 @@ class Settings:
     stop_grace_seconds: float = 10
     watcher_restart_command: str = ""
     reconcile_interval_hours: float = 4
+    # health_checks and watchdog_log rows older than this are pruned.
+    history_retention_days: float = 365
     buckets: str = "*"
     alert_command: str = ""
     # A secret (SPEC section 8): never printed, logged or recorded.
@@ -123,6 +125,7 @@ _POSITIVE = {
     "watcher_timestamp_threshold_minutes",
     "watchdog_interval_seconds",
     "reconcile_interval_hours",
+    "history_retention_days",
     "source_silence_minutes",
     "source_silence_critical_minutes",
     "watchdog_stale_minutes",
