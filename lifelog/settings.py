@@ -73,6 +73,9 @@ class Settings:
     stop_grace_seconds: float = 10
     watcher_restart_command: str = ""
     reconcile_interval_hours: float = 4
+    # aw-server-rust's count ignores the window: a reconcile without --since
+    # there fetches this many recent days whole, never the whole history.
+    reconcile_rust_days: float = 7
     # health_checks and watchdog_log rows older than this are pruned.
     history_retention_days: float = 365
     buckets: str = "*"
@@ -125,6 +128,7 @@ _POSITIVE = {
     "watcher_timestamp_threshold_minutes",
     "watchdog_interval_seconds",
     "reconcile_interval_hours",
+    "reconcile_rust_days",
     "history_retention_days",
     "source_silence_minutes",
     "source_silence_critical_minutes",

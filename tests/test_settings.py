@@ -39,6 +39,7 @@ SPEC_DEFAULTS = {
     "backup_keep_monthly": 12,
     # Beyond SPEC's table (README "Settings"): history at scale.
     "history_retention_days": 365,
+    "reconcile_rust_days": 7,
 }
 
 
@@ -166,6 +167,7 @@ def test_source_restart_commands_is_a_table_in_the_file_and_json_in_the_environm
     ("ping_url", "ftp://x/secret-token", "http:// or https://"),
     ("source_silence_minutes", "0", "greater than 0"),
     ("history_retention_days", "0", "greater than 0"),
+    ("reconcile_rust_days", "-7", "greater than 0"),
 ])
 def test_new_settings_reject_bad_values_by_name(name, value, needle):
     with pytest.raises(UsageError, match=needle) as e:
