@@ -65,7 +65,9 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (server, bucket_id, event_id)
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (timestamp);
-CREATE INDEX IF NOT EXISTS events_by_bucket_time ON events (server, bucket_id, timestamp);
+-- A bucket's events by time. With ended_at and deleted_in_aw_at in it too,
+-- reconcile's counts of a year of one bucket read only this index.
+CREATE INDEX IF NOT EXISTS events_by_bucket_span ON events (server, bucket_id, timestamp, ended_at, deleted_in_aw_at);
 CREATE INDEX IF NOT EXISTS events_by_end ON events (ended_at);
 -- A bucket's newest end (sync_state.newest_end) is recomputed inside the
 -- write transaction that replaces a row or marks one deleted in AW: this

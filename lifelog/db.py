@@ -26,12 +26,14 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 4
 # CREATE TABLE IF NOT EXISTS never changes an existing table: what a version
-# added to a table of an older database is added here, before schema.sql runs.
-# (A version that only adds an index or a table needs nothing here: schema.sql
-# creates it; version 4 added the index events_by_bucket_end.)
+# added to a table of an older database is added here, before schema.sql runs,
+# and what it removed is dropped. (A new index or table needs nothing here:
+# schema.sql creates it.)
 MIGRATIONS = {
     3: ["ALTER TABLE sync_state ADD COLUMN lookback_start TEXT",
         "ALTER TABLE sync_state ADD COLUMN lookback_count INTEGER"],
+    # events_by_bucket_span, a wider (server, bucket_id, timestamp, ...), replaces it.
+    4: ["DROP INDEX IF EXISTS events_by_bucket_time"],
 }
 # A user holding the write lock in a sqlite3 shell for a few seconds must make
 # writers wait, not fail; a lock held longer than this is reported, not waited

@@ -194,3 +194,17 @@ def test_an_older_database_gets_the_columns_added_since(db_path):
     assert {"lookback_start", "lookback_count"} <= set(db["sync_state"].columns_dict)
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert get_meta(db, "kept") == "yes"
+
+
+def test_a_version_3_database_gets_the_indexes_that_keep_writes_short(db_path):
+    db = open_db(db_path)
+    # As version 3 made it: one (server, bucket_id, timestamp) index, no end index.
+    db.conn.execute("DROP INDEX events_by_bucket_span")
+    db.conn.execute("DROP INDEX events_by_bucket_end")
+    db.conn.execute("CREATE INDEX events_by_bucket_time ON events (server, bucket_id, timestamp)")
+    db.conn.execute("PRAGMA user_version = 3")
+    db.conn.close()
+    db = open_db(db_path)
+    names = {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"events_by_bucket_span", "events_by_bucket_end"} <= names
+    assert "events_by_bucket_time" not in names
