@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Callable, Sequence
 
 from lifelog.aw import AWClient
-from lifelog.merge import Event, OPEN, Window
+from lifelog.merge import OPEN, Window
 from lifelog.settings import Settings
-from lifelog.store import (Counts, ShouldStop, Source, connect, hint_text, load_states, never, record_poll,
-                           store_answer)
+from lifelog.store import (Counts, Page, ShouldStop, Source, connect, hint_text, load_states, never,
+                           record_poll, store_answer)
 from lifelog.timeutil import now_iso, parse_iso, try_parse_iso
 
 PAGE_SIZE = 5000
@@ -91,7 +91,12 @@ def fill_gap(
 ) -> tuple[bool, Counts]:
     """Fetch a gap newest first, one committed page at a time, until it is
     done, `since` is reached, a stop is asked or the deadline passes.
-    Returns (gap done, counts). The next page is fetched while one is stored.
+    Returns (gap done, counts).
+
+    The next page is asked for as soon as a page's oldest event is known,
+    before the page is normalised and stored, so AW prepares the next answer
+    while LifeLog works on this one (on two cores, a backfill then runs at
+    the speed of the fetch).
     """
     total = Counts()
     lo = try_parse_iso(gap.lo)
@@ -100,9 +105,8 @@ def fill_gap(
     prefetch = src.clone()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifelog-prefetch")
 
-    def fetch(end: str, n: int) -> tuple[list[Event], str]:
-        events = prefetch.events(gap.bucket_id, end=parse_iso(end), limit=n)
-        return events, now_iso()
+    def fetch(end: str, n: int) -> Page:
+        return prefetch.page(gap.bucket_id, end=parse_iso(end), limit=n)
 
     def out_of_time() -> bool:
         return should_stop() or (deadline is not None and time.monotonic() >= deadline)
@@ -111,11 +115,10 @@ def fill_gap(
     done = False
     try:
         while pending is not None:
-            events, fetched_at = pending.result()
+            page = pending.result()
             pending = None
-            window = Window(None, parse_iso(hi))
-            oldest = min((e.timestamp for e in events), default=None)
-            done = len(events) < limit or (lo is not None and oldest is not None and parse_iso(oldest) < lo)
+            oldest = None if page.oldest is None else page.oldest.timestamp
+            done = len(page) < limit or (lo is not None and oldest is not None and parse_iso(oldest) < lo)
             stalled = not done and oldest == hi  # a page all at one timestamp: ask for more at once
             next_hi, next_limit = (hi, limit * 2) if stalled else (oldest, PAGE_SIZE)
             reached_since = (since is not None and oldest is not None and parse_iso(oldest) < since)
@@ -131,7 +134,9 @@ def fill_gap(
                 elif next_hi < row[0]:  # gaps only shrink, whoever commits first
                     db.conn.execute("UPDATE sync_gaps SET hi = ? WHERE id = ?", (next_hi, gap.id))
 
-            counts = store_answer(db, src, gap.bucket_id, events, window, fetched_at=fetched_at, then=progress)
+            counts = store_answer(db, src, gap.bucket_id, page.events(), Window(None, parse_iso(hi)),
+                                  fetched_at=page.fetched_at, then=progress)
+            del page  # its raw answer, before the next one arrives
             total.add(counts)
             if on_page is not None:
                 on_page(gap.bucket_id, counts, oldest)

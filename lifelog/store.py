@@ -11,7 +11,7 @@ rows that record progress per bucket (`buckets`, `sync_state`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Sequence
 
@@ -87,6 +87,14 @@ class Source:
         raw = self.client.events(bucket_id, start=start, end=end, limit=limit)
         return [normalise(bucket_id, r) for r in raw]
 
+    def page(self, bucket_id: str, *, end: datetime, limit: int) -> "Page":
+        """The `limit` newest events starting at or before `end`, as a Page."""
+        raw = self.client.events(bucket_id, end=end, limit=limit)
+        # Both servers answer newest first (ORDER BY start DESC): the last
+        # event is the oldest, and says where the next page ends.
+        oldest = normalise(bucket_id, raw[-1]) if raw else None
+        return Page(bucket_id, raw, now_iso(), oldest)
+
     def fetch_one(self, bucket_id: str, event_id: int) -> Event | None:
         """One event whole (never clipped); None when AW no longer has it."""
         raw = self.client.event(bucket_id, event_id, missing_on_500=self.is_rust)
@@ -101,6 +109,25 @@ class Source:
 
     def close(self) -> None:
         self.client.close()
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a bucket's history, fetched ahead: its oldest event is
+    normalised at once (the next page is asked for from there before this
+    one is looked at); `events()` normalises the rest, every field read
+    through `normalise` as for any answer."""
+
+    bucket_id: str
+    raw: list[Any] = field(repr=False)
+    fetched_at: str
+    oldest: Event | None
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def events(self) -> list[Event]:
+        return [normalise(self.bucket_id, r) for r in self.raw]
 
 
 def connect(db, client: AWClient, settings: Settings) -> tuple[Source, dict[str, dict], list[str]]:
