@@ -171,7 +171,7 @@ def test_it_descends_only_where_counts_differ_and_repairs_exactly(aw_server, buc
 class CountingProxy:
     """An HTTP proxy in front of a real aw-server that records every request."""
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, *, version: str | None = None):
         target = urlsplit(upstream)
         self.requests: list[tuple[str, dict[str, str]]] = []
         seen = self.requests
@@ -189,6 +189,8 @@ class CountingProxy:
                     body = resp.read()
                 finally:
                     conn.close()
+                if version is not None and parts.path == "/api/0/info":  # pose as another server
+                    body = json.dumps(dict(json.loads(body), version=version)).encode()
                 self.send_response(resp.status)
                 self.send_header("Content-Type", resp.getheader("Content-Type", "application/json"))
                 self.send_header("Content-Length", str(len(body)))
@@ -259,3 +261,29 @@ def test_two_quiet_years_cost_a_few_counts_and_a_back_dated_insert_one_days_fetc
     # Years, then that year's months, then that month's days: a few dozen counts.
     assert len(proxy.of(names[0], "events/count")) <= 3 + 12 + 31 + 2
     assert len(proxy.of(names[1], "events/count")) <= 5 and proxy.of(names[1], "events") == []
+
+
+def test_on_aw_server_rust_a_reconcile_fetches_the_last_days_and_since_reaches_further(aw_server, db_path):
+    # aw-server-rust's count ignores the window: nothing can be compared, so
+    # days are fetched, and only recent ones unless --since says otherwise.
+    name = f"test-rec-rust-{next(_names)}"
+    aw_server.create_bucket(name)
+    now = datetime.now(UTC).replace(microsecond=0)
+    noon = merge.utc_midnight(now) + timedelta(hours=12)
+    aw_server.insert(name, [ev(noon - timedelta(days=d), 60, d=d) for d in range(1, 40)])
+    rust = CountingProxy(aw_server.url, version="v0.13.2 (rust)")
+    try:
+        settings = Settings(db_path=db_path, aw_url=rust.url, buckets=name, reconcile_rust_days=7)
+        db = open_db(db_path)
+        with AWClient(rust.url, 30) as client:
+            report = reconcile.reconcile(db, client, settings)
+            assert rust.of(name, "events/count") == []
+            days = sorted({merge.utc_midnight(parse_iso(q["start"])) for q in rust.of(name, "events")})
+            assert days[0] == merge.utc_midnight(now - timedelta(days=7)) and days[-1] == merge.utc_midnight(now)
+            assert report.totals.inserted == 7  # days 1..7 back
+            rust.requests.clear()
+            report = reconcile.reconcile(db, client, settings, since=now - timedelta(days=45))
+        assert report.totals.inserted == 32
+        assert rows(db, name) == truth(aw_server, name)
+    finally:
+        rust.close()
