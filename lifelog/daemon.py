@@ -71,13 +71,13 @@ class Job:
 
 
 def _health_job(settings: Settings, stop: threading.Event) -> None:
-    from lifelog import health, retention
+    from lifelog import health, pruning
     from lifelog.timeutil import utcnow
 
     db = open_db(settings.db_path)
     try:
         health.run_check(db, settings)
-        retention.prune(db, utcnow(), settings.history_retention_days)
+        pruning.prune(db, utcnow(), settings.history_retention_days)
     finally:
         db.conn.close()
 

@@ -24,7 +24,10 @@ from lifelog.store import (Counts, Page, ShouldStop, Source, connect, hint_text,
                            record_poll, store_answer)
 from lifelog.timeutil import now_iso, parse_iso, try_parse_iso
 
-PAGE_SIZE = 5000
+# Events per page. AW serves 2,500 per request as fast per event as 5,000
+# (aw-sync's size), and a page decoded in flight plus one being stored stay a
+# few MB: a backfill's peak RSS keeps under 60 MB (scripts/bench_ingest.py).
+PAGE_SIZE = 2500
 
 PageCallback = Callable[[str, Counts, str | None], None]
 
@@ -134,9 +137,11 @@ def fill_gap(
                 elif next_hi < row[0]:  # gaps only shrink, whoever commits first
                     db.conn.execute("UPDATE sync_gaps SET hi = ? WHERE id = ?", (next_hi, gap.id))
 
-            counts = store_answer(db, src, gap.bucket_id, page.events(), Window(None, parse_iso(hi)),
-                                  fetched_at=page.fetched_at, then=progress)
-            del page  # its raw answer, before the next one arrives
+            events, fetched_at = page.events(), page.fetched_at
+            del page  # AW's raw answer: only the events are kept while they are stored
+            counts = store_answer(db, src, gap.bucket_id, events, Window(None, parse_iso(hi)),
+                                  fetched_at=fetched_at, then=progress)
+            del events
             total.add(counts)
             if on_page is not None:
                 on_page(gap.bucket_id, counts, oldest)

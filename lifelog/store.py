@@ -155,7 +155,7 @@ def load_stored(db, server: str, bucket_id: str, ids: Iterable[int]) -> dict[int
         )
     elif max(wanted) - min(wanted) <= 4 * len(wanted):
         # A page of a live bucket: its ids are nearly contiguous (AW numbers
-        # events across buckets as they arrive), a range scan beats 5000 lookups.
+        # events across buckets as they arrive), a range scan beats thousands of lookups.
         rows = db.conn.execute(
             f"SELECT {_STORED_COLS} FROM events WHERE server = ? AND bucket_id = ? "
             "AND event_id BETWEEN ? AND ?",

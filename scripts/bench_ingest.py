@@ -6,7 +6,7 @@
 Starts `aw-server --testing` with its data in a temp dir (as tests/awserver.py
 does), inserts N events into one bucket, then, in the same run, alternates:
 
-- fetch only: the same pages a backfill asks for (5000 newest first, `end`
+- fetch only: the same pages a backfill asks for (PAGE_SIZE newest first, `end`
   moved down), over HTTP with JSON decoding, nothing stored;
 - backfill: `history.backfill` into a fresh database.
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from lifelog import history, retention, store
+from lifelog import history, pruning, store
 from lifelog.db import apply_schema, open_db, set_meta, transaction
 from lifelog.merge import Event, Window
 from lifelog.timeutil import now_iso, to_iso
@@ -174,7 +174,7 @@ def test_no_statement_inside_a_write_transaction_reads_the_bucket_whole(big):
         store.record_reconciled(big, SERVER, BUCKET, now_iso())
         set_meta(big, "reconcile.summary", "x")
         # Retention of LifeLog's own history.
-        assert retention.prune(big, T0 + timedelta(days=400), 365) > 0
+        assert pruning.prune(big, T0 + timedelta(days=400), 365) > 0
     finally:
         audit.close()
 

@@ -1,4 +1,4 @@
-"""Retention of LifeLog's own history: `health_checks` and `watchdog_log`.
+"""Pruning LifeLog's own history: `health_checks` and `watchdog_log`.
 
 One row per health check (every 15 minutes) and per watchdog decision other
 than `ok` add up over years; rows older than `history_retention_days` are

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
 
-from lifelog import daemon, retention
+from lifelog import daemon, pruning
 from lifelog.db import open_db, transaction
 from lifelog.settings import Settings
 from lifelog.timeutil import to_iso
@@ -29,8 +29,8 @@ def kept(db, table="health_checks", column="checked_at"):
 
 
 def test_the_cutoff_is_retention_days_before_now():
-    assert retention.cutoff(NOW, 365) == to_iso(NOW - timedelta(days=365))
-    assert retention.cutoff(NOW, 0.5) == to_iso(NOW - timedelta(hours=12))
+    assert pruning.cutoff(NOW, 365) == to_iso(NOW - timedelta(days=365))
+    assert pruning.cutoff(NOW, 0.5) == to_iso(NOW - timedelta(hours=12))
 
 
 def test_rows_older_than_the_retention_go_in_batches_and_one_at_the_cutoff_stays(db_path):
@@ -40,11 +40,11 @@ def test_rows_older_than_the_retention_go_in_batches_and_one_at_the_cutoff_stays
     young = [to_iso(cut), to_iso(cut + timedelta(seconds=1)), to_iso(NOW)]
     add_history(db, old + young)
     # Batches of 4, at most 3 per call and table: 12 of each table's 25 go now.
-    assert retention.prune(db, NOW, 30, batch=4, max_batches=3) == 24
+    assert pruning.prune(db, NOW, 30, batch=4, max_batches=3) == 24
     assert len(kept(db)) == 13 + 3 and len(kept(db, "watchdog_log", "at")) == 13 + 3
-    assert retention.prune(db, NOW, 30, batch=4, max_batches=10) == 26
+    assert pruning.prune(db, NOW, 30, batch=4, max_batches=10) == 26
     assert kept(db) == sorted(young) and kept(db, "watchdog_log", "at") == sorted(young)
-    assert retention.prune(db, NOW, 30) == 0
+    assert pruning.prune(db, NOW, 30) == 0
 
 
 def test_with_nothing_expired_it_takes_no_write_lock(db_path):
@@ -54,7 +54,7 @@ def test_with_nothing_expired_it_takes_no_write_lock(db_path):
     other.execute("BEGIN IMMEDIATE")  # someone holds the write lock for long
     try:
         db.conn.execute("PRAGMA busy_timeout = 100")  # waiting would fail fast, not pass slowly
-        assert retention.prune(db, NOW, 365) == 0
+        assert pruning.prune(db, NOW, 365) == 0
     finally:
         other.execute("ROLLBACK")
         other.close()
