@@ -10,6 +10,12 @@ CREATE TABLE IF NOT EXISTS meta (
     updated_at TEXT NOT NULL
 );
 
+-- When LifeLog created this database (or first opened it with schema
+-- version 4): `lifelog status` counts a missing first backup from here.
+INSERT OR IGNORE INTO meta (key, value, updated_at)
+SELECT 'db.created_at', t, t FROM (
+    SELECT strftime('%Y-%m-%dT%H:%M:%S', 'now') || '.' || substr(strftime('%f', 'now'), 4) || '000+00:00' AS t);
+
 -- The meta table with each key's age, for people at the sqlite3 prompt:
 --   SELECT * FROM meta_ages WHERE key LIKE 'watcher.%';
 CREATE VIEW IF NOT EXISTS meta_ages AS
@@ -147,4 +153,4 @@ CREATE TABLE IF NOT EXISTS watchdog_log (
 );
 CREATE INDEX IF NOT EXISTS watchdog_log_by_time ON watchdog_log (at);
 
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;

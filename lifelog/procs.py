@@ -1,36 +1,27 @@
-"""The watcher as an OS process: is the recorded one alive and really ours,
-stop it, start a new one.
+"""The watcher as an OS process: stop it, start a new one.
 
-A PID alone names nothing: after the watcher dies the kernel may hand its PID
-to any process. So the watcher records its start time and command line
-(`watcher.process_created`, `watcher.cmdline`), the watchdog records the same
-for a process it spawns (`watchdog.spawned_*`, covering the moment before the
-new watcher has registered itself), and a process is the watcher only when
-all three match. Nothing here signals a process that does not match.
+Which process is the watcher is lifelog.identity's question; nothing here
+signals a process whose PID, start time and command line do not all match
+what was recorded.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
-from lifelog import keys
+from lifelog.db import read_meta
 from lifelog.errors import LifelogError
+from lifelog.identity import CREATED_TOLERANCE, live, watcher_facts
 from lifelog.settings import Settings
 
 log = logging.getLogger("lifelog.procs")
 
-# psutil's create_time is computed from boot time and start ticks; two reads
-# of one process agree exactly, a reused PID differs by far more than this.
-CREATED_TOLERANCE = 0.01
 # After SIGUSR1, how long to let faulthandler write the stack before SIGTERM.
 STACK_DUMP_PAUSE = 0.3
 # After SIGKILL: how long to wait for the kernel to take the process away.
@@ -47,123 +38,6 @@ class StartFailed(LifelogError):
     """A new watcher could not be started."""
 
     exit_code = 1
-
-
-@dataclass(frozen=True)
-class LiveProc:
-    """What the OS says about one PID right now."""
-
-    pid: int
-    alive: bool  # exists and is not a zombie
-    created: float | None = None
-    cmdline: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class WatcherFacts:
-    """Which process, if any, is the watcher of this database."""
-
-    pid: int | None  # the matching process, or None
-    source: str  # "recorded" (watcher.pid), "spawned" (not yet registered) or ""
-    reason: str  # why no process matches, when pid is None
-    created: float | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        value = int(str(text).strip())
-    except (TypeError, ValueError):
-        return None
-    return value if value > 0 else None
-
-
-def live(pid: int) -> LiveProc:
-    """Facts about `pid` now; a zombie is not alive (and is reaped if ours)."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                _reap(pid)
-                return LiveProc(pid, False)
-            created = proc.create_time()
-            cmdline = tuple(proc.cmdline())
-        return LiveProc(pid, True, created, cmdline)
-    except psutil.ZombieProcess:
-        _reap(pid)
-        return LiveProc(pid, False)
-    except psutil.NoSuchProcess:
-        return LiveProc(pid, False)
-    except psutil.AccessDenied:
-        # Someone else's process: alive, but it cannot be ours.
-        return LiveProc(pid, True, None, None)
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except (ChildProcessError, OSError):
-        pass
-
-
-def identity_matches(recorded_created: str | None, recorded_cmdline: str | None, proc: LiveProc) -> bool:
-    """Pure: is the live process the one recorded (start time AND command line)?"""
-    if not proc.alive or proc.created is None or proc.cmdline is None:
-        return False
-    try:
-        created = float(str(recorded_created))
-        cmdline = json.loads(str(recorded_cmdline))
-    except (TypeError, ValueError):
-        return False
-    if not isinstance(cmdline, list) or not all(isinstance(a, str) for a in cmdline):
-        return False
-    return abs(created - proc.created) <= CREATED_TOLERANCE and tuple(cmdline) == proc.cmdline
-
-
-def which_watcher(meta: Mapping[str, str | None], recorded: LiveProc | None,
-                  spawned: LiveProc | None) -> WatcherFacts:
-    """Pure: given meta and the live facts of its two PIDs, which one is the watcher."""
-    pid = _int(meta.get(keys.WATCHER_PID))
-    if recorded is not None and pid == recorded.pid and identity_matches(
-        meta.get(keys.WATCHER_PROCESS_CREATED), meta.get(keys.WATCHER_CMDLINE), recorded
-    ):
-        return WatcherFacts(pid, "recorded", "", recorded.created)
-    spawned_pid = _int(meta.get(keys.WATCHDOG_SPAWNED_PID))
-    if spawned is not None and spawned_pid == spawned.pid and spawned_pid != pid and identity_matches(
-        meta.get(keys.WATCHDOG_SPAWNED_CREATED), meta.get(keys.WATCHDOG_SPAWNED_CMDLINE), spawned
-    ):
-        return WatcherFacts(spawned_pid, "spawned", "", spawned.created)
-    if pid is None:
-        reason = "no watcher recorded" if meta.get(keys.WATCHER_PID) is None else "watcher.pid is malformed"
-    elif recorded is None or not recorded.alive:
-        reason = f"watcher pid {pid} is gone"
-    else:
-        reason = f"pid {pid} is another process (start time or command line differ)"
-    return WatcherFacts(None, "", reason)
-
-
-def read_meta(db, prefixes: tuple[str, ...] = ("watcher.", "watchdog.", "aw.", "status.")) -> dict[str, str | None]:
-    rows = db.conn.execute("SELECT key, value FROM meta").fetchall()
-    return {k: v for k, v in rows if k.startswith(prefixes)}
-
-
-def live_facts_for(meta: Mapping[str, str | None]) -> tuple[LiveProc | None, LiveProc | None]:
-    pid = _int(meta.get(keys.WATCHER_PID))
-    spawned_pid = _int(meta.get(keys.WATCHDOG_SPAWNED_PID))
-    recorded = live(pid) if pid else None
-    spawned = live(spawned_pid) if spawned_pid and spawned_pid != pid else None
-    return recorded, spawned
-
-
-def recorded_watcher(db, meta: Mapping[str, str | None] | None = None) -> WatcherFacts:
-    """Is the recorded watcher alive and really ours?"""
-    meta = read_meta(db) if meta is None else meta
-    return which_watcher(meta, *live_facts_for(meta))
 
 
 # -- stopping ------------------------------------------------------------------
@@ -199,8 +73,7 @@ def stop_watcher(db, settings: Settings, *, dump_stack: bool = False) -> bool:
     stopped, False if there was nothing of ours to stop. Raises StopFailed if
     it survives SIGKILL (e.g. stuck in uninterruptible I/O).
     """
-    meta = read_meta(db)
-    facts = recorded_watcher(db, meta)
+    facts = watcher_facts(read_meta(db))
     if not facts.running:
         return False
     pid = facts.pid
@@ -293,19 +166,3 @@ def start_watcher(settings: Settings) -> int:
         raise StartFailed(
             f"could not start lifelog watcher: {(out.stderr or out.stdout).strip()[:200]}"
         ) from None
-
-
-def record_spawned(db, pid: int) -> None:
-    """Record the identity of a watcher just started (by the watchdog, or by
-    the daemon at launch), so that until it registers itself it counts as the
-    watcher and is given its startup grace rather than a second start."""
-    from lifelog.db import set_meta, transaction
-    from lifelog.timeutil import now_iso
-
-    started = live(pid)
-    known = started.alive and started.created is not None and started.cmdline is not None
-    with transaction(db):
-        set_meta(db, keys.WATCHDOG_LAST_START_AT, now_iso())
-        set_meta(db, keys.WATCHDOG_SPAWNED_PID, pid)
-        set_meta(db, keys.WATCHDOG_SPAWNED_CREATED, repr(started.created) if known else "")
-        set_meta(db, keys.WATCHDOG_SPAWNED_CMDLINE, json.dumps(list(started.cmdline or ())) if known else "")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import enum
 import faulthandler
-import json
 import logging
 import os
 import signal
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from lifelog import clocks, keys
 from lifelog.aw import AWClient, AWError
 from lifelog.db import get_meta, open_db, set_meta, transaction
+from lifelog.identity import identity_meta
 from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
 from lifelog.timeutil import now_iso
@@ -46,30 +46,19 @@ class PollOutcome:
     catching_up: bool = False  # history left to fetch: poll again without waiting
 
 
-def process_identity(pid: int | None = None) -> dict[str, str]:
-    """What the watchdog checks before it signals a PID: start time and argv."""
-    import psutil
-
-    proc = psutil.Process(pid)
-    return {
-        keys.WATCHER_PROCESS_CREATED: repr(proc.create_time()),
-        keys.WATCHER_CMDLINE: json.dumps(proc.cmdline()),
-    }
-
-
-def record_start(db, pid: int) -> None:
+def record_start(db, identity: dict[str, str]) -> None:
+    """The watcher's pid, identity and start time, before its first poll."""
     with transaction(db):
-        set_meta(db, keys.WATCHER_PID, pid)
+        for key, value in identity.items():
+            set_meta(db, key, value)
         set_meta(db, keys.WATCHER_STARTED_AT, now_iso())
         set_meta(db, keys.WATCHER_STATE, WatcherState.STARTING)
-        for key, value in process_identity(pid).items():
-            set_meta(db, key, value)
 
 
 def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None) -> None:
     """The heartbeat: written after every poll, also a failed one.
 
-    With `identity` (watcher.pid and what process_identity gives), the
+    With `identity` (its meta keys, from lifelog.identity.identity_meta), the
     watcher re-asserts it when meta says otherwise (a hand edit, a restored
     backup): only the holder of the watcher lock polls, so it is the watcher,
     and the watchdog must not keep "restarting" a watcher it cannot see."""
@@ -135,8 +124,8 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     client = AWClient(settings.aw_url, settings.aw_timeout_seconds)
     pid = os.getpid()
     try:
-        record_start(db, pid)
-        identity = {keys.WATCHER_PID: str(pid), **process_identity(pid)}
+        identity = identity_meta(pid)
+        record_start(db, identity)
         log.info("watcher started (pid %d) on %s, polling %s every %g s",
                  pid, settings.db_path, settings.aw_url, settings.poll_interval_seconds)
         previous_error = None

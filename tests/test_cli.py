@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from lifelog.cli import app
+from lifelog.cli import build_parser
 
 
 def test_init_creates_the_database_and_prints_its_path(lifelog, db_path):
@@ -37,7 +37,7 @@ def test_meta_show_lists_key_value_updated_at_and_age(lifelog, db_path):
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     assert lines[0].split() == ["KEY", "VALUE", "UPDATED_AT", "AGE"]
-    assert [l.split()[0] for l in lines[1:]] == ["aw.status", "watcher.heartbeat_at", "watcher.pid"]
+    assert [l.split()[0] for l in lines[1:]] == ["aw.status", "db.created_at", "watcher.heartbeat_at", "watcher.pid"]
     assert lines[-1].split()[1] == "123" and lines[-1].endswith("s ago")
 
 
@@ -108,36 +108,42 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(lifelog, tmp_path, a
     assert _files_under(tmp_path / "home") == []
 
 
-def _commands(group, path=()):
-    import typer.main
+def _commands():
+    """Every command path of the parser, e.g. ["meta", "show"]."""
+    import argparse
 
-    cmd = typer.main.get_command(group)
-    stack = [(cmd, list(path))]
+    stack = [(build_parser(), [])]
     while stack:
-        c, p = stack.pop()
-        yield p
-        for name, sub in getattr(c, "commands", {}).items():
-            stack.append((sub, p + [name]))
+        parser, path = stack.pop()
+        yield path, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    stack.append((sub, path + [name]))
 
 
 def test_every_command_has_help(lifelog):
-    paths = list(_commands(app))
-    assert ["meta", "show"] in paths and ["init"] in paths
+    paths = [path for path, _ in _commands()]
+    assert ["meta", "show"] in paths and ["init"] in paths and ["watchdog", "pause"] in paths
     for path in paths:
         r = lifelog(*path, "--help")
         assert r.code == 0, (path, r.err)
-        assert "Usage" in r.out, path
+        assert r.out.startswith("usage: lifelog"), path
 
 
-def test_every_leaf_command_takes_db_and_config(lifelog):
-    import typer.main
-
-    root = typer.main.get_command(app)
-    for path in _commands(app):
-        cmd = root
-        for name in path:
-            cmd = cmd.commands[name]
-        if getattr(cmd, "commands", None):
+def test_every_leaf_command_takes_db_and_config():
+    for path, parser in _commands():
+        if path in ([], ["meta"]):
             continue
-        opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        opts = {o for action in parser._actions for o in action.option_strings}
         assert {"--db", "--config"} <= opts, path
+
+
+def test_an_unknown_command_is_one_line_exit_2(lifelog):
+    r = lifelog("bogus")
+    _assert_one_line_error(r, 2, "bogus")
+
+
+def test_options_are_not_abbreviated(lifelog, db_path):
+    r = lifelog("watchdog", "--on", "--db", str(db_path))
+    _assert_one_line_error(r, 2, "--on")
