@@ -153,4 +153,18 @@ CREATE TABLE IF NOT EXISTS watchdog_log (
 );
 CREATE INDEX IF NOT EXISTS watchdog_log_by_time ON watchdog_log (at);
 
+-- One row per change of a source's state (an AW bucket judged by each
+-- watchdog pass, SPEC section 10), the first judgement included: the
+-- history that `lifelog coverage` explains gaps from.
+CREATE TABLE IF NOT EXISTS source_log (
+    id        INTEGER PRIMARY KEY,
+    at        TEXT NOT NULL,
+    server    TEXT NOT NULL DEFAULT '',  -- the AW server's device_id
+    bucket_id TEXT NOT NULL,
+    state     TEXT NOT NULL,             -- live, idle, silent, copy, remote, unjudged
+    reason    TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS source_log_by_bucket ON source_log (bucket_id, at);
+CREATE INDEX IF NOT EXISTS source_log_by_time ON source_log (at);
+
 PRAGMA user_version = 4;
