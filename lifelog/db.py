@@ -201,7 +201,15 @@ def apply_schema(conn: sqlite3.Connection) -> None:
                 except sqlite3.OperationalError as e:
                     if "duplicate column name" not in str(e):
                         raise  # (another process upgrading at once added it first)
-    conn.executescript(schema_sql())
+    # One IMMEDIATE transaction: processes creating the database at once take
+    # turns through the busy timeout, instead of one failing at once with
+    # SQLITE_BUSY when a statement that read first must then write.
+    try:
+        conn.executescript("BEGIN IMMEDIATE;\n" + schema_sql() + "\nCOMMIT;")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from lifelog.db import (DatabaseMissing, DatabaseUnusable, get_meta, meta_rows, 
 from lifelog.errors import UsageError
 from lifelog.timeutil import utcnow
 
-TABLES = {"meta", "events", "buckets", "health_checks", "watchdog_log"}
+TABLES = {"meta", "events", "buckets", "health_checks", "watchdog_log", "source_log"}
 
 
 def test_it_creates_the_folder_and_a_private_file(tmp_path):
