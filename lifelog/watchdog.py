@@ -334,9 +334,9 @@ class PassBusy(LifelogError):
 
 
 class PassLock:
-    """flock on `<db>.watchdog.lock`, waited for boundedly.
+    """The watchdog's process lock on `<db>.watchdog.lock`, waited for boundedly.
 
-    A file lock rather than a lease row: the kernel drops it when its holder
+    A file lock rather than a lease row: the OS drops it when its holder
     dies, even by SIGKILL, so there is no expiry to tune and no stale lease."""
 
     def __init__(self, settings: Settings):
