@@ -222,7 +222,7 @@ class PassBusy(LifelogError):
 
 
 class PassLock:
-    """The lock on `<db>.watchdog.lock`, waited for boundedly.
+    """The watchdog's process lock on `<db>.watchdog.lock`, waited for boundedly.
 
     A file lock rather than a lease row: the OS drops it when its holder
     dies, even by SIGKILL, so there is no expiry to tune and no stale lease."""

@@ -165,7 +165,7 @@ def test_the_old_watcher_is_gone_before_the_new_one_starts_even_if_it_ignores_si
         assert procs.stop_watcher(db, settings) is True
         took = time.monotonic() - began
         assert not psutil.pid_exists(stubborn.pid)  # gone, and reaped (it was our child)
-        assert "ignored SIGTERM for 1 s; sending SIGKILL" in caplog.text
+        assert "still running 1 s after terminate; killing it" in caplog.text
         assert settings.stop_grace_seconds <= took < settings.stop_grace_seconds + 5
     finally:
         if stubborn.poll() is None:
