@@ -8,5 +8,6 @@ all of them every minute.
 """
 
 from lifelog import status  # noqa: F401  (aw, watcher, data, restarts, watchdog)
+from lifelog import metrics, ping  # noqa: F401  (outputs: the metrics file, the dead man's switch)
 
 LOADED = True

@@ -70,3 +70,15 @@ RECONCILE_SUMMARY = "reconcile.summary"
 
 # -- the database itself --------------------------------------------------------------------
 DB_CREATED_AT = "db.created_at"
+
+# -- seen from outside: the dead man's switch ------------------------------------------------
+PING_LAST_AT = "ping.last_at"
+PING_LAST_SENT = "ping.last_sent"  # ok, fail, up or down
+PING_LAST_RESULT = "ping.last_result"  # the HTTP status, or the error
+PING_LAST_LEVEL = "ping.last_level"  # the overall level that ping reported
+
+# -- backups ------------------------------------------------------------------------------------
+BACKUP_LAST_OK_AT = "backup.last_ok_at"
+BACKUP_LAST_PATH = "backup.last_path"
+BACKUP_LAST_BYTES = "backup.last_bytes"
+BACKUP_LAST_ERROR = "backup.last_error"
