@@ -111,6 +111,6 @@ def ping_after_pass(db, settings: Settings, report, trigger: str, context=None) 
     result = send(ping, settings.aw_timeout_seconds)
     set_meta(db, keys.PING_LAST_RESULT, result)
     if not result.startswith("2"):
-        from lifelog.redact import redact_url
+        from lifelog.http import redact_url
 
         log.warning("ping to %s: %s", redact_url(settings.ping_url), result)
