@@ -68,7 +68,7 @@ def check(settings: Settings) -> HealthResult:
             status, error = AWStatus.UNHEALTHY, str(e)
         except AWBadAnswer as e:
             status, error = AWStatus.DEGRADED, str(e)
-        except Exception as e:  # an answer so odd requests chokes on it
+        except Exception as e:  # an answer so odd the client chokes on it
             status, error = AWStatus.DEGRADED, f"{type(e).__name__}: {e}"
     latency_ms = round((time.monotonic() - began) * 1000.0, 1)
     return HealthResult(status, checked_at, latency_ms, version, error, settings.aw_url)
