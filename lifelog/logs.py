@@ -17,6 +17,4 @@ def setup_logging(level: str | None = None) -> None:
     handler.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(handler)
     root.setLevel(level if level in logging._nameToLevel else "INFO")
-    # urllib3 logs every retry at WARNING; the caller reports failures itself.
-    logging.getLogger("urllib3").setLevel(logging.ERROR)
     root._lifelog_configured = True  # type: ignore[attr-defined]

@@ -28,8 +28,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import requests
-
 BIN = Path(sys.executable).parent
 
 
@@ -38,9 +36,11 @@ def say(msg: str) -> None:
 
 
 def aw_answers(url: str) -> bool:
+    from lifelog import http
+
     try:
-        return requests.get(url + "/api/0/info", timeout=2).status_code == 200
-    except requests.RequestException:
+        return http.request("GET", url + "/api/0/info", timeout=2).status == 200
+    except http.HTTPError:
         return False
 
 
