@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 
 from lifelog import keys
 from lifelog.db import get_meta, set_meta, transaction
@@ -51,6 +50,8 @@ def notify_if_changed(db, settings: Settings, report) -> bool:
 
 def run_alert(db, settings: Settings, level: str, previous: str, summary: str) -> None:
     """Run alert_command (no shell), bounded; its output goes to our stderr."""
+    import subprocess  # here: alerts are rare, and every command imports this module
+
     argv = settings.alert_command_argv
     if not argv:
         return

@@ -330,7 +330,8 @@ def cmd_reconcile(args) -> int:
 def build_parser() -> Parser:
     common = _common()
     parser = Parser(prog=PROG, description="A faithful, self-watching copy of your ActivityWatch data in SQLite.")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    # An explicit prog spares argparse a help formatter (and shutil) at every start.
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", prog=PROG)
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help: str, *, group=commands,
                 description: str | None = None) -> Parser:
@@ -352,7 +353,7 @@ def build_parser() -> Parser:
     meta = commands.add_parser("meta", help="read the meta table, where every part records its state",
                                description="Read the meta table, where every part records its state.")
     meta.set_defaults(run=lambda args: _help_of(meta))
-    meta_commands = meta.add_subparsers(title="commands", metavar="COMMAND")
+    meta_commands = meta.add_subparsers(title="commands", metavar="COMMAND", prog=f"{PROG} meta")
     sub = command("show", cmd_meta_show, "show the meta table: key, value, updated_at and age",
                   group=meta_commands)
     sub.add_argument("prefixes", nargs="*", metavar="PREFIX", help="only keys starting with these, e.g. watcher.")
@@ -371,7 +372,7 @@ def build_parser() -> Parser:
                   "decide whether the watcher needs a restart, and act: one pass (--once), or a loop")
     sub.add_argument("--once", action="store_true", help="one pass, then exit (for cron and timers)")
     json_flag(sub, "one JSON document per pass, one per line")
-    wd_commands = sub.add_subparsers(title="commands", metavar="COMMAND")
+    wd_commands = sub.add_subparsers(title="commands", metavar="COMMAND", prog=f"{PROG} watchdog")
     command("pause", cmd_watchdog_pause, "stop acting (maintenance) until 'lifelog watchdog resume'",
             group=wd_commands)
     command("resume", cmd_watchdog_resume, "act again after 'lifelog watchdog pause'", group=wd_commands)
