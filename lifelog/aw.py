@@ -100,7 +100,7 @@ class AWClient:
         end: datetime | None = None,
         limit: int = -1,
     ) -> list[dict[str, Any]]:
-        """Events newest first. AW clips events overlapping start/end: see sync."""
+        """Events newest first. AW clips events overlapping start/end: see lifelog.merge."""
         params: dict[str, Any] = {"limit": limit}
         if start is not None:
             params["start"] = to_aw_param(start)

@@ -182,11 +182,11 @@ def cmd_watchdog(args) -> int:
         with open_db(settings.db_path) as db:
             show(monitor.watchdog_pass(db, settings, actor="cron"))
         return 0
-    from lifelog import sync
     from lifelog.logs import setup_logging
+    from lifelog.signals import stop_on_signals
 
     setup_logging()
-    stop = sync.stop_on_signals()
+    stop = stop_on_signals()
     with open_db(settings.db_path) as db:
         monitor.loop(db, settings, show, stop=stop, actor="loop")
     return 0
@@ -234,7 +234,7 @@ def _ingest_setup(args):
     """Parse everything before opening the database: bad input writes nothing."""
     from lifelog.aw import AWClient
     from lifelog.db import open_db
-    from lifelog.sync import parse_since
+    from lifelog.timeutil import parse_since
 
     when = parse_since(args.since)
     settings = _settings(args, aw_url=args.aw_url)
@@ -277,14 +277,15 @@ class _Progress:
 
 
 def cmd_backfill(args) -> int:
-    from lifelog import sync
+    from lifelog import history
     from lifelog.aw import AWError
+    from lifelog.signals import stop_on_signals
 
     db, client, settings, when = _ingest_setup(args)
-    stop = sync.stop_on_signals()
+    stop = stop_on_signals()
     progress = _Progress()
     try:
-        report = sync.backfill(db, client, settings, since=when, should_stop=stop.is_set,
+        report = history.backfill(db, client, settings, since=when, should_stop=stop.is_set,
                                on_page=progress.page, on_start=progress.start)
     except AWError as e:
         raise _aw_error(e) from None
@@ -300,13 +301,14 @@ def cmd_backfill(args) -> int:
 
 
 def cmd_reconcile(args) -> int:
-    from lifelog import sync
+    from lifelog import reconcile
     from lifelog.aw import AWError
+    from lifelog.signals import stop_on_signals
 
     db, client, settings, when = _ingest_setup(args)
-    stop = sync.stop_on_signals()
+    stop = stop_on_signals()
     try:
-        report = sync.reconcile(db, client, settings, since=when, should_stop=stop.is_set)
+        report = reconcile.reconcile(db, client, settings, since=when, should_stop=stop.is_set)
     except AWError as e:
         raise _aw_error(e) from None
     finally:

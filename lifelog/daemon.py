@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from lifelog.identity import watcher_facts
 from lifelog.liveness import heartbeat_age
 from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
+from lifelog.signals import stop_on_signals
 from lifelog.timeutil import now_iso, try_parse_iso, utcnow
 
 log = logging.getLogger("lifelog.daemon")
@@ -105,11 +105,11 @@ def _watchdog_job(settings: Settings, stop: threading.Event) -> None:
 @registry.daemon_job("reconcile", interval=lambda s: s.reconcile_interval_hours * 3600,
                      due_at_launch=_reconcile_due, order=30)
 def _reconcile_job(settings: Settings, stop: threading.Event) -> None:
-    from lifelog import sync
+    from lifelog import reconcile
     from lifelog.aw import AWClient
 
     with open_db(settings.db_path) as db, AWClient(settings.aw_url, settings.aw_timeout_seconds) as client:
-        report = sync.reconcile(db, client, settings, should_stop=stop.is_set)
+        report = reconcile.reconcile(db, client, settings, should_stop=stop.is_set)
     log.info("reconcile: %s", report)
 
 
@@ -181,13 +181,7 @@ def _note_unclean_exit(db) -> None:
 def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str, Job] | None = None) -> int:
     """Run until `stop` is set (SIGTERM/SIGINT set it); returns the exit code."""
     if stop is None:
-        stop = threading.Event()
-
-        def on_signal(signum, frame):  # only record it; the loop acts
-            stop.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        stop = stop_on_signals()
     db = open_db(settings.db_path)
     lock = ProcessLock(settings.db_path, "daemon").acquire()
     jobs = jobs or default_jobs()

@@ -205,20 +205,6 @@ def plan(
     return out
 
 
-def surely_returned(s: Stored, window: Window) -> bool:
-    """AW would have returned this event, had it still held it, for `window`.
-
-    Only events starting inside the window count: one starting before it is
-    hidden by aw-server-python's 24 h cut when it is long enough.
-    """
-    start = datetime.fromisoformat(s.timestamp)
-    if window.start is not None and start < window.start:
-        return False
-    if window.end is not None and start > window.end:
-        return False
-    return True
-
-
 def day_bounds(day_start: datetime) -> Window:
     return Window(day_start, day_start + timedelta(days=1))
 

@@ -6,7 +6,9 @@ Every stored timestamp goes through `to_iso`, so they all have the same width
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
+
+from lifelog.errors import UsageError
 
 UTC = timezone.utc
 
@@ -62,8 +64,16 @@ def to_aw_param(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def add_seconds(dt: datetime, seconds: float) -> datetime:
-    return dt + timedelta(seconds=seconds)
+def parse_since(text: str | None) -> datetime | None:
+    """`--since`: a date (UTC midnight) or an ISO time; UsageError otherwise."""
+    if text is None:
+        return None
+    try:
+        return parse_iso(text)
+    except (ValueError, TypeError, OverflowError):
+        raise UsageError(
+            f"--since {text!r} is not a date; give e.g. 2026-11-01 or 2026-11-01T08:00:00Z"
+        ) from None
 
 
 def format_age(seconds: float | None) -> str:

@@ -27,6 +27,7 @@ from lifelog.db import get_meta, open_db, set_meta, transaction
 from lifelog.identity import identity_meta
 from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
+from lifelog.signals import stop_on_signals
 from lifelog.timeutil import now_iso
 
 log = logging.getLogger("lifelog.watcher")
@@ -86,10 +87,10 @@ def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None
 
 def poll_once(db, client: AWClient, settings: Settings, stop: threading.Event) -> PollOutcome:
     """One poll; every failure becomes an outcome, never an exception."""
-    from lifelog import sync
+    from lifelog import livepoll
 
     try:
-        result = sync.poll(db, client, settings, should_stop=stop.is_set)
+        result = livepoll.poll(db, client, settings, should_stop=stop.is_set)
     except AWError as e:
         return PollOutcome(ok=False, error=str(e))
     except sqlite3.OperationalError as e:
@@ -103,11 +104,7 @@ def poll_once(db, client: AWClient, settings: Settings, stop: threading.Event) -
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
-    def on_signal(signum, frame):  # only record it; the loop acts
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(stop)
     if hasattr(signal, "SIGUSR1"):
         # The watchdog sends SIGUSR1 before it kills a hung watcher, so the
         # log shows where it hung.
@@ -142,7 +139,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
                 record_poll(db, outcome, identity)
             except sqlite3.OperationalError as e:
                 log.warning("could not write the heartbeat: %s", e)
-            # Each poll spends a bounded time on history (sync.GAP_BUDGET_SECONDS),
+            # Each poll spends a bounded time on history (livepoll.GAP_BUDGET_SECONDS),
             # so a big first ingest is many short polls, each with its heartbeat.
             if not outcome.catching_up:
                 stop.wait(max(0.0, settings.poll_interval_seconds - (time.monotonic() - began)))

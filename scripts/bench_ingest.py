@@ -8,7 +8,7 @@ does), inserts N events into one bucket, then, in the same run, alternates:
 
 - fetch only: the same pages a backfill asks for (5000 newest first, `end`
   moved down), over HTTP with JSON decoding, nothing stored;
-- backfill: `sync.backfill` into a fresh database.
+- backfill: `history.backfill` into a fresh database.
 
 It reports the median of each and their ratio (target <= 1.15), the
 watcher's CPU time per idle poll (poll + heartbeat, AW's hint unchanged),
@@ -34,7 +34,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from awserver import AWServer  # noqa: E402
 
-from lifelog import sync, watcher  # noqa: E402
+from lifelog import history, watcher  # noqa: E402
 from lifelog.aw import AWClient  # noqa: E402
 from lifelog.db import open_db  # noqa: E402
 from lifelog.settings import Settings  # noqa: E402
@@ -62,7 +62,7 @@ def fetch_only(url: str) -> tuple[float, int]:
     """The HTTP part of a backfill alone: same pages, same client, nothing stored."""
     client = AWClient(url, 60)
     began = time.perf_counter()
-    ids, end, limit = set(), None, sync.PAGE_SIZE
+    ids, end, limit = set(), None, history.PAGE_SIZE
     while True:
         page = client.events(BUCKET, end=end, limit=limit)
         ids.update(e["id"] for e in page)
@@ -79,7 +79,7 @@ def backfill_once(url: str, db_path: Path) -> tuple[float, int]:
     db = open_db(db_path)
     client = AWClient(url, 60)
     began, cpu = time.perf_counter(), time.process_time()
-    report = sync.backfill(db, client, settings)
+    report = history.backfill(db, client, settings)
     elapsed = time.perf_counter() - began
     CPU.append(time.process_time() - cpu)
     assert report.complete

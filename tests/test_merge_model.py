@@ -6,7 +6,7 @@ The model is aw-server-python's documented behaviour (AW-FACTS §3-4):
 overlap filter with the 24 h cut, clipping at both edges with `end` rounded
 up a millisecond, newest first, ids reused after the highest is deleted,
 in-place rewrites, by-id lookups that never clip. LifeLog's own code runs for
-real: merge.plan and sync.store_answer on a real SQLite database.
+real: merge.plan and store.store_answer on a real SQLite database.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from lifelog import merge, sync
+from lifelog import merge, store
 from lifelog.db import Database, apply_schema
 from lifelog.merge import Window
 from lifelog.timeutil import to_iso
@@ -80,11 +80,16 @@ class ModelAW:
             out.append(self.wire(event_id, ts, dur, data))
         return sorted(out, key=lambda e: e["timestamp"], reverse=True)
 
-    # what sync.Source calls
+    # what store.Source calls
     def event(self, bucket_id: str, event_id: int, *, missing_on_500: bool = False):
         if event_id not in self.events:
             return None
         return self.wire(event_id, *self.events[event_id])
+
+
+def events(answer):
+    """An answer as LifeLog's Source hands it on: normalised as it arrives."""
+    return [store.normalise(BUCKET, r) for r in answer]
 
 
 def memory_db():
@@ -114,7 +119,7 @@ class IngestMachine(RuleBasedStateMachine):
         super().__init__()
         self.aw = ModelAW()
         self.db = memory_db()
-        self.src = sync.Source(self.aw, "server", is_rust=False)
+        self.src = store.Source(self.aw, "server", is_rust=False)
 
     @rule(ts=times, dur=durations, data=labels)
     def insert(self, ts, dur, data):
@@ -141,7 +146,7 @@ class IngestMachine(RuleBasedStateMachine):
         end = None if length is None else (start or 0) + length
         window = Window(None if start is None else at(start), None if end is None else at(end))
         answer = self.aw.query(start, end)
-        sync.store_answer(self.db, self.src, BUCKET, answer, window, trust_covering=trust,
+        store.store_answer(self.db, self.src, BUCKET, events(answer), window, trust_covering=trust,
                           mark_missing=mark, fetched_at="9999")
         truth = truth_rows(self.aw)
         stored = stored_rows(self.db)
@@ -164,7 +169,7 @@ class IngestMachine(RuleBasedStateMachine):
             assert (event_id, *row) in self.aw.versions
 
     def teardown(self):
-        sync.store_answer(self.db, self.src, BUCKET, self.aw.query(None, None), merge.OPEN,
+        store.store_answer(self.db, self.src, BUCKET, events(self.aw.query(None, None)), merge.OPEN,
                           mark_missing=True, fetched_at="9999")
         assert stored_rows(self.db) == truth_rows(self.aw)
         # Nothing ever deleted: every event once stored is still somewhere.
@@ -184,5 +189,6 @@ def test_it_fetches_an_event_clipped_at_a_window_start_by_id(ts, dur, cut):
     aw.insert(ts, dur, "a")
     db = memory_db()
     start = ts + min(cut, dur)
-    sync.store_answer(db, sync.Source(aw, "s", False), BUCKET, aw.query(start, None), Window(at(start), None))
+    store.store_answer(db, store.Source(aw, "s", False), BUCKET, events(aw.query(start, None)),
+                       Window(at(start), None))
     assert stored_rows(db) == truth_rows(aw)
