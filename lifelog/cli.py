@@ -278,7 +278,7 @@ def _ingest_setup(db, config, aw_url, since):
 
     when = parse_since(since)
     settings = _settings(db, config, aw_url=aw_url)
-    return open_db(settings.db_path), AWClient(settings.aw_url, settings.aw_timeout_seconds), settings, when
+    return open_db(settings.db_path), AWClient.from_settings(settings), settings, when
 
 
 def _aw_error(e) -> LifelogError:
@@ -364,6 +364,8 @@ def reconcile(db: DbOpt = None, config: ConfigOpt = None, aw_url: AwUrlOpt = Non
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning known errors into one line and a code."""
+    from lifelog.redact import scrub, scrubbed_traceback
+
     try:
         rv = app(args=argv, prog_name="lifelog", standalone_mode=False)
     except typer.TyperException as e:  # usage errors: unknown option, bad value
@@ -372,15 +374,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"lifelog: error: {e.format_message()} (see '{where} --help')\n")
         sys.exit(getattr(e, "exit_code", 2))
     except LifelogError as e:
-        sys.stderr.write(f"lifelog: error: {e}\n")
+        sys.stderr.write(scrub(f"lifelog: error: {e}\n"))
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("lifelog: interrupted\n")
         sys.exit(130)
     except Exception as e:
-        if os.environ.get("LIFELOG_DEBUG"):
-            raise
-        first = str(e).splitlines()[0] if str(e) else ""
+        if os.environ.get("LIFELOG_DEBUG"):  # the traceback, with no secret in it
+            sys.stderr.write(scrubbed_traceback(e))
+            sys.exit(1)
+        first = scrub(str(e).splitlines()[0]) if str(e) else ""
         sys.stderr.write(
             f"lifelog: error: {type(e).__name__}: {first} (set LIFELOG_DEBUG=1 for the traceback)\n"
         )

@@ -100,7 +100,7 @@ def _reconcile_job(settings: Settings, stop: threading.Event) -> None:
 
     db = open_db(settings.db_path)
     try:
-        with AWClient(settings.aw_url, settings.aw_timeout_seconds) as client:
+        with AWClient.from_settings(settings) as client:
             report = sync.reconcile(db, client, settings, should_stop=stop.is_set)
         log.info("reconcile: %s", report)
     finally:

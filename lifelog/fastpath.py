@@ -118,19 +118,21 @@ def main(argv: list[str] | None = None) -> None:
         cli_main(argv)
         return
     from lifelog.errors import LifelogError
+    from lifelog.redact import scrub, scrubbed_traceback
 
     try:
         code = run_once(opts)
     except LifelogError as e:
-        sys.stderr.write(f"lifelog: error: {e}\n")
+        sys.stderr.write(scrub(f"lifelog: error: {e}\n"))
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("lifelog: interrupted\n")
         sys.exit(130)
     except Exception as e:  # same contract as lifelog.cli.main
-        if os.environ.get("LIFELOG_DEBUG"):
-            raise
-        first = str(e).splitlines()[0] if str(e) else ""
+        if os.environ.get("LIFELOG_DEBUG"):  # the traceback, with no secret in it
+            sys.stderr.write(scrubbed_traceback(e))
+            sys.exit(1)
+        first = scrub(str(e).splitlines()[0]) if str(e) else ""
         sys.stderr.write(f"lifelog: error: {type(e).__name__}: {first} (set LIFELOG_DEBUG=1 for the traceback)\n")
         sys.exit(1)
     sys.exit(code)

@@ -310,7 +310,7 @@ def aw_view(settings: Settings) -> AWView:
     from lifelog.buckets import newest_end_hint, selected
 
     try:
-        with AWClient(settings.aw_url, settings.aw_timeout_seconds) as client:
+        with AWClient.from_settings(settings) as client:
             buckets = client.buckets()
     except AWError as e:
         return AWView(ok=False, error=str(e))
