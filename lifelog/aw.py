@@ -7,7 +7,8 @@ connect and a read timeout of `aw_timeout_seconds`.
 
 Failures come in two kinds, which the health check tells apart:
 `AWUnreachable` (no answer: refused, name not found, timeout, reset) and
-`AWBadAnswer` (an answer, but not HTTP 200 with the JSON we expect).
+`AWBadAnswer` (an answer, but not HTTP 200 with the JSON we expect); a 401
+or 403 is `AWNeedsKey`, a bad answer whose reason names the fix.
 
 HTTP goes through `lifelog.http` (the standard library only: `requests`
 alone took longer to import than `lifelog status` may take in all).
@@ -20,7 +21,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from lifelog import http
+from lifelog import http, redact
 from lifelog.timeutil import to_aw_param
 
 
@@ -40,21 +41,45 @@ class AWBadAnswer(AWError):
         self.status_code = status_code
 
 
+class AWNeedsKey(AWBadAnswer):
+    """AW answered 401 or 403: it wants an API key, or not the one LifeLog sent."""
+
+
+def auth_reason(status: int, path: str, key_set: bool) -> str:
+    """What a 401/403 means, and the fix (SPEC section 4)."""
+    if key_set:
+        return (f"HTTP {status} from {path}: ActivityWatch rejected the API key set in aw_api_key; "
+                "check it against api_key in the [auth] section of AW's config")
+    return (f"HTTP {status} from {path}: ActivityWatch requires an API key; "
+            "set aw_api_key to the api_key in the [auth] section of AW's config")
+
+
 class AWClient:
     """A small client for the AW REST API over one kept-alive connection.
 
-    Not shared across threads: a thread of its own uses `clone()`.
+    Not shared across threads: a thread of its own uses `clone()`. With
+    `api_key`, every request carries `Authorization: Bearer <key>`
+    (aw-server-rust's `[auth] api_key`); the key is in no message.
     """
 
-    def __init__(self, url: str, timeout: float):
+    def __init__(self, url: str, timeout: float, *, api_key: str = ""):
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._api_key = api_key
+        redact.remember(api_key)  # whatever prints an error later must not show it
         self._conn = http.Connection(self.url, timeout)
         # The path the URL may carry (AW behind a reverse proxy at /aw).
         self._prefix = urlsplit(self.url).path.rstrip("/")
         # The Host header is the URL's host and port: AW rejects any but
         # localhost, 127.0.0.1 and its own host name, which is what users give.
         self._headers = {"Accept": "application/json", "User-Agent": "lifelog"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+
+    @classmethod
+    def from_settings(cls, settings) -> "AWClient":
+        """The client every part uses: aw_url, aw_timeout_seconds and aw_api_key."""
+        return cls(settings.aw_url, settings.aw_timeout_seconds, api_key=settings.aw_api_key)
 
     def __repr__(self) -> str:
         return f"AWClient({http.redact_url(self.url)!r}, {self.timeout!r})"
@@ -81,7 +106,12 @@ class AWClient:
     def get_json(self, path: str, params: dict[str, Any] | None = None, *, expect: type = object) -> Any:
         """GET and decode JSON of the expected type, or raise AWError."""
         resp = self.get_raw(path, params)
+        self._check_auth(resp, path)
         return decode(resp, path, expect)
+
+    def _check_auth(self, resp: http.Response, path: str) -> None:
+        if resp.status in (401, 403):
+            raise AWNeedsKey(auth_reason(resp.status, path, bool(self._api_key)), resp.status)
 
     # -- the endpoints LifeLog uses -------------------------------------------
 
@@ -117,6 +147,7 @@ class AWClient:
         """
         path = f"/api/0/buckets/{quote(bucket_id, safe='')}/events/{int(event_id)}"
         resp = self.get_raw(path)
+        self._check_auth(resp, path)
         if resp.status == 404 or (missing_on_500 and resp.status == 500):
             return None
         body = decode(resp, path, object)
@@ -128,7 +159,7 @@ class AWClient:
 
     def clone(self) -> "AWClient":
         """A client of its own, for another thread (a connection is not shared)."""
-        return AWClient(self.url, self.timeout)
+        return AWClient(self.url, self.timeout, api_key=self._api_key)
 
     def count(self, bucket_id: str, *, start: datetime | None = None, end: datetime | None = None) -> int:
         params: dict[str, Any] = {}

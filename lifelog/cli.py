@@ -19,6 +19,7 @@ import sys
 from typing import Any, Callable
 
 from lifelog.errors import LifelogError, UsageError
+from lifelog.redact import scrub, scrubbed_traceback
 
 PROG = "lifelog"
 
@@ -238,7 +239,7 @@ def _ingest_setup(args):
 
     when = parse_since(args.since)
     settings = _settings(args, aw_url=args.aw_url)
-    return open_db(settings.db_path), AWClient(settings.aw_url, settings.aw_timeout_seconds), settings, when
+    return open_db(settings.db_path), AWClient.from_settings(settings), settings, when
 
 
 def _aw_error(e) -> LifelogError:
@@ -420,15 +421,16 @@ def run(argv: list[str]) -> int:
             return 0
         return args.run(args)
     except LifelogError as e:
-        sys.stderr.write(f"{PROG}: error: {e}\n")
+        sys.stderr.write(scrub(f"{PROG}: error: {e}\n"))
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
     except Exception as e:
-        if os.environ.get("LIFELOG_DEBUG"):
-            raise
-        first = str(e).splitlines()[0] if str(e) else ""
+        if os.environ.get("LIFELOG_DEBUG"):  # the traceback, with no secret in it
+            sys.stderr.write(scrubbed_traceback(e))
+            return 1
+        first = scrub(str(e).splitlines()[0]) if str(e) else ""
         sys.stderr.write(f"{PROG}: error: {type(e).__name__}: {first} (set LIFELOG_DEBUG=1 for the traceback)\n")
         return 1
 

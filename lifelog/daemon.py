@@ -108,7 +108,7 @@ def _reconcile_job(settings: Settings, stop: threading.Event) -> None:
     from lifelog import reconcile
     from lifelog.aw import AWClient
 
-    with open_db(settings.db_path) as db, AWClient(settings.aw_url, settings.aw_timeout_seconds) as client:
+    with open_db(settings.db_path) as db, AWClient.from_settings(settings) as client:
         report = reconcile.reconcile(db, client, settings, should_stop=stop.is_set)
     log.info("reconcile: %s", report)
 

@@ -65,7 +65,7 @@ def check(settings: Settings) -> HealthResult:
     version = ""
     status, error = AWStatus.HEALTHY, ""
     view = None
-    with AWClient(settings.aw_url, settings.aw_timeout_seconds) as client:
+    with AWClient.from_settings(settings) as client:
         try:
             info = client.info()
             version = str(info.get("version") or "")

@@ -1,4 +1,4 @@
-"""Bounded HTTP/1.1 requests over a plain socket, and URLs shown without their secrets.
+"""Bounded HTTP/1.1 requests over a plain socket.
 
 LifeLog's HTTP needs are small: GETs to the ActivityWatch server on one
 kept-alive connection, and later a GET or POST to a monitoring URL. Both
@@ -8,13 +8,13 @@ speaks the little HTTP/1.1 it needs itself: a request line and headers out;
 a status line, headers and a body framed by Content-Length, chunked coding
 or the connection's end back. https wraps the same socket in TLS (with the
 system's certificate checks, as `http.client` does); `ssl` is imported only
-then. `scripts/bench_http_import.py` measures the choice.
+then. `scripts/bench_http.py` measures the choice.
 
 Every wait is bounded: connecting by `timeout`, and every read by `timeout`
 of silence; `total`, when given, bounds the whole exchange as well.
 
 Errors are one line. They never hold a request header (an API key travels in
-one), and they name the server only as `redact_url` shows it.
+one), and they name the server only as `redact_url` (lifelog.redact) shows it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from lifelog.redact import redact_url  # also offered here: `lifelog.http.redact_url`
 
 MAX_HEAD_BYTES = 64 * 1024  # status line and headers; more is not an HTTP server we know
 _IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
@@ -55,40 +57,6 @@ class Response:
     # Lower-case names; a repeated header's values joined with ", ".
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
-
-
-# -- URLs shown without secrets ----------------------------------------------------
-
-# A path segment shown as is: short, lower-case words (`api`, `push`, `fail`,
-# `0`, a healthchecks slug). Tokens (a healthchecks UUID or ping key, an
-# Uptime Kuma push token) are long or mixed-case, and are hidden.
-_PLAIN_SEGMENT = re.compile(r"[a-z0-9._~-]{0,16}")
-
-
-def redact_url(url: str) -> str:
-    """The URL as LifeLog may print or record it: scheme, host and port kept;
-    a user name and password, every query value, the fragment and any path
-    segment that may be a token replaced by `***`.
-
-    `https://hc-ping.com/2f9a…-…/fail` -> `https://hc-ping.com/***/fail`;
-    `https://kuma.example/api/push/Ab3dE?status=up` -> `https://kuma.example/api/push/***?status=***`.
-    """
-    try:
-        parts = urlsplit(str(url).strip())
-        port = parts.port
-    except ValueError:
-        return "***"
-    if not parts.scheme or not parts.hostname:
-        return "***"
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    netloc = ("***@" if "@" in parts.netloc else "") + host + (f":{port}" if port is not None else "")
-    path = "/".join(s if _PLAIN_SEGMENT.fullmatch(s) else "***" for s in parts.path.split("/"))
-    query = "&".join(
-        (item.split("=", 1)[0] if _PLAIN_SEGMENT.fullmatch(item.split("=", 1)[0]) else "***")
-        + ("=***" if "=" in item else "")
-        for item in parts.query.split("&") if item
-    )
-    return f"{parts.scheme}://{netloc}{path}" + (f"?{query}" if query else "")
 
 
 # -- the connection ---------------------------------------------------------------

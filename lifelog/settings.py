@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from lifelog import redact
 from lifelog.errors import UsageError
 
 ENV_PREFIX = "LIFELOG_"
@@ -177,7 +178,8 @@ def _number(name: str, raw: Any, source: str) -> float:
 
 def _text(name: str, raw: Any, source: str) -> str:
     if not isinstance(raw, str):
-        raise UsageError(f"{source}: setting {name} must be text, got {raw!r}")
+        shown = f"a value of type {type(raw).__name__}" if name in SECRET_SETTINGS else repr(raw)
+        raise UsageError(f"{source}: setting {name} must be text, got {shown}")
     return raw
 
 
@@ -245,6 +247,9 @@ def _convert(name: str, raw: Any, source: str) -> Any:
         key = _text(name, raw, source).strip()
         if any(c.isspace() for c in key):
             raise UsageError(f"{source}: setting aw_api_key must not contain spaces or line breaks")
+        if not all("!" <= c <= "~" for c in key):
+            # It travels in an HTTP header, which is ASCII.
+            raise UsageError(f"{source}: setting aw_api_key must be printable ASCII characters")
         return key
     if name in _PATHS:
         text = _text(name, raw, source).strip()
@@ -268,9 +273,33 @@ def _convert(name: str, raw: Any, source: str) -> Any:
     return _number(name, raw, source)
 
 
+# Settings whose values are secrets (SPEC section 8): never echoed in a
+# message, and a config file holding one must be private to its owner.
+SECRET_SETTINGS = ("aw_api_key", "ping_url")
+
+
+def _private_enough(path: Path, mode: int, doc: dict[str, Any]) -> None:
+    """A config file holding a secret must be its owner's alone.
+
+    Write access for others counts too: whoever can edit the file can point
+    aw_url at their own server and collect the key from the next request."""
+    held = [name for name in SECRET_SETTINGS if doc.get(name) not in (None, "")]
+    if not held or os.name != "posix" or not mode & 0o077:
+        return
+    raise UsageError(
+        f"config file {path} holds {' and '.join(held)} but others can read or change it "
+        f"(mode {mode & 0o777:04o}); make it private: chmod 600 {shlex.quote(str(path))}"
+    )
+
+
 def _read_config(path: Path, explicit: bool) -> dict[str, Any]:
+    import stat
+
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            # The mode of the file read, not of whatever the path names later.
+            mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+            raw = f.read()
     except FileNotFoundError:
         if explicit:
             raise UsageError(f"config file {path} does not exist") from None
@@ -291,6 +320,7 @@ def _read_config(path: Path, explicit: bool) -> dict[str, Any]:
             f"config file {path}: unknown setting {unknown[0]!r} "
             f"(known settings: {', '.join(SETTING_NAMES)})"
         )
+    _private_enough(path, mode, doc)
     return doc
 
 
@@ -322,6 +352,8 @@ def load_settings(
             values[name] = _convert(name, file_values[name], f"config file {config_path}")
     values.setdefault("db_path", default_db_path())
     settings = Settings(**values, config_path=config_path if file_values or explicit else None)
+    redact.remember(settings.aw_api_key)
+    redact.remember_url(settings.ping_url)
     if settings.restart_backoff_max_seconds < settings.restart_backoff_initial_seconds:
         raise UsageError(
             "setting restart_backoff_max_seconds "

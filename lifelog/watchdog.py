@@ -201,7 +201,7 @@ def aw_view(settings: Settings) -> AWView:
     from lifelog.buckets import aw_view_of
 
     try:
-        with AWClient(settings.aw_url, settings.aw_timeout_seconds) as client:
+        with AWClient.from_settings(settings) as client:
             listing = client.buckets()
     except AWError as e:
         return AWView(ok=False, error=str(e))

@@ -118,7 +118,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
         install_signal_handlers(stop)
     db = open_db(settings.db_path)
     lock = ProcessLock(settings.db_path, "watcher").acquire()
-    client = AWClient(settings.aw_url, settings.aw_timeout_seconds)
+    client = AWClient.from_settings(settings)
     pid = os.getpid()
     try:
         identity = identity_meta(pid)
