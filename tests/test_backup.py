@@ -15,6 +15,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -242,6 +243,27 @@ def test_one_backup_at_a_time_per_database(filled_db, lifelog, tmp_path):
     assert backups_in(tmp_path / "b") == []
     with open_db(filled_db) as db:
         assert "another backup" in get_meta(db, keys.BACKUP_LAST_ERROR)
+
+
+def test_the_daemons_job_records_a_failed_backup_and_goes_on(filled_db, tmp_path):
+    from lifelog import capabilities, registry
+
+    assert capabilities.LOADED
+    [job] = [e for e in registry.DAEMON_JOBS if e.name == "backup"]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    settings = settings_for(filled_db, backup_dir=blocker / "backups", backup_interval_hours=0.5)
+    assert job.interval(settings) == 1800
+    job.func(settings, threading.Event())  # logs, does not raise: the daemon goes on
+    with open_db(filled_db) as db:
+        assert "cannot write the backup in" in get_meta(db, keys.BACKUP_LAST_ERROR)
+        assert get_meta(db, keys.BACKUP_LAST_OK_AT) is None
+        assert get_meta(db, keys.BACKUP_LAST_ATTEMPT_AT)
+    good = settings_for(filled_db, backup_dir=tmp_path / "backups")
+    job.func(good, threading.Event())
+    with open_db(filled_db) as db:
+        assert get_meta(db, keys.BACKUP_LAST_ERROR) == ""
+        assert backups_in(tmp_path / "backups") == [Path(get_meta(db, keys.BACKUP_LAST_PATH)).name]
 
 
 # -- failures: exit 1, nothing left with a backup's name, older backups intact ----------------------------

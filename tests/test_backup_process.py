@@ -175,8 +175,11 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_backup_under_a_backup_
     first = lifelog("backup", "--db", str(db_path), "--dest", str(dest), "--json")
     whole = time.monotonic() - began  # a whole `lifelog backup`, start to exit
     assert first.code == 0, first.err
-    older = Path(json.loads(first.out)["path"])
+    doc = json.loads(first.out)
+    older = Path(doc["path"])
     older_bytes = older.read_bytes()
+    # How long the hidden partial file lives: the copy, the check and the sync.
+    partial_life = doc["copy_seconds"] + doc["verify_seconds"] + doc["sync_seconds"]
     landed_mid_backup = 0
     for round_ in range(6):
         p = procs("backup", "--db", str(db_path), "--dest", str(dest))
@@ -184,7 +187,7 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_backup_under_a_backup_
             # Once the copy has begun, at a random point of the rest of it.
             wait_for(lambda: p.poll() is not None or any("partial" in n for n in os.listdir(dest)),
                      interval=0.002, what="the copy to begin")
-            time.sleep(rng.uniform(0, whole / 2))  # the kill moment: this test's input
+            time.sleep(rng.uniform(0, partial_life * 0.8))  # the kill moment: this test's input
         else:
             time.sleep(rng.uniform(0, whole))
         landed_mid_backup += any("partial" in n for n in os.listdir(dest)) and p.poll() is None
@@ -258,11 +261,13 @@ def test_the_daemon_backs_up_at_launch_only_when_the_newest_is_an_interval_old(d
     aw_server.create_bucket(LIVE_BUCKET)
     dest = tmp_path / "b"
     env = live_env(db_path, aw_server, backup_interval_hours=1, backup_dir=dest)
+    old = to_iso(utcnow() - timedelta(hours=1, seconds=1))
     with open_db(db_path) as db:
-        set_meta(db, keys.BACKUP_LAST_OK_AT, to_iso(utcnow() - timedelta(hours=1, seconds=1)))
+        set_meta(db, keys.BACKUP_LAST_OK_AT, old)
     d = procs("daemon", "--db", str(db_path), env=env)
-    wait_for(lambda: len(backups_in(dest)) == 1, what="a backup at launch")
-    made = meta(db_path, keys.BACKUP_LAST_OK_AT)
+    made = wait_for(lambda: (v := meta(db_path, keys.BACKUP_LAST_OK_AT)) != old and v,
+                    what="a backup at launch, recorded")
+    assert len(backups_in(dest)) == 1
     d.send_signal(signal.SIGTERM)
     assert d.wait(15) == 0
     # Launched again: the newest is minutes old, so nothing is due until the hour is up.
