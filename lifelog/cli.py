@@ -327,6 +327,59 @@ def cmd_reconcile(args) -> int:
     return 0
 
 
+def cmd_backup(args) -> int:
+    from lifelog import backup
+
+    if args.dest is not None and not args.dest.strip():
+        raise UsageError("--dest must name a folder")
+    settings = _settings(args)
+    _quiet_logging()
+    if args.dry_run:
+        plan = backup.dry_run(settings, args.dest)
+        if args.json:
+            _print_json(plan.to_json())
+            return 0
+        _out(f"dry run: nothing written or removed. A backup now would copy {settings.db_path} "
+             f"({_mib(plan.bytes)}, {plan.events:,} events) to {plan.path}")
+        _out(f"retention ({plan.policy.describe()}) would then keep:")
+        for kept in plan.plan.keep:
+            new = " (this backup)" if kept.name == plan.path.name else ""
+            _out(f"  {kept.name}{new}  {', '.join(kept.reasons)}")
+        _out("and remove:" if plan.plan.remove else "and remove nothing")
+        for name in plan.plan.remove:
+            _out(f"  {name}")
+        return 0
+    result = backup.run(settings, args.dest)
+    for error in result.retention_errors:
+        sys.stderr.write(f"lifelog: warning: retention: {error}\n")
+    if args.json:
+        _print_json(result.to_json())
+        return 0
+    _out(f"backup verified: {result.path} ({_mib(result.bytes)}, {result.events:,} events, "
+         f"{result.seconds:.1f} s)")
+    removed = f": {', '.join(result.removed)}" if result.removed else ""
+    _out(f"retention: kept {len(result.plan.keep)}, removed {len(result.removed)}{removed}")
+    return 0
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1048576:.1f} MiB"
+
+
+def cmd_restore(args) -> int:
+    from lifelog import backup
+
+    settings = _settings(args)
+    _quiet_logging()
+    result = backup.restore(settings, args.file)
+    _out(f"restored {result.source} to {result.db} ({result.events:,} events)")
+    if result.aside is not None:
+        _out(f"the database before it is kept as {result.aside} (with its -wal and -shm, if it had them)")
+    _out("start LifeLog again ('lifelog daemon', or its service); the watcher fetches what AW "
+         "recorded since the backup")
+    return 0
+
+
 # -- the parser ----------------------------------------------------------------------
 
 
@@ -395,6 +448,24 @@ def build_parser() -> Parser:
                   "compare LifeLog with AW per bucket; fetch what differs, mark what AW lost")
     aw_url(sub)
     since(sub)
+    sub = command("backup", cmd_backup,
+                  "one verified backup now, then retention; exit 0 done, 1 failed",
+                  description="One verified backup now: a consistent copy while the watcher writes, "
+                              "checked (integrity_check, event count), synced, named "
+                              "lifelog-YYYYMMDDTHHMMSSZ.db; then retention (backup_keep_daily/weekly/"
+                              "monthly). Exit 0 done, 1 failed, 2 bad input.")
+    sub.add_argument("--dest", metavar="DIR", help="folder for the backup (setting backup_dir)")
+    sub.add_argument("--dry-run", action="store_true",
+                     help="write and remove nothing; show where the backup would go and what retention "
+                          "would keep and remove")
+    json_flag(sub)
+    sub = command("restore", cmd_restore,
+                  "put a backup in place of the database; exit 0 done, 1 refused or failed",
+                  description="Put a backup in place of the database. Refused while a watcher or daemon "
+                              "holds it; the backup is checked first; the current database and its "
+                              "-wal/-shm are moved aside as <db>.before-restore-<UTC time>, nothing deleted. "
+                              "Exit 0 done, 1 refused or failed.")
+    sub.add_argument("file", metavar="FILE", help="the backup to restore, e.g. a lifelog-*.db file")
     return parser
 
 

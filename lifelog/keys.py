@@ -77,8 +77,14 @@ PING_LAST_SENT = "ping.last_sent"  # ok, fail, up or down
 PING_LAST_RESULT = "ping.last_result"  # the HTTP status, or the error
 PING_LAST_LEVEL = "ping.last_level"  # the overall level that ping reported
 
-# -- backups ------------------------------------------------------------------------------------
-BACKUP_LAST_OK_AT = "backup.last_ok_at"
+# -- backups (SPEC section 12) ----------------------------------------------------------------
+BACKUP_LAST_OK_AT = "backup.last_ok_at"  # the moment the newest verified backup is a copy of
 BACKUP_LAST_PATH = "backup.last_path"
 BACKUP_LAST_BYTES = "backup.last_bytes"
-BACKUP_LAST_ERROR = "backup.last_error"
+BACKUP_LAST_ERROR = "backup.last_error"  # empty after a good backup
+BACKUP_LAST_EVENTS = "backup.last_events"
+BACKUP_LAST_SECONDS = "backup.last_seconds"
+BACKUP_LAST_ATTEMPT_AT = "backup.last_attempt_at"  # good or not
+# Written into a restored database: where it came from, and when.
+BACKUP_RESTORED_FROM = "backup.restored_from"
+BACKUP_RESTORED_AT = "backup.restored_at"
