@@ -200,7 +200,19 @@ CREATE TABLE IF NOT EXISTS coverage_cells (
     PRIMARY KEY (server, bucket_id, cell, status, start_day)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS coverage_cells_by_day ON coverage_cells (server, bucket_id, start_day);
--- The (bucket, UTC start day) pairs whose cells are up to date as of the
+-- The same by quarter hour (`block` = unix seconds // 900), for slots that
+-- are whole quarter hours: a year is 35,000 blocks a bucket, not 525,000 cells.
+CREATE TABLE IF NOT EXISTS coverage_blocks (
+    server    TEXT NOT NULL,
+    bucket_id TEXT NOT NULL,
+    block     INTEGER NOT NULL,
+    status    TEXT NOT NULL,
+    start_day TEXT NOT NULL,
+    seconds   REAL NOT NULL,
+    PRIMARY KEY (server, bucket_id, block, status, start_day)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS coverage_blocks_by_day ON coverage_blocks (server, bucket_id, start_day);
+-- The (bucket, UTC start day) pairs whose cells and blocks are up to date as of the
 -- meta key coverage.cells_as_of.
 CREATE TABLE IF NOT EXISTS coverage_days (
     server    TEXT NOT NULL,

@@ -33,7 +33,7 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 # The summary's unit: per bucket and minute, the seconds covered (coverage_cells).
 CELL_SECONDS = 60
@@ -82,8 +82,7 @@ def to_local_iso(t: float, tz: tzinfo | None) -> str:
     return dt.isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(NamedTuple):  # a tuple: a year holds 35,000 of them
     start: float
     end: float
     day: date
@@ -130,25 +129,37 @@ def unit_seconds(slots: Sequence[Slot], since: float) -> int:
 Cells = dict[int, dict[str, float]]  # cell (unix seconds // 60) -> status -> seconds covered
 
 
-def cells_of_events(events: Iterable[tuple[float, float, str]]) -> Cells:
-    """Reference for the SQL summary (lifelog.coverage_cells): each event
-    (start, duration, status) split exactly over the minutes it covers. The
-    start is rounded to the millisecond, as the SQL side does."""
+def cells_of_events(events: Iterable[tuple[float, float, str]], rounded: bool = False) -> Cells:
+    """Each event (start, duration, status) split exactly over the minutes it
+    covers. Starts are taken to the millisecond (SQL hands them over rounded
+    so: `rounded`), so a start a hair before a minute's edge is not split."""
     cells: Cells = {}
+    size = CELL_SECONDS
     for start, duration, status in events:
-        start = round(start, 3)
-        end = start + max(duration, 0.0)
-        c = math.floor(start / CELL_SECONDS)
+        if not rounded:
+            start = round(start, 3)
+        if duration is None or duration <= 0:
+            continue
+        end = start + duration
+        c = int(start // size)
+        edge = (c + 1) * size
+        if end <= edge:  # most events: inside one minute
+            row = cells.get(c)
+            if row is None:
+                cells[c] = {status: duration}
+            else:
+                row[status] = row.get(status, 0.0) + duration
+            continue
         t = start
         while t < end:
-            cut = min((c + 1) * CELL_SECONDS, end)
+            cut = min(edge, end)
             row = cells.setdefault(c, {})
             row[status] = row.get(status, 0.0) + (cut - t)
-            t, c = cut, c + 1
+            t, c, edge = cut, c + 1, edge + size
     return cells
 
 
-@dataclass
+@dataclass(slots=True)
 class Measure:
     """What one host's buckets cover in one slot, in seconds."""
 
@@ -157,42 +168,60 @@ class Measure:
     window: float = 0.0
 
 
-# Per unit of `unit_seconds` from since: status -> seconds, for one host's
-# afk buckets or window buckets together.
-Units = Mapping[int, Mapping[str, float]]
+# What one host's afk buckets, or window buckets, cover per unit of
+# `unit_seconds` from since: unit index -> [not-afk, afk, any status] seconds.
+Units = dict[int, list[float]]
 
 
-def units_of_cells(cells: Cells, since: float, until: float, unit: int) -> dict[int, dict[str, float]]:
+def units_of_cells(cells: Cells, since: float, until: float, unit: int) -> Units:
     """The cells in [since, until) added up by unit (the SQL side does this in the query)."""
-    out: dict[int, dict[str, float]] = {}
+    out: Units = {}
     lo, hi = since / CELL_SECONDS, until / CELL_SECONDS
     for c, row in cells.items():
         if lo <= c < hi:
-            k = int((c * CELL_SECONDS - since) // unit)
-            acc = out.setdefault(k, {})
-            for status, seconds in row.items():
-                acc[status] = acc.get(status, 0.0) + seconds
+            acc = out.setdefault(int((c * CELL_SECONDS - since) // unit), [0.0, 0.0, 0.0])
+            acc[0] += row.get(NOT_AFK, 0.0)
+            acc[1] += row.get(AFK, 0.0)
+            acc[2] += sum(row.values())
     return out
+
+
+def add_units(into: Units, more: Units) -> Units:
+    """Two buckets' units together (a host with two afk buckets, on two servers)."""
+    if not into:
+        into.update(more)
+        return into
+    for k, (a, b, c) in more.items():
+        acc = into.get(k)
+        if acc is None:
+            into[k] = [a, b, c]
+        else:
+            into[k] = [acc[0] + a, acc[1] + b, acc[2] + c]
+    return into
 
 
 def slot_measures(slots: Sequence[Slot], since: float, unit: int, afk: Units, window: Units) -> list[Measure]:
     """One Measure per slot from the afk and window units."""
-    starts = [s.start for s in slots]
     measures = [Measure() for _ in slots]
-
-    def slot_of(k: int) -> int | None:
-        i = bisect_right(starts, since + k * unit) - 1
-        return i if 0 <= i < len(slots) else None
-
-    for k, row in afk.items():
-        i = slot_of(k)
-        if i is not None:
-            measures[i].not_afk += row.get(NOT_AFK, 0.0)
-            measures[i].afk += row.get(AFK, 0.0)
+    if not slots:
+        return measures
+    # Which slot each unit falls in: one walk along both (units never straddle a slot).
+    n = int(-(-(slots[-1].end - since) // unit))
+    slot_of = [0] * n
+    i, ends = 0, [s.end for s in slots]
+    for k in range(n):
+        t = since + k * unit
+        while i < len(ends) - 1 and ends[i] <= t:
+            i += 1
+        slot_of[k] = i
+    for k, (not_afk, afk_seconds, _) in afk.items():
+        if 0 <= k < n:
+            m = measures[slot_of[k]]
+            m.not_afk += not_afk
+            m.afk += afk_seconds
     for k, row in window.items():
-        i = slot_of(k)
-        if i is not None:
-            measures[i].window += sum(row.values())
+        if 0 <= k < n:
+            measures[slot_of[k]].window += row[2]
     return measures
 
 
@@ -317,8 +346,7 @@ def cause_of(kind: Kind, lo: float, hi: float, aw_down: Spans, silent: Spans, li
 # -- the result ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SlotResult:
+class SlotResult(NamedTuple):
     start: float
     end: float
     day: date
@@ -386,30 +414,38 @@ def classify(since: float, until: float, slot_seconds: int, tz: tzinfo | None, s
              hosts: Sequence[HostInput], aw_down: Spans, lifelog_down: Spans) -> Coverage:
     """Every slot of every host classified and explained; then the stretches
     (adjacent slots of one class and cause, merged, across midnight too) and
-    the per-day totals."""
+    the per-day totals. (A year is 35,000 slots a host: the loop is kept plain.)"""
     by_host: dict[str, list[SlotResult]] = {}
     days: list[DayTotals] = []
     stretches: list[Stretch] = []
     for h in hosts:
-        results = []
-        for slot, m in zip(slots, h.measures, strict=True):
-            kind = classify_measure(m)
-            silent = h.window_silent if kind is Kind.GAP else h.afk_silent
-            results.append(SlotResult(slot.start, slot.end, slot.day, kind,
-                                      cause_of(kind, slot.start, slot.end, aw_down, silent, lifelog_down)))
-        by_host[h.host] = results
+        results: list[SlotResult] = []
         totals: dict[date, dict[Kind, float]] = {}
-        for r in results:
-            row = totals.setdefault(r.day, {k: 0.0 for k in KINDS})
-            row[r.kind] += r.end - r.start
-        days.extend(DayTotals(d, h.host, row) for d, row in totals.items())
-        for r in results:
-            last = stretches[-1] if stretches else None
-            if (last is not None and last.host == h.host and last.kind is r.kind and last.cause is r.cause
-                    and last.end == r.start):
-                stretches[-1] = Stretch(h.host, last.start, r.end, r.kind, r.cause)
+        row: dict[Kind, float] = {}
+        day = None
+        last_kind = last_cause = None
+        last_start = last_end = 0.0
+        for slot, m in zip(slots, h.measures, strict=True):
+            start, end, slot_day = slot
+            kind = classify_measure(m)
+            cause = None
+            if kind in EXPLAINED:
+                cause = cause_of(kind, start, end, aw_down, h.window_silent if kind is Kind.GAP else h.afk_silent,
+                                 lifelog_down)
+            results.append(SlotResult(start, end, slot_day, kind, cause))
+            if slot_day != day:
+                day = slot_day
+                row = totals.setdefault(day, {k: 0.0 for k in KINDS})
+            row[kind] += end - start
+            if kind is last_kind and cause is last_cause and start == last_end:
+                last_end = end
             else:
-                stretches.append(Stretch(h.host, r.start, r.end, r.kind, r.cause))
+                if last_kind is not None:
+                    stretches.append(Stretch(h.host, last_start, last_end, last_kind, last_cause))
+                last_kind, last_cause, last_start, last_end = kind, cause, start, end
+        if last_kind is not None:
+            stretches.append(Stretch(h.host, last_start, last_end, last_kind, last_cause))
+        by_host[h.host] = results
+        days.extend(DayTotals(d, h.host, t) for d, t in totals.items())
     days.sort(key=lambda d: (d.day, d.host))
     return Coverage(since, until, slot_seconds, tz, [h.host for h in hosts], by_host, days, stretches)
-

@@ -30,12 +30,15 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Iterable
 
 from lifelog import keys
-from lifelog.coverage import AFK, CELL_SECONDS, NOT_AFK, Cells, units_of_cells
+from lifelog.coverage import AFK, CELL_SECONDS, NOT_AFK, Cells, Units, add_units, cells_of_events, units_of_cells
 from lifelog.db import get_meta, set_meta, transaction
 from lifelog.timeutil import now_iso, parse_iso, to_iso
 
 log = logging.getLogger("lifelog.coverage")
 
+# The coarser summary (coverage_blocks): a quarter hour, which every local
+# midnight of today's time zones falls on.
+BLOCK_SECONDS = 900
 # A writer takes its timestamp before it commits; rows committed after a run
 # read the index may carry a time up to this much older than that run.
 RESCAN_SECONDS = 300.0
@@ -48,14 +51,12 @@ EVENTS_BEFORE = 100
 CHANGED_SQL = ("SELECT DISTINCT server, bucket_id, substr(timestamp, 1, 10) FROM events INDEXED BY events_by_update"
                " WHERE updated_at >= ?")
 
-_DAY_SQL = """
-SELECT c, data, long, sum(min(d, (c + 1) * 60.0 - x)), sum(max(0.0, x + d - (c + 1) * 60.0)), min(x), max(d)
-FROM (SELECT x, d, data, long, cast(x / 60.0 AS INTEGER) AS c
-      FROM (SELECT round((julianday(timestamp) - 2440587.5) * 86400.0, 3) AS x, max(duration, 0.0) AS d,
-                   {data} AS data, CASE WHEN duration > 60 THEN rowid END AS long
-            FROM events WHERE server = ? AND bucket_id = ? AND timestamp >= ? AND timestamp < ?))
-GROUP BY c, data, long
-"""
+# Each event's start as unix seconds (to the millisecond, as
+# lifelog.coverage.cells_of_events rounds), its duration, and for afk
+# buckets its data. Adding them up by minute is done in Python: SQLite's
+# GROUP BY sorts every row and costs twice the scan.
+_DAY_SQL = ("SELECT round((julianday(timestamp) - 2440587.5) * 86400.0, 3), duration, {data} FROM events"
+            " WHERE server = ? AND bucket_id = ? AND timestamp >= ? AND timestamp < ?")
 
 
 def _day_text(d: date) -> str:
@@ -90,28 +91,13 @@ class Summary:
     def summarise_day(self, server: str, bucket_id: str, afk: bool, day: date) -> Cells:
         """One bucket's events that start on one UTC day, split over minutes."""
         lo, hi = _day_text(day), _day_text(day + timedelta(days=1))
-        sql = _DAY_SQL.format(data="data" if afk else "''")
-        cells: Cells = {}
-
-        def add(c: int, status: str, seconds: float) -> None:
-            if seconds > 0:
-                row = cells.setdefault(c, {})
-                row[status] = row.get(status, 0.0) + seconds
-
-        for c, data, long, head, tail, x, d in self.db.conn.execute(sql, (server, bucket_id, lo, hi)):
-            status = self._status(data) if afk else ""
-            if afk and status not in (AFK, NOT_AFK):
-                continue
-            if long is None:  # events of at most a minute: the SQL split them
-                add(c, status, head)
-                add(c + 1, status, tail)
-                continue
-            end, t, c = x + d, x, math.floor(x / CELL_SECONDS)
-            while t < end:
-                cut = min((c + 1) * CELL_SECONDS, end)
-                add(c, status, cut - t)
-                t, c = cut, c + 1
-        return cells
+        rows = self.db.conn.execute(_DAY_SQL.format(data="data" if afk else "''"), (server, bucket_id, lo, hi))
+        if afk:
+            statuses = self._status
+            events = ((x, d, status) for x, d, data in rows if (status := statuses(data)) in (AFK, NOT_AFK))
+        else:
+            events = rows
+        return cells_of_events(events, rounded=True)
 
     # -- keeping the table current ------------------------------------------------------------
 
@@ -169,16 +155,17 @@ class Summary:
                     since = None
                 stale = None if since is None else self._changed_days(since)
             if stale is None:
-                self.db.conn.execute("DELETE FROM coverage_cells")
-                self.db.conn.execute("DELETE FROM coverage_days")
+                for table in ("coverage_cells", "coverage_blocks", "coverage_days"):
+                    self.db.conn.execute(f"DELETE FROM {table}")
             else:
                 for server, bucket_id, day in stale:
                     self._delete_day(server, bucket_id, day)
             set_meta(self.db, keys.COVERAGE_CELLS_AS_OF, started)
 
     def _delete_day(self, server: str, bucket_id: str, day: str) -> None:
-        self.db.conn.execute("DELETE FROM coverage_cells WHERE server = ? AND bucket_id = ? AND start_day = ?",
-                             (server, bucket_id, day))
+        for table in ("coverage_cells", "coverage_blocks"):
+            self.db.conn.execute(f"DELETE FROM {table} WHERE server = ? AND bucket_id = ? AND start_day = ?",
+                                 (server, bucket_id, day))
         self.db.conn.execute("DELETE FROM coverage_days WHERE server = ? AND bucket_id = ? AND start_day = ?",
                              (server, bucket_id, day))
 
@@ -191,23 +178,44 @@ class Summary:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(server, bucket_id, c, status, text, seconds)
                  for c, row in cells.items() for status, seconds in row.items()])
+            blocks: dict[tuple[int, str], float] = {}
+            for c, row in cells.items():
+                for status, seconds in row.items():
+                    key = (c * CELL_SECONDS // BLOCK_SECONDS, status)
+                    blocks[key] = blocks.get(key, 0.0) + seconds
+            self.db.conn.executemany(
+                "INSERT INTO coverage_blocks (server, bucket_id, block, status, start_day, seconds)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(server, bucket_id, b, status, text, seconds) for (b, status), seconds in blocks.items()])
             self.db.conn.execute("INSERT INTO coverage_days (server, bucket_id, start_day) VALUES (?, ?, ?)",
                                  (server, bucket_id, text))
 
     # -- reading ------------------------------------------------------------------------------
 
-    def units(self, server: str, bucket_id: str, since: float, until: float, unit: int) -> dict[int, dict[str, float]]:
-        """The bucket's cells in [since, until) added up per `unit` seconds from since."""
+    def units(self, server: str, bucket_id: str, since: float, until: float, unit: int) -> Units:
+        """The bucket's summary over [since, until) added up per `unit` seconds
+        from since (whole minutes). Quarter-hour blocks where they fit the
+        units, minute cells for the rest."""
         if self.in_memory:
             return units_of_cells(self.memory.get((server, bucket_id), {}), since, until, unit)
-        out: dict[int, dict[str, float]] = {}
-        lo, hi = int(since) // CELL_SECONDS, math.ceil(until / CELL_SECONDS)
-        for k, status, seconds in self.db.conn.execute(
-                "SELECT (cell * 60 - ?) / ? AS k, status, sum(seconds) FROM coverage_cells"
-                " WHERE server = ? AND bucket_id = ? AND cell >= ? AND cell < ? GROUP BY k, status",
-                (int(since), unit, server, bucket_id, lo, hi)):
-            out.setdefault(k, {})[status] = seconds
+        out: Units = {}
+        since, until = int(since), int(until)
+        mid = since
+        if since % BLOCK_SECONDS == 0 and unit % BLOCK_SECONDS == 0:
+            mid = max(since, until // BLOCK_SECONDS * BLOCK_SECONDS)
+            self._add(out, "coverage_blocks", "block", BLOCK_SECONDS, server, bucket_id, since, since, mid, unit)
+        self._add(out, "coverage_cells", "cell", CELL_SECONDS, server, bucket_id, since, mid, until, unit)
         return out
+
+    def _add(self, out: Units, table: str, column: str, size: int, server: str, bucket_id: str, since: int,
+             lo: int, hi: int, unit: int) -> None:
+        if hi <= lo:
+            return
+        sql = (f"SELECT ({column} * {size} - ?) / ? AS k, sum(iif(status = ?, seconds, 0.0)),"
+               f" sum(iif(status = ?, seconds, 0.0)), sum(seconds) FROM {table}"
+               f" WHERE server = ? AND bucket_id = ? AND {column} >= ? AND {column} < ? GROUP BY k")
+        rows = self.db.conn.execute(sql, (since, unit, NOT_AFK, AFK, server, bucket_id, lo // size, -(-hi // size)))
+        add_units(out, {k: [a, b, c] for k, a, b, c in rows})
 
 
 def _merge_cells(parts: Iterable[Cells]) -> Cells:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import html
 import os
 import tempfile
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from lifelog.coverage import Cause, Coverage, Kind, Stretch, local_midnight, to_local_iso
+from lifelog.coverage import Cause, Coverage, Kind, Stretch, local_date, local_midnight, to_local_iso
 
 CLASS_COLOUR = {Kind.ACTIVE: "#2e9e5b", Kind.AWAY: "#9db4cc", Kind.GAP: "#d7263d", Kind.NO_DATA: "#e4e4ea"}
 CAUSE_COLOUR = {Cause.AW_DOWN: "#f08c00", Cause.SOURCE_SILENT: "#7b3fb5", Cause.LIFELOG_DOWN: "#1f6fd1",
@@ -116,14 +116,15 @@ def _span(s: Stretch, cov: Coverage) -> str:
 def _day_pieces(cov: Coverage, s: Stretch) -> list[tuple[date, float, float]]:
     """A stretch cut at local midnights: (day, seconds into the day at start, at end)."""
     pieces = []
-    for r in cov.slots[s.host]:
-        if s.start <= r.start < s.end:
-            midnight = local_midnight(r.day, cov.tz)
-            if pieces and pieces[-1][0] == r.day:
-                pieces[-1] = (r.day, pieces[-1][1], r.end - midnight)
-            else:
-                pieces.append((r.day, r.start - midnight, r.end - midnight))
-    return pieces
+    day = local_date(s.start, cov.tz)
+    while True:
+        midnight, next_midnight = local_midnight(day, cov.tz), local_midnight(day + timedelta(days=1), cov.tz)
+        a, b = max(s.start, midnight), min(s.end, next_midnight)
+        if a < b:  # (a 25-hour day's last hour is drawn over its 24th)
+            pieces.append((day, min(a - midnight, 86400 - 1), min(b - midnight, 86400)))
+        if next_midnight >= s.end:
+            return pieces
+        day += timedelta(days=1)
 
 
 def _timeline(cov: Coverage, host: str) -> str:

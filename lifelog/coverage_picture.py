@@ -49,10 +49,6 @@ def hm(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}"
 
 
-def _column(r: SlotResult, cov: Coverage) -> int:
-    return int((r.start - local_midnight(r.day, cov.tz)) // cov.slot_seconds)
-
-
 def render(cov: Coverage, console: Console) -> None:
     minutes = cov.slot_seconds // 60
     console.print(Text.assemble(("LifeLog coverage ", "bold"), _range_text(cov), f", {minutes}-minute slots"))
@@ -60,24 +56,34 @@ def render(cov: Coverage, console: Console) -> None:
         console.print("No afk or window buckets in the database yet: nothing to show. "
                       "Once the watcher has stored ActivityWatch's buckets, run this again.")
         return
+    totals = {(d.day, d.host): d for d in cov.days}
     for host in cov.hosts:
-        results = cov.slots[host]
         days: dict[date, list[SlotResult]] = {}
-        for r in results:
+        for r in cov.slots[host]:
             days.setdefault(r.day, []).append(r)
-        offset = min(_column(r[0], cov) for r in days.values())
-        width = max(_column(r[-1], cov) for r in days.values()) - offset + 1
+        # A slot's column: its place in its day, counted from midnight.
+        columns = {}
+        for day, row in days.items():
+            midnight = local_midnight(day, cov.tz)
+            columns[day] = [int((r.start - midnight) // cov.slot_seconds) for r in row]
+        offset = min(c[0] for c in columns.values())
+        width = max(c[-1] for c in columns.values()) - offset + 1
         console.print()
         console.print(Text(host, style="bold"))
         console.print(Text(" " * LABEL) + _ruler(offset, width, minutes), soft_wrap=True)
-        totals = {(d.day, d.host): d for d in cov.days}
         for day, row in days.items():
-            line = Text(day.strftime("%a %m-%d").ljust(LABEL))
             cells = [(" ", "")] * width
-            for r in row:
-                cells[_column(r, cov) - offset] = cell(r)
-            for glyph, style in cells:
-                line.append(glyph, style)
+            for r, col in zip(row, columns[day]):
+                cells[col - offset] = cell(r)
+            line = Text(day.strftime("%a %m-%d").ljust(LABEL))
+            run, n = cells[0], 0
+            for c in cells:  # one span per run of equal cells: a year is 35,000 cells
+                if c == run:
+                    n += 1
+                    continue
+                line.append(run[0] * n, run[1])
+                run, n = c, 1
+            line.append(run[0] * n, run[1])
             t = totals[(day, host)].seconds
             line.append(f"  active {hm(t[Kind.ACTIVE])}", "green")
             line.append(f"  without window data {hm(t[Kind.GAP])}", "red3" if t[Kind.GAP] else "grey42")
@@ -95,7 +101,7 @@ def _range_text(cov: Coverage) -> str:
 def _ruler(offset: int, width: int, minutes: int) -> Text:
     """Hour labels above the cells: every hour that fits, at least 3 cells apart."""
     per_hour = 60 / minutes
-    step = next(h for h in (1, 2, 3, 4, 6, 12, 24) if h * per_hour >= 3)
+    step = next(h for h in (1, 2, 3, 4, 6, 12, 24) if h * per_hour >= 6)
     chars = [" "] * (width + 3)
     for col in range(width):
         start = (offset + col) * minutes

@@ -20,6 +20,8 @@ from lifelog.coverage import (
     HostInput,
     Run,
     Spans,
+    Units,
+    add_units,
     aw_down_spans,
     classify,
     lifelog_down_spans,
@@ -155,15 +157,15 @@ def coverage_of(db, settings: Settings, since: float, until: float, slot_minutes
     hosts: list[HostInput] = []
     for host in sorted({b.host for b in buckets}):
         mine = [b for b in buckets if b.host == host]
-        afk_units: dict[int, dict[str, float]] = {}
-        window_units: dict[int, dict[str, float]] = {}
+        afk_units: Units = {}
+        window_units: Units = {}
         silent = {True: Spans(), False: Spans()}
         for b in mine:
-            target = afk_units if b.afk else window_units
-            for k, row in summary.units(b.server, b.bucket_id, since, until, unit).items():
-                acc = target.setdefault(k, {})
-                for status, seconds in row.items():
-                    acc[status] = acc.get(status, 0.0) + seconds
+            units = summary.units(b.server, b.bucket_id, since, until, unit)
+            if b.afk:
+                afk_units = add_units(afk_units, units)
+            else:
+                window_units = add_units(window_units, units)
             silent[b.afk] = silent[b.afk] | silent_spans(read_source_changes(db, b, until + lead), lead, now)
         hosts.append(HostInput(host, slot_measures(slots, since, unit, afk_units, window_units),
                                window_silent=silent[False], afk_silent=silent[True]))

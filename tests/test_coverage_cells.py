@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lifelog.coverage import cells_of_events
+from lifelog.coverage import cells_of_events, units_of_cells
 from lifelog.coverage_cells import CHANGED_SQL, Summary
 from lifelog.db import SCHEMA_VERSION, open_db, transaction
 from lifelog.timeutil import now_iso, to_iso
@@ -41,17 +41,12 @@ def summary_cells(db, bucket: str, afk: bool, since: float, until: float):
 
 
 def as_units(cells, since, until):
-    return {int((c * 60 - since) // 60): row for c, row in cells.items() if since <= c * 60 < until}
+    return units_of_cells(cells, since, until, 60)
 
 
 def close(a: dict, b: dict) -> bool:
-    keys = set(a) | set(b)
-    for k in keys:
-        ra, rb = a.get(k, {}), b.get(k, {})
-        for status in set(ra) | set(rb):
-            if abs(ra.get(status, 0.0) - rb.get(status, 0.0)) > 1e-3:
-                return False
-    return True
+    return all(abs(x - y) <= 1e-3 for k in set(a) | set(b)
+               for x, y in zip(a.get(k, [0.0] * 3), b.get(k, [0.0] * 3)))
 
 
 base = DAY0.timestamp()
@@ -76,6 +71,12 @@ def test_the_sql_summary_equals_splitting_the_events_in_python(evs):
         want_afk = as_units(cells_of_events((t, dur, s) for t, dur, s in evs if s != "other"), since, until)
         want_win = as_units(cells_of_events((t, dur, "") for t, dur, s in evs), since, until)
         assert close(afk, want_afk) and close(win, want_win)
+        # By quarter hours (read from coverage_blocks), up to an until that is not on one.
+        s = Summary(db)
+        until = base + 3 * 86400 - 7 * 60
+        s.refresh([("s", "afk", True), ("s", "win", False)], since, until)
+        ref = cells_of_events((t, dur, s) for t, dur, s in evs if s != "other")
+        assert close(s.units("s", "afk", since, until, 900), units_of_cells(ref, since, until, 900))
         db.close()
 
 
@@ -88,13 +89,13 @@ def test_a_changed_event_is_summarised_again(db_path, monkeypatch):
     insert(db, "win", [(t, 30.0, {"app": "a"})])
     since, until = base, base + 86400
     _, before = summary_cells(db, "win", False, since, until)
-    assert sum(sum(r.values()) for r in before.values()) == pytest.approx(30.0)
+    assert sum(r[2] for r in before.values()) == pytest.approx(30.0)
     # A heartbeat grows the event in place (sync stamps updated_at).
     with transaction(db):
         db.conn.execute("UPDATE events SET duration = 90, ended_at = ?, updated_at = ? WHERE event_id = 1",
                         (iso(t + 90), now_iso()))
     _, after = summary_cells(db, "win", False, since, until)
-    assert sum(sum(r.values()) for r in after.values()) == pytest.approx(90.0)
+    assert sum(r[2] for r in after.values()) == pytest.approx(90.0)
     # Unchanged days are not summarised again.
     days = db.conn.execute("SELECT count(*) FROM coverage_days").fetchone()[0]
     s = Summary(db)
@@ -117,7 +118,7 @@ def test_an_event_replaced_by_one_on_another_day_leaves_the_old_day(db_path):
         db.conn.execute("UPDATE events SET timestamp = ?, ended_at = ?, updated_at = ?",
                         (iso(t + 86400), iso(t + 86430), stamp))
     _, after = summary_cells(db, "win", False, since, until)
-    cells = {k: r for k, r in after.items() if sum(r.values())}
+    cells = {k: r for k, r in after.items() if r[2]}
     assert list(cells) == [int((t + 86400 - since) // 60)]
 
 
@@ -127,7 +128,7 @@ def test_a_database_that_cannot_be_written_is_summarised_in_memory(db_path):
     db.conn.execute("PRAGMA query_only = ON")
     s, units = summary_cells(db, "win", False, base, base + 86400)
     assert s.in_memory
-    assert sum(sum(r.values()) for r in units.values()) == pytest.approx(120.0)
+    assert sum(r[2] for r in units.values()) == pytest.approx(120.0)
     assert db.conn.execute("SELECT count(*) FROM coverage_cells").fetchone()[0] == 0
 
 

@@ -68,8 +68,9 @@ def test_the_terminal_picture_shows_one_cell_per_slot_coloured_by_class(db_path,
     assert "active 4:00" in day_line and "without window data 1:00" in day_line
     assert "aw_down" in text and "source_silent" in text and "lifelog_down" in text  # the legend
     styled = console.export_text(styles=True)
-    assert styled.count("\x1b[32m█") == 16 + 1  # active in green (and the legend's)
-    assert styled.count("\x1b[1;37;48;5;160mS") == 4 + 2  # gaps, white on red (and the legend's two)
+    assert "\x1b[32m" + "█" * 16 + "\x1b[0m" in styled  # the morning in green
+    assert "\x1b[1;37;48;5;160mSSSS\x1b[0m" in styled  # the gap, white on red
+    assert "\x1b[1;38;5;208m" + "a" * 20 + "\x1b[0m" in styled  # AW down, orange
 
 
 def test_the_command_prints_the_picture_and_writes_the_html(db_path, planted, lifelog, tmp_path):
