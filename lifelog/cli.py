@@ -269,8 +269,7 @@ def _watch_status(args, settings) -> int:
 
     # The screen shows every failure; log lines on the terminal would tear it.
     setup_logging(os.environ.get("LIFELOG_LOG_LEVEL") or "CRITICAL")
-    with _open_existing(settings) as db:
-        return status_screen.watch(db, settings, args.interval)
+    return status_screen.watch(settings, args.interval)
 
 
 def _ingest_setup(args):

@@ -44,9 +44,10 @@ CAUSE_MEANING = {
 CAUSE_FIX = {
     Cause.AW_DOWN: "Keep AW running under a supervisor (the aw-server systemd unit and its health timer, "
                    "README \"Running it for good\"). What AW never recorded cannot be recovered.",
-    Cause.SOURCE_SILENT: "Restart the watcher (aw-watcher-window, aw-watcher-afk) and check its OS permissions "
-                         "(screen recording on macOS, a Wayland session on Linux); set "
-                         "source_restart_commands so LifeLog restarts it for you.",
+    Cause.SOURCE_SILENT: "Restart the watcher (aw-watcher-window, aw-watcher-afk) and check what it needs from "
+                         "the OS (the accessibility and screen recording permissions on macOS; on Linux, "
+                         "aw-watcher-window sees X11 windows only); set source_restart_commands so LifeLog "
+                         "restarts it for you.",
     Cause.LIFELOG_DOWN: "Run 'lifelog reconcile --since DATE' to fetch what AW still holds for those days; "
                         "then run LifeLog under 'lifelog daemon' or the cron watchdog so it restarts by itself.",
     Cause.UNKNOWN: "Nothing, if the machine was off. Otherwise check AW's own logs for those hours.",

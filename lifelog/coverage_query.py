@@ -30,6 +30,7 @@ from lifelog.coverage import (
     make_slots,
     silent_spans,
     slot_measures,
+    to_local_iso,
     unit_seconds,
 )
 from lifelog.coverage_cells import Summary
@@ -84,7 +85,7 @@ def resolve_range(since: str | None, until: str | None, slot_minutes: int, now: 
           else local_midnight(local_date(now, tz) - timedelta(days=DEFAULT_DAYS), tz))
     lo, hi = _minute(lo), _minute(hi)
     if hi <= lo:
-        raise UsageError(f"--until ({to_iso(_dt(hi))}) is not after --since ({to_iso(_dt(lo))}); "
+        raise UsageError(f"--until ({to_local_iso(hi, tz)}) is not after --since ({to_local_iso(lo, tz)}); "
                          "give a later --until or an earlier --since")
     return lo, hi
 

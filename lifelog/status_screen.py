@@ -18,6 +18,7 @@ Imported only by `status --watch`: rich costs tens of milliseconds to load.
 from __future__ import annotations
 
 import signal
+import sqlite3
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +28,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from lifelog import keys
+from lifelog import keys, status
 from lifelog.db import read_meta
 from lifelog.settings import Settings
 from lifelog.status import StatusReport
@@ -91,8 +92,21 @@ def latest_verdicts(db, limit: int = VERDICTS_SHOWN) -> list[VerdictRow]:
 
 
 def gather(db, settings: Settings, interval: float) -> Screen:
+    """One screen's facts. No database (yet), or one that cannot be read:
+    UNKNOWN, as `lifelog status` says, and the next redraw tries again."""
     from lifelog import monitor
 
+    if db is None:
+        return Screen(status.unknown(f"no database at {settings.db_path}; create it with 'lifelog init'",
+                                     str(settings.db_path)), utcnow(), interval)
+    try:
+        return _gather(db, settings, interval, monitor)
+    except sqlite3.Error as e:
+        return Screen(status.unknown(f"cannot use the database {settings.db_path}: {e}", str(settings.db_path)),
+                      utcnow(), interval)
+
+
+def _gather(db, settings: Settings, interval: float, monitor) -> Screen:
     meta = read_meta(db, (keys.AW_CHECKED_AT,))
     checked = try_parse_iso(meta.get(keys.AW_CHECKED_AT))
     now = utcnow()
@@ -159,7 +173,29 @@ def render(screen: Screen) -> Group:
     return Group(*parts)
 
 
-def watch(db, settings: Settings, interval: float, console: Console | None = None,
+class _Database:
+    """The database, opened once it exists (the watch may start before `lifelog init`)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.db = None
+
+    def get(self):
+        if self.db is None:
+            from lifelog.db import DatabaseMissing, DatabaseUnusable, open_db
+
+            try:
+                self.db = open_db(self.settings.db_path, create=False)
+            except (DatabaseMissing, DatabaseUnusable):
+                return None
+        return self.db
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
+
+def watch(settings: Settings, interval: float, console: Console | None = None,
           stop: threading.Event | None = None) -> int:
     """Redraw until `stop` is set (SIGINT and SIGTERM set it). Returns 0."""
     if console is None:
@@ -170,15 +206,19 @@ def watch(db, settings: Settings, interval: float, console: Console | None = Non
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())  # only record it; the loop stops
-    if console.is_terminal:
-        with Live(console=console, auto_refresh=False, transient=False) as live:
+    database = _Database(settings)
+    try:
+        if console.is_terminal:
+            with Live(console=console, auto_refresh=False, transient=False) as live:
+                while not stop.is_set():
+                    live.update(render(gather(database.get(), settings, interval)), refresh=True)
+                    stop.wait(interval)
+        else:
             while not stop.is_set():
-                live.update(render(gather(db, settings, interval)), refresh=True)
+                console.print(render(gather(database.get(), settings, interval)))
+                console.print()
+                console.file.flush()
                 stop.wait(interval)
-    else:
-        while not stop.is_set():
-            console.print(render(gather(db, settings, interval)))
-            console.print()
-            console.file.flush()
-            stop.wait(interval)
+    finally:
+        database.close()
     return 0

@@ -216,7 +216,8 @@ def main() -> int:
 def show_coverage(env: dict, demo_started: datetime, own_aw: bool) -> None:
     """The coverage picture of the demo's own minutes (with its own AW: the
     history it fed, too)."""
-    since = demo_started - HISTORY if own_aw else demo_started
+    # With your own AW: the half hour before the demo too (your own data, by the minute).
+    since = demo_started - (HISTORY if own_aw else timedelta(minutes=30))
     minutes = "5" if own_aw else "1"
     args = ["coverage", "--since", since.astimezone().isoformat(timespec="minutes"), "--slot-minutes", minutes]
     say("lifelog " + " ".join(args))

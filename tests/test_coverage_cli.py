@@ -156,3 +156,38 @@ def test_status_and_the_cron_pass_stay_light(db_path):
                LIFELOG_WATCHER_RESTART_COMMAND="true")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert r.stdout.strip().splitlines()[-1] == "False", r.stdout + r.stderr
+
+
+def test_a_gap_while_lifelog_was_not_running_on_the_same_boot_says_lifelog_down(db_path):
+    """Runs of one boot with an hour between them; the user at the keyboard
+    all along, window data only while LifeLog ran (AW lost the rest)."""
+    from coverage_history import AFK_BUCKET, SERVER, WINDOW_BUCKET, History, iso
+    from lifelog.coverage_query import coverage_of
+    from lifelog.db import transaction
+    from lifelog.settings import load_settings
+
+    h = History(planted_day())
+    db = open_db(db_path)
+    stamp = iso(h.at(20))
+    with transaction(db):
+        for bucket, type_ in ((AFK_BUCKET, "afkstatus"), (WINDOW_BUCKET, "currentwindow")):
+            db.conn.execute("INSERT INTO buckets (server, bucket_id, type, hostname, first_seen_at, last_seen_at)"
+                            " VALUES (?, ?, ?, ?, ?, ?)", (SERVER, bucket, type_, HOST, stamp, stamp))
+        rows = [(AFK_BUCKET, 1, h.at(9), 3 * 3600, '{"status":"not-afk"}'),
+                (WINDOW_BUCKET, 1, h.at(9), 3600, '{"app":"a"}'), (WINDOW_BUCKET, 2, h.at(11), 3600, '{"app":"a"}')]
+        db.conn.executemany("INSERT INTO events (server, bucket_id, event_id, timestamp, duration, data, ended_at,"
+                            " ingested_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(SERVER, b, i, iso(t), d, data, iso(t + d), stamp, stamp) for b, i, t, d, data in rows])
+        boot = iso(h.at(8))
+        db.conn.executemany("INSERT INTO watcher_runs (pid, started_at, last_heartbeat_at, boot_at) VALUES (?, ?, ?, ?)",
+                            [(1, iso(h.at(8.5)), iso(h.at(10) - 120), boot), (2, iso(h.at(11)), iso(h.at(12)), boot)])
+    cov = coverage_of(db, load_settings(overrides={"db_path": str(db_path)}), h.at(9), h.at(12), 15,
+                      now=h.at(12), boot_now=h.at(8))
+    assert [(s["class"], s["cause"], s["start"][11:16], s["end"][11:16]) for s in cov.to_json()["stretches"]] == [
+        ("active", None, "09:00", "10:00"), ("gap", "lifelog_down", "10:00", "11:00"), ("active", None, "11:00", "12:00")]
+
+
+def planted_day():
+    from coverage_history import default_day
+
+    return default_day()

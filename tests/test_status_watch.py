@@ -98,3 +98,23 @@ def test_watch_refuses_json_and_a_bad_interval(db_path, lifelog):
     assert r.code == 2 and "--json" in r.err
     r = lifelog("status", "--watch", "--interval", "0", "--db", str(db_path))
     assert r.code == 2 and "--interval" in r.err
+
+
+def test_watch_before_the_database_exists_says_unknown_creates_nothing_and_picks_it_up(tmp_path):
+    db_path = tmp_path / "later.db"
+    out = tmp_path / "screen.txt"
+    env = dict(os.environ, LIFELOG_AW_URL="http://127.0.0.1:9", LIFELOG_AW_TIMEOUT_SECONDS="1")
+    with open(out, "w") as f:
+        p = subprocess.Popen([sys.executable, "-m", "lifelog", "status", "--watch", "--interval", "0.2",
+                              "--db", str(db_path)], stdout=f, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            wait_for(lambda: "UNKNOWN: no database at" in out.read_text(), timeout=30, what="an UNKNOWN screen")
+            assert not db_path.exists()
+            open_db(db_path).close()  # `lifelog init`, meanwhile
+            wait_for(lambda: "CRITICAL: AW unhealthy" in out.read_text(), timeout=30, what="the database's status")
+            p.send_signal(signal.SIGINT)
+            assert p.wait(10) == 0, p.stderr.read()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
