@@ -1,9 +1,10 @@
-"""The summary `lifelog coverage` reads instead of the events: per bucket and
-UTC minute, the seconds its events cover, by afk status (table coverage_cells).
+"""The summary `lifelog coverage` reads instead of the events: per bucket,
+per UTC minute (table coverage_cells) and per quarter hour (coverage_blocks),
+the seconds its events cover, by afk status.
 
-A year of dense data is millions of events, and SQLite reads them at well
-under a microsecond each at best: too slow to scan on every run. So the
-summary is kept, and only what changed is recomputed:
+A year of dense data is millions of events, and reading them costs around a
+microsecond each: seconds on every run. So the summary is kept, and only
+what changed is recomputed:
 
 - the unit of recomputation is one bucket's events that start on one UTC
   day (`start_day`; an event's minutes past midnight stay under its start
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
 from typing import Iterable
