@@ -216,6 +216,8 @@ def cmd_status(args) -> int:
     from lifelog.db import DatabaseMissing, DatabaseUnusable
 
     settings = _settings(args)
+    if args.watch:
+        return _watch_status(args, settings)
     _quiet_logging()
     try:
         db = _open_existing(settings)
@@ -229,6 +231,46 @@ def cmd_status(args) -> int:
     else:
         _out(report.render())
     return report.exit_code
+
+
+def cmd_coverage(args) -> int:
+    import time
+    from pathlib import Path
+
+    from lifelog.coverage_query import boot_time_now, coverage_of, resolve_range
+
+    settings = _settings(args)
+    since, until = resolve_range(args.since, args.until, args.slot_minutes, time.time(), None)
+    if args.html and not Path(args.html).resolve().parent.is_dir():
+        raise UsageError(f"--html {args.html}: its folder does not exist; create it or give another path")
+    _quiet_logging()
+    with _open_existing(settings) as db:
+        cov = coverage_of(db, settings, since, until, args.slot_minutes, boot_now=boot_time_now())
+    if args.html:
+        from lifelog.coverage_html import write_html
+
+        sys.stderr.write(f"coverage written to {write_html(cov, args.html)}\n")
+    if args.json:
+        _print_json(cov.to_json())
+    else:
+        from lifelog.coverage_picture import print_picture
+
+        print_picture(cov)
+    return 0
+
+
+def _watch_status(args, settings) -> int:
+    from lifelog import status_screen
+
+    if args.json:
+        raise UsageError("--watch draws a screen for people; leave out --json (or --watch)")
+    if not args.interval > 0:
+        raise UsageError(f"--interval {args.interval:g} must be more than 0 seconds")
+    from lifelog.logs import setup_logging
+
+    # The screen shows every failure; log lines on the terminal would tear it.
+    setup_logging(os.environ.get("LIFELOG_LOG_LEVEL") or "CRITICAL")
+    return status_screen.watch(settings, args.interval)
 
 
 def _ingest_setup(args):
@@ -433,12 +475,31 @@ def build_parser() -> Parser:
             group=wd_commands)
     command("resume", cmd_watchdog_resume, "act again after 'lifelog watchdog pause'", group=wd_commands)
 
-    json_flag(command("status", cmd_status,
-                      "one verdict over everything: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
-                      description="One verdict over everything: exit 0 OK, 1 WARNING, 2 CRITICAL, "
-                                  "3 UNKNOWN. Checks AW now (recorded like 'lifelog health'), then "
-                                  "works out the rest from the database. With no database it answers "
-                                  "UNKNOWN and creates nothing."))
+    sub = command("status", cmd_status,
+                  "one verdict over everything: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+                  description="One verdict over everything: exit 0 OK, 1 WARNING, 2 CRITICAL, "
+                              "3 UNKNOWN. Checks AW now (recorded like 'lifelog health'), then "
+                              "works out the rest from the database. With no database it answers "
+                              "UNKNOWN and creates nothing.")
+    json_flag(sub)
+    sub.add_argument("--watch", action="store_true",
+                     help="redraw the status screen (components, sources, latest watchdog verdicts) in place "
+                          "until Ctrl-C; exit 0")
+    sub.add_argument("--interval", metavar="SECONDS", type=float, default=2.0,
+                     help="with --watch: seconds between redraws (default 2)")
+
+    sub = command("coverage", cmd_coverage,
+                  "what is known about each stretch of time, and why data is missing",
+                  description="What is known about each stretch of time, per host and slot: active, away, "
+                              "no_data or gap, and for gaps and no data the most likely cause (aw_down, "
+                              "source_silent, lifelog_down, unknown). Days are local days.")
+    sub.add_argument("--since", metavar="DATE", help="from this local date's midnight (or an ISO time); "
+                                                     "default 7 days ago")
+    sub.add_argument("--until", metavar="DATE", help="up to this local date's midnight (or an ISO time), "
+                                                     "exclusive; default now")
+    sub.add_argument("--slot-minutes", metavar="N", type=int, default=15, help="slot length (default 15)")
+    sub.add_argument("--html", metavar="FILE", help="also write the picture as one self-contained HTML file")
+    json_flag(sub)
 
     sub = command("backfill", cmd_backfill,
                   "fetch AW's history into the database in pages; resumable, safe beside the watcher")

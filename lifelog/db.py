@@ -27,7 +27,7 @@ from typing import Any, Iterator
 from lifelog.errors import LifelogError, UsageError
 from lifelog.timeutil import now_iso
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 # CREATE TABLE IF NOT EXISTS never changes an existing table: what a version
 # added to a table of an older database is added here, before schema.sql runs.
 MIGRATIONS = {

@@ -68,6 +68,10 @@ DAEMON_LAST_UNCLEAN_EXIT = "daemon.last_unclean_exit"
 RECONCILE_FINISHED_AT = "reconcile.finished_at"
 RECONCILE_SUMMARY = "reconcile.summary"
 
+# -- coverage (SPEC section 13) --------------------------------------------------------------
+# events.updated_at up to which the coverage summary (coverage_cells) is current.
+COVERAGE_CELLS_AS_OF = "coverage.cells_as_of"
+
 # -- the database itself --------------------------------------------------------------------
 DB_CREATED_AT = "db.created_at"
 

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from lifelog import clocks, keys
 from lifelog.aw import AWClient, AWError
@@ -28,7 +29,7 @@ from lifelog.identity import identity_meta
 from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
 from lifelog.signals import stop_on_signals
-from lifelog.timeutil import now_iso
+from lifelog.timeutil import now_iso, to_iso, utcnow
 
 log = logging.getLogger("lifelog.watcher")
 
@@ -48,12 +49,24 @@ class PollOutcome:
 
 
 def record_start(db, identity: dict[str, str]) -> None:
-    """The watcher's pid, identity and start time, before its first poll."""
+    """The watcher's pid, identity and start time, before its first poll,
+    and a new row in watcher_runs (the history `lifelog coverage` reads)."""
+    now = now_iso()
     with transaction(db):
         for key, value in identity.items():
             set_meta(db, key, value)
-        set_meta(db, keys.WATCHER_STARTED_AT, now_iso())
+        set_meta(db, keys.WATCHER_STARTED_AT, now)
         set_meta(db, keys.WATCHER_STATE, WatcherState.STARTING)
+        db.conn.execute("INSERT INTO watcher_runs (pid, started_at, last_heartbeat_at, boot_at)"
+                        " VALUES (?, ?, ?, ?)", (os.getpid(), now, now, _boot_at()))
+
+
+def _boot_at() -> str | None:
+    """When the machine booted: the wall clock less the since-boot clock."""
+    readings = clocks.readings()
+    if readings is None:
+        return None
+    return to_iso(utcnow() - timedelta(seconds=readings[1]))
 
 
 def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None) -> None:
@@ -83,6 +96,10 @@ def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None
         ):
             set_meta(db, keys.WATCHER_LAST_EVENT_TS, outcome.last_event_ts)
         set_meta(db, keys.WATCHER_STATE, WatcherState.RUNNING)
+        # The run's end so far. Only the holder of the watcher lock polls, so
+        # the newest run is this process's own; one indexed row, updated in place.
+        db.conn.execute("UPDATE watcher_runs SET last_heartbeat_at = ?"
+                        " WHERE id = (SELECT max(id) FROM watcher_runs) AND pid = ?", (now, os.getpid()))
 
 
 def poll_once(db, client: AWClient, settings: Settings, stop: threading.Event) -> PollOutcome:
