@@ -10,6 +10,12 @@ CREATE TABLE IF NOT EXISTS meta (
     updated_at TEXT NOT NULL
 );
 
+-- When LifeLog created this database (or first opened it with schema
+-- version 4): `lifelog status` counts a missing first backup from here.
+INSERT OR IGNORE INTO meta (key, value, updated_at)
+SELECT 'db.created_at', t, t FROM (
+    SELECT strftime('%Y-%m-%dT%H:%M:%S', 'now') || '.' || substr(strftime('%f', 'now'), 4) || '000+00:00' AS t);
+
 -- The meta table with each key's age, for people at the sqlite3 prompt:
 --   SELECT * FROM meta_ages WHERE key LIKE 'watcher.%';
 CREATE VIEW IF NOT EXISTS meta_ages AS
@@ -73,6 +79,9 @@ CREATE INDEX IF NOT EXISTS events_by_end ON events (ended_at);
 -- write transaction that replaces a row or marks one deleted in AW: this
 -- index answers it from the newest rows, not by reading the whole bucket.
 CREATE INDEX IF NOT EXISTS events_by_bucket_end ON events (server, bucket_id, ended_at);
+-- What changed since a moment: `lifelog coverage` refreshes its per-minute
+-- summary (coverage_cells) from the rows written since its last refresh.
+CREATE INDEX IF NOT EXISTS events_by_update ON events (updated_at);
 
 -- Earlier versions of an events row whose id AW gave to another event (or
 -- whose timestamp or data AW rewrote). One row per version replaced.
@@ -153,4 +162,69 @@ CREATE TABLE IF NOT EXISTS watchdog_log (
 );
 CREATE INDEX IF NOT EXISTS watchdog_log_by_time ON watchdog_log (at);
 
-PRAGMA user_version = 4;
+-- One row per change of a source's state (an AW bucket judged by each
+-- watchdog pass, SPEC section 10), the first judgement included: the
+-- history that `lifelog coverage` explains gaps from.
+CREATE TABLE IF NOT EXISTS source_log (
+    id        INTEGER PRIMARY KEY,
+    at        TEXT NOT NULL,
+    server    TEXT NOT NULL DEFAULT '',  -- the AW server's device_id
+    bucket_id TEXT NOT NULL,
+    state     TEXT NOT NULL,             -- live, idle, silent, copy, remote, unjudged
+    reason    TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS source_log_by_bucket ON source_log (bucket_id, at);
+CREATE INDEX IF NOT EXISTS source_log_by_time ON source_log (at);
+
+-- One row per watcher process: when it started and its latest heartbeat,
+-- updated in place with every heartbeat (in the same transaction). The
+-- stretches between runs are when LifeLog's watcher was not running, for
+-- `lifelog coverage` (cause `lifelog_down`). `boot_at` is when the machine
+-- booted (wall clock minus the since-boot clock): a run on a later boot than
+-- the previous run's last heartbeat means the machine was off in between.
+CREATE TABLE IF NOT EXISTS watcher_runs (
+    id                INTEGER PRIMARY KEY,
+    pid               INTEGER NOT NULL,
+    started_at        TEXT NOT NULL,
+    last_heartbeat_at TEXT NOT NULL,
+    boot_at           TEXT           -- NULL where the OS gives no since-boot clock
+);
+CREATE INDEX IF NOT EXISTS watcher_runs_by_heartbeat ON watcher_runs (last_heartbeat_at);
+
+-- `lifelog coverage`'s summary of the events, derived and rebuilt at will:
+-- per bucket and UTC minute (`cell` = unix seconds // 60), the seconds its
+-- events cover, by afk status (`status` is '' for other buckets). Rows are
+-- grouped by the UTC day their events started (`start_day`), the unit in
+-- which a day is recomputed when its events change (events.updated_at).
+CREATE TABLE IF NOT EXISTS coverage_cells (
+    server    TEXT NOT NULL,
+    bucket_id TEXT NOT NULL,
+    cell      INTEGER NOT NULL,
+    status    TEXT NOT NULL,
+    start_day TEXT NOT NULL,
+    seconds   REAL NOT NULL,
+    PRIMARY KEY (server, bucket_id, cell, status, start_day)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS coverage_cells_by_day ON coverage_cells (server, bucket_id, start_day);
+-- The same by quarter hour (`block` = unix seconds // 900), for slots that
+-- are whole quarter hours: a year is 35,000 blocks a bucket, not 525,000 cells.
+CREATE TABLE IF NOT EXISTS coverage_blocks (
+    server    TEXT NOT NULL,
+    bucket_id TEXT NOT NULL,
+    block     INTEGER NOT NULL,
+    status    TEXT NOT NULL,
+    start_day TEXT NOT NULL,
+    seconds   REAL NOT NULL,
+    PRIMARY KEY (server, bucket_id, block, status, start_day)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS coverage_blocks_by_day ON coverage_blocks (server, bucket_id, start_day);
+-- The (bucket, UTC start day) pairs whose cells and blocks are up to date as of the
+-- meta key coverage.cells_as_of.
+CREATE TABLE IF NOT EXISTS coverage_days (
+    server    TEXT NOT NULL,
+    bucket_id TEXT NOT NULL,
+    start_day TEXT NOT NULL,
+    PRIMARY KEY (server, bucket_id, start_day)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 7;

@@ -5,6 +5,7 @@ imported and used on its own:
 
 - `lifelog.settings`  settings from options, environment, TOML and defaults
 - `lifelog.db`        opening the database, the schema, `get_meta`/`set_meta`
+- `lifelog.http`      bounded HTTP/1.1 over the standard library; `redact_url`
 - `lifelog.aw`        bounded HTTP calls to the ActivityWatch server
 - `lifelog.watcher`   the long-running watcher process
 """

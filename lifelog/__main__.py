@@ -1,3 +1,3 @@
-from lifelog.fastpath import main
+from lifelog.cli import main
 
 main()

@@ -1,7 +1,7 @@
 """Never silent: run `alert_command` once per change of the overall status.
 
-Every command that computes the status (health, each watchdog pass, status)
-calls `notify_if_changed`. The change is a compare-and-swap on the meta key
+Every refresh of the overall status (after a health check, a watchdog pass,
+or `lifelog status`; lifelog.monitor.refresh) calls `notify_if_changed` once. The change is a compare-and-swap on the meta key
 `status.level` inside one BEGIN IMMEDIATE transaction: of two processes that
 notice the same change, the first swaps and runs the command; the second
 finds the level already recorded and does nothing.
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 
 from lifelog import keys
+from lifelog.db import get_meta, set_meta, transaction
 from lifelog.settings import Settings
+from lifelog.timeutil import now_iso
 from lifelog.verdicts import Level
 
 log = logging.getLogger("lifelog.alerts")
@@ -28,8 +29,6 @@ def notify_if_changed(db, settings: Settings, report) -> bool:
     The first level ever recorded is a baseline: it alerts only when it is
     not OK (an install that starts broken is news; one that starts fine is not).
     UNKNOWN reports (the database could not be read) are not recorded."""
-    from lifelog.db import get_meta, set_meta, transaction
-
     if report.level is Level.UNKNOWN:
         return False
     with transaction(db):
@@ -51,8 +50,7 @@ def notify_if_changed(db, settings: Settings, report) -> bool:
 
 def run_alert(db, settings: Settings, level: str, previous: str, summary: str) -> None:
     """Run alert_command (no shell), bounded; its output goes to our stderr."""
-    from lifelog.db import set_meta
-    from lifelog.timeutil import now_iso
+    import subprocess  # here: alerts are rare, and every command imports this module
 
     argv = settings.alert_command_argv
     if not argv:

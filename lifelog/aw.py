@@ -7,7 +7,11 @@ connect and a read timeout of `aw_timeout_seconds`.
 
 Failures come in two kinds, which the health check tells apart:
 `AWUnreachable` (no answer: refused, name not found, timeout, reset) and
-`AWBadAnswer` (an answer, but not HTTP 200 with the JSON we expect).
+`AWBadAnswer` (an answer, but not HTTP 200 with the JSON we expect); a 401
+or 403 is `AWNeedsKey`, a bad answer whose reason names the fix.
+
+HTTP goes through `lifelog.http` (the standard library only: `requests`
+alone took longer to import than `lifelog status` may take in all).
 """
 
 from __future__ import annotations
@@ -15,10 +19,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
-import requests
-
+from lifelog import http, redact
 from lifelog.timeutil import to_aw_param
 
 
@@ -38,34 +41,51 @@ class AWBadAnswer(AWError):
         self.status_code = status_code
 
 
-def _describe_connection_error(exc: requests.RequestException) -> str:
-    text = str(exc)
-    for needle, reason in (
-        ("Connection refused", "connection refused"),
-        ("Name or service not known", "name not found"),
-        ("nodename nor servname", "name not found"),
-        ("Temporary failure in name resolution", "name not found"),
-        ("Connection reset", "connection reset"),
-        ("RemoteDisconnected", "connection closed without an answer"),
-    ):
-        if needle in text:
-            return reason
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+class AWNeedsKey(AWBadAnswer):
+    """AW answered 401 or 403: it wants an API key, or not the one LifeLog sent."""
+
+
+def auth_reason(status: int, path: str, key_set: bool) -> str:
+    """What a 401/403 means, and the fix (SPEC section 4)."""
+    if key_set:
+        return (f"HTTP {status} from {path}: ActivityWatch rejected the API key set in aw_api_key; "
+                "check it against api_key in the [auth] section of AW's config")
+    return (f"HTTP {status} from {path}: ActivityWatch requires an API key; "
+            "set aw_api_key to the api_key in the [auth] section of AW's config")
 
 
 class AWClient:
-    """A small client for the AW REST API; one requests.Session, reused."""
+    """A small client for the AW REST API over one kept-alive connection.
 
-    def __init__(self, url: str, timeout: float, session: requests.Session | None = None):
+    Not shared across threads: a thread of its own uses `clone()`. With
+    `api_key`, every request carries `Authorization: Bearer <key>`
+    (aw-server-rust's `[auth] api_key`); the key is in no message.
+    """
+
+    def __init__(self, url: str, timeout: float, *, api_key: str = ""):
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.session = session or requests.Session()
-        # AW rejects Host headers other than localhost/127.0.0.1/its own host
-        # name; requests sends the URL's host, which is what the user gave.
-        self.session.headers.setdefault("Accept", "application/json")
+        self._api_key = api_key
+        redact.remember(api_key)  # whatever prints an error later must not show it
+        self._conn = http.Connection(self.url, timeout)
+        # The path the URL may carry (AW behind a reverse proxy at /aw).
+        self._prefix = urlsplit(self.url).path.rstrip("/")
+        # The Host header is the URL's host and port: AW rejects any but
+        # localhost, 127.0.0.1 and its own host name, which is what users give.
+        self._headers = {"Accept": "application/json", "User-Agent": "lifelog"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+
+    @classmethod
+    def from_settings(cls, settings) -> "AWClient":
+        """The client every part uses: aw_url, aw_timeout_seconds and aw_api_key."""
+        return cls(settings.aw_url, settings.aw_timeout_seconds, api_key=settings.aw_api_key)
+
+    def __repr__(self) -> str:
+        return f"AWClient({http.redact_url(self.url)!r}, {self.timeout!r})"
 
     def close(self) -> None:
-        self.session.close()
+        self._conn.close()
 
     def __enter__(self) -> "AWClient":
         return self
@@ -73,23 +93,25 @@ class AWClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get_raw(self, path: str, params: dict[str, Any] | None = None) -> requests.Response:
+    def get_raw(self, path: str, params: dict[str, Any] | None = None) -> http.Response:
         """GET with both timeouts; raises AWUnreachable when nothing answers."""
+        target = self._prefix + path + (f"?{urlencode(params)}" if params else "")
         try:
-            return self.session.get(
-                self.url + path, params=params, timeout=(self.timeout, self.timeout)
-            )
-        except requests.Timeout:
-            raise AWUnreachable(f"no answer within {self.timeout:g} s from {self.url}") from None
-        except requests.ConnectionError as e:
-            raise AWUnreachable(f"{_describe_connection_error(e)} at {self.url}") from None
-        except requests.RequestException as e:
-            raise AWUnreachable(f"{type(e).__name__} at {self.url}: {e}") from None
+            return self._conn.request("GET", target, self._headers)
+        except http.NoAnswer as e:
+            raise AWUnreachable(str(e)) from None
+        except http.BadAnswer as e:
+            raise AWBadAnswer(str(e)) from None
 
     def get_json(self, path: str, params: dict[str, Any] | None = None, *, expect: type = object) -> Any:
         """GET and decode JSON of the expected type, or raise AWError."""
         resp = self.get_raw(path, params)
+        self._check_auth(resp, path)
         return decode(resp, path, expect)
+
+    def _check_auth(self, resp: http.Response, path: str) -> None:
+        if resp.status in (401, 403):
+            raise AWNeedsKey(auth_reason(resp.status, path, bool(self._api_key)), resp.status)
 
     # -- the endpoints LifeLog uses -------------------------------------------
 
@@ -108,7 +130,7 @@ class AWClient:
         end: datetime | None = None,
         limit: int = -1,
     ) -> list[dict[str, Any]]:
-        """Events newest first. AW clips events overlapping start/end: see sync."""
+        """Events newest first. AW clips events overlapping start/end: see lifelog.merge."""
         params: dict[str, Any] = {"limit": limit}
         if start is not None:
             params["start"] = to_aw_param(start)
@@ -125,18 +147,19 @@ class AWClient:
         """
         path = f"/api/0/buckets/{quote(bucket_id, safe='')}/events/{int(event_id)}"
         resp = self.get_raw(path)
-        if resp.status_code == 404 or (missing_on_500 and resp.status_code == 500):
+        self._check_auth(resp, path)
+        if resp.status == 404 or (missing_on_500 and resp.status == 500):
             return None
         body = decode(resp, path, object)
         if body is None:
             return None
         if not isinstance(body, dict):
-            raise AWBadAnswer(f"{path} answered JSON {type(body).__name__}, expected dict", resp.status_code)
+            raise AWBadAnswer(f"{path} answered JSON {type(body).__name__}, expected dict", resp.status)
         return body
 
     def clone(self) -> "AWClient":
-        """A client of its own (requests sessions are not shared across threads)."""
-        return AWClient(self.url, self.timeout)
+        """A client of its own, for another thread (a connection is not shared)."""
+        return AWClient(self.url, self.timeout, api_key=self._api_key)
 
     def count(self, bucket_id: str, *, start: datetime | None = None, end: datetime | None = None) -> int:
         params: dict[str, Any] = {}
@@ -147,21 +170,21 @@ class AWClient:
         return self.get_json(f"/api/0/buckets/{quote(bucket_id, safe='')}/events/count", params, expect=int)
 
 
-def decode(resp: requests.Response, path: str, expect: type = object) -> Any:
+def decode(resp: http.Response, path: str, expect: type = object) -> Any:
     """The JSON body of a 200 answer, of type `expect`, or AWBadAnswer saying why."""
-    if resp.status_code != 200:
-        raise AWBadAnswer(f"HTTP {resp.status_code} from {path}", resp.status_code)
+    if resp.status != 200:
+        raise AWBadAnswer(f"HTTP {resp.status} from {path}", resp.status)
     try:
-        body = json.loads(resp.content)
+        body = json.loads(resp.body)
     except ValueError:
-        kind = "an HTML page" if resp.content.lstrip()[:1] == b"<" else "not JSON"
-        raise AWBadAnswer(f"{path} answered {kind}", resp.status_code) from None
+        kind = "an HTML page" if resp.body.lstrip()[:1] == b"<" else "not JSON"
+        raise AWBadAnswer(f"{path} answered {kind}", resp.status) from None
     if expect is int:
         ok = isinstance(body, int) and not isinstance(body, bool)
     else:
         ok = isinstance(body, expect)
     if not ok:
         raise AWBadAnswer(
-            f"{path} answered JSON {type(body).__name__}, expected {expect.__name__}", resp.status_code
+            f"{path} answered JSON {type(body).__name__}, expected {expect.__name__}", resp.status
         )
     return body

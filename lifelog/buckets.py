@@ -6,6 +6,7 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any, Iterable
 
+from lifelog.liveness import AWView
 from lifelog.timeutil import try_parse_iso
 
 
@@ -28,3 +29,10 @@ def newest_end_hint(bucket: dict[str, Any]) -> datetime | None:
         if isinstance(metadata, dict):
             hint = try_parse_iso(metadata.get("end"))
     return hint
+
+
+def aw_view_of(listing: dict[str, Any], patterns: list[str]) -> AWView:
+    """Pure: what AW's bucket list says about the selected buckets' newest data."""
+    hints = [newest_end_hint(listing[b]) for b in selected(listing, patterns) if isinstance(listing[b], dict)]
+    known = [h for h in hints if h is not None]
+    return AWView(ok=True, newest_end=max(known) if known else None, has_events=bool(known))

@@ -3,7 +3,8 @@
 The daemon owns the watcher of its database: at launch it adopts a healthy
 watcher that is already running, or starts one (a start, not a restart); on
 SIGTERM/SIGINT it stops that watcher and exits. On a `schedule` timetable it
-runs the AW health check, the watchdog pass and reconciliation.
+runs every registered daemon job (lifelog.registry): the AW health check,
+the watchdog pass and reconciliation here, and those of the capabilities.
 
 Each job runs in a thread of its own with its own database connection, and a
 job still running when its next turn comes is skipped, not queued: a long
@@ -21,12 +22,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lifelog import keys
-from lifelog.db import open_db, set_meta
+from lifelog import clocks, keys, monitor, procs, pruning, registry, watchdog
+from lifelog.db import get_meta, open_db, read_meta, set_meta, transaction
+from lifelog.identity import watcher_facts
+from lifelog.liveness import heartbeat_age
 from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
 from lifelog.signals import stop_on_signals
-from lifelog.timeutil import now_iso
+from lifelog.timeutil import now_iso, try_parse_iso, utcnow
 
 log = logging.getLogger("lifelog.daemon")
 
@@ -70,51 +73,49 @@ class Job:
                 self.runs += 1
 
 
+def _due_always(db, settings: Settings) -> bool:
+    return True
+
+
+def _reconcile_due(db, settings: Settings) -> bool:
+    """`schedule` forgets across restarts; the last run's time in meta does not."""
+    last = try_parse_iso(get_meta(db, keys.RECONCILE_FINISHED_AT))
+    return last is None or (utcnow() - last).total_seconds() >= settings.reconcile_interval_hours * 3600
+
+
+@registry.daemon_job("health", interval=lambda s: s.aw_health_check_interval_minutes * 60,
+                     due_at_launch=_due_always, order=10)
 def _health_job(settings: Settings, stop: threading.Event) -> None:
-    from lifelog import health, pruning
-    from lifelog.timeutil import utcnow
-
-    db = open_db(settings.db_path)
-    try:
-        health.run_check(db, settings)
+    with open_db(settings.db_path) as db:
+        monitor.check_health(db, settings)
         pruning.prune(db, utcnow(), settings.history_retention_days)
-    finally:
-        db.conn.close()
 
 
+# The watchdog's first pass comes after one interval, once the watcher has
+# had time to start.
+@registry.daemon_job("watchdog", interval=lambda s: s.watchdog_interval_seconds, order=20)
 def _watchdog_job(settings: Settings, stop: threading.Event) -> None:
-    from lifelog import watchdog
-
     if stop.is_set():  # shutting down: the daemon stops the watcher itself
         return
-    db = open_db(settings.db_path)
-    try:
-        result = watchdog.run_pass(db, settings, actor="daemon")
-        if str(result.verdict) != "ok":
-            log.info("watchdog: %s (%s) %s", result.verdict, result.reason, result.action or "")
-    finally:
-        db.conn.close()
+    with open_db(settings.db_path) as db:
+        result = monitor.watchdog_pass(db, settings, actor="daemon")
+    if str(result.verdict) != "ok":
+        log.info("watchdog: %s (%s) %s", result.verdict, result.reason, result.action or "")
 
 
+@registry.daemon_job("reconcile", interval=lambda s: s.reconcile_interval_hours * 3600,
+                     due_at_launch=_reconcile_due, order=30)
 def _reconcile_job(settings: Settings, stop: threading.Event) -> None:
     from lifelog import reconcile
     from lifelog.aw import AWClient
 
-    db = open_db(settings.db_path)
-    try:
-        with AWClient(settings.aw_url, settings.aw_timeout_seconds) as client:
-            report = reconcile.reconcile(db, client, settings, should_stop=stop.is_set)
-        log.info("reconcile: %s", report)
-    finally:
-        db.conn.close()
+    with open_db(settings.db_path) as db, AWClient.from_settings(settings) as client:
+        report = reconcile.reconcile(db, client, settings, should_stop=stop.is_set)
+    log.info("reconcile: %s", report)
 
 
 def default_jobs() -> dict[str, Job]:
-    return {
-        "health": Job("health", _health_job),
-        "watchdog": Job("watchdog", _watchdog_job),
-        "reconcile": Job("reconcile", _reconcile_job),
-    }
+    return {entry.name: Job(entry.name, entry.func) for entry in registry.DAEMON_JOBS}
 
 
 def build_scheduler(settings: Settings, jobs: dict[str, Job], stop: threading.Event):
@@ -122,23 +123,22 @@ def build_scheduler(settings: Settings, jobs: dict[str, Job], stop: threading.Ev
     import schedule
 
     scheduler = schedule.Scheduler()
-    intervals = {
-        "health": settings.aw_health_check_interval_minutes * 60,
-        "watchdog": settings.watchdog_interval_seconds,
-        "reconcile": settings.reconcile_interval_hours * 3600,
-    }
+    entries = {entry.name: entry for entry in registry.DAEMON_JOBS}
     for name, job in jobs.items():
-        scheduler.every(intervals[name]).seconds.do(job.start, settings, stop).tag(name)
+        interval = entries[name].interval(settings) if name in entries and entries[name].interval else None
+        if interval:  # None or 0: not scheduled (e.g. backups turned off)
+            scheduler.every(interval).seconds.do(job.start, settings, stop).tag(name)
     return scheduler
 
 
-def _reconcile_due(db, settings: Settings) -> bool:
-    """`schedule` forgets across restarts; the last run's time in meta does not."""
-    from lifelog.db import get_meta
-    from lifelog.timeutil import try_parse_iso, utcnow
-
-    last = try_parse_iso(get_meta(db, keys.RECONCILE_FINISHED_AT))
-    return last is None or (utcnow() - last).total_seconds() >= settings.reconcile_interval_hours * 3600
+def start_due_jobs(db, settings: Settings, jobs: dict[str, Job], stop: threading.Event) -> list[str]:
+    """At launch: the jobs whose turn came while no daemon ran."""
+    started = []
+    for entry in registry.DAEMON_JOBS:
+        if entry.name in jobs and entry.due_at_launch is not None and entry.due_at_launch(db, settings):
+            jobs[entry.name].start(settings, stop)
+            started.append(entry.name)
+    return started
 
 
 def adopt_or_start_watcher(db, settings: Settings) -> str:
@@ -147,20 +147,17 @@ def adopt_or_start_watcher(db, settings: Settings) -> str:
     This first start is not a restart: it is not counted, and it is recorded
     with `record_spawned` so the watchdog gives it its startup grace instead
     of starting a second one before it registers."""
-    from lifelog import clocks, procs, watchdog
-    from lifelog.timeutil import utcnow
-
-    meta = procs.read_meta(db)
-    facts = procs.recorded_watcher(db, meta)
+    meta = read_meta(db)
+    facts = watcher_facts(meta)
     if facts.running:
-        age, _ = watchdog.heartbeat_age(meta, facts, utcnow(), clocks.readings())
+        age, _ = heartbeat_age(meta, facts, utcnow(), clocks.readings())
         if age <= settings.heartbeat_timeout_seconds:
             log.info("adopting the running watcher (pid %s)", facts.pid)
             return f"adopted pid {facts.pid}"
         log.warning("the running watcher (pid %s) has not heartbeaten for %.0f s; replacing it", facts.pid, age)
         procs.stop_watcher(db, settings)
     pid = procs.start_watcher(settings)
-    procs.record_spawned(db, pid)
+    watchdog.record_spawned(db, pid)
     log.info("started the watcher (pid %s)", pid)
     return f"started pid {pid}"
 
@@ -169,8 +166,6 @@ def _note_unclean_exit(db) -> None:
     """A previous daemon that left `daemon.state = running` died without
     stopping (SIGKILL, a crash, power loss): we hold the daemon lock now, so
     it is gone. Counted in meta, so the failure is seen, not only survived."""
-    from lifelog.db import get_meta, transaction
-
     if get_meta(db, keys.DAEMON_STATE) != "running":
         return
     old = get_meta(db, keys.DAEMON_PID) or "?"
@@ -199,11 +194,7 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
         log.info("daemon started (pid %d) on %s", os.getpid(), settings.db_path)
         adopt_or_start_watcher(db, settings)
         scheduler = build_scheduler(settings, jobs, stop)
-        # The health check runs once at start; the watchdog's first pass comes
-        # after one interval, once the watcher has had time to start.
-        jobs["health"].start(settings, stop)
-        if _reconcile_due(db, settings):
-            jobs["reconcile"].start(settings, stop)
+        start_due_jobs(db, settings, jobs, stop)
         while not stop.is_set():
             scheduler.run_pending()
             idle = scheduler.idle_seconds
@@ -214,8 +205,6 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
         for job in jobs.values():
             if job.thread is not None:
                 job.thread.join(max(0.0, deadline - time.monotonic()))
-        from lifelog import procs, watchdog
-
         # Hold the watchdog's lock while stopping and until the end, so a pass
         # still running in a job thread cannot start a watcher behind us.
         pass_lock = watchdog.PassLock(settings)

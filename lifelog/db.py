@@ -7,7 +7,13 @@ Write transactions start with BEGIN IMMEDIATE: a deferred transaction that
 later needs the write lock can fail at once with SQLITE_BUSY, ignoring the
 busy timeout.
 
-All meta access goes through `get_meta` and `set_meta`.
+All meta access goes through `get_meta` and `set_meta`; this is the only
+module that touches `meta` by SQL.
+
+Plain `sqlite3`, not sqlite-utils: every command opens the database, and
+sqlite-utils costs ~190 ms to import, more than a whole cron pass may take.
+`Database` keeps the little LifeLog needs of it (`conn`, `query`,
+`table_names`).
 """
 
 from __future__ import annotations
@@ -16,15 +22,12 @@ import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Any, Iterator
 
 from lifelog.errors import LifelogError, UsageError
 from lifelog.timeutil import now_iso
 
-if TYPE_CHECKING:
-    import sqlite_utils
-
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 7
 # CREATE TABLE IF NOT EXISTS never changes an existing table: what a version
 # added to a table of an older database is added here, before schema.sql runs,
 # and what it removed is dropped. (A new index or table needs nothing here:
@@ -33,7 +36,7 @@ MIGRATIONS = {
     3: ["ALTER TABLE sync_state ADD COLUMN lookback_start TEXT",
         "ALTER TABLE sync_state ADD COLUMN lookback_count INTEGER"],
     # events_by_bucket_span, a wider (server, bucket_id, timestamp, ...), replaces it.
-    4: ["DROP INDEX IF EXISTS events_by_bucket_time"],
+    7: ["DROP INDEX IF EXISTS events_by_bucket_time"],
 }
 # A user holding the write lock in a sqlite3 shell for a few seconds must make
 # writers wait, not fail; a lock held longer than this is reported, not waited
@@ -49,6 +52,36 @@ class DatabaseMissing(LifelogError):
 
 class DatabaseUnusable(UsageError):
     """The path exists but is not a LifeLog/SQLite database we can use."""
+
+
+class Database:
+    """One connection to a LifeLog database (autocommit; transactions explicit)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None):
+        self.conn = conn
+        self.path = path
+
+    def query(self, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
+        """Rows as dicts, for reports and tests."""
+        cur = self.conn.execute(sql, params)
+        names = [d[0] for d in cur.description or ()]
+        for row in cur:
+            yield dict(zip(names, row))
+
+    def table_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+    def columns(self, table: str) -> list[str]:
+        return [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")]
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def schema_sql() -> str:
@@ -104,14 +137,12 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def open_db(path: str | os.PathLike[str], *, create: bool = True) -> "sqlite_utils.Database":
+def open_db(path: str | os.PathLike[str], *, create: bool = True) -> Database:
     """Open (and with create=True, make) the database, schema applied.
 
     With create=False a missing file raises DatabaseMissing and nothing is
     written to disk: `lifelog status` must not create a database.
     """
-    import sqlite_utils
-
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"database path {path} is a directory; give a file path with --db")
@@ -146,7 +177,7 @@ def open_db(path: str | os.PathLike[str], *, create: bool = True) -> "sqlite_uti
                 f"{path.name}-wal and {path.name}-shm there; make it writable or move the database"
             ) from None
         raise DatabaseUnusable(f"cannot open the database {path}: {msg}") from None
-    return sqlite_utils.Database(conn)
+    return Database(conn, path)
 
 
 def _unwritable_folder(path: Path) -> str:
@@ -174,11 +205,19 @@ def apply_schema(conn: sqlite3.Connection) -> None:
                 except sqlite3.OperationalError as e:
                     if "duplicate column name" not in str(e):
                         raise  # (another process upgrading at once added it first)
-    conn.executescript(schema_sql())
+    # One IMMEDIATE transaction: processes creating the database at once take
+    # turns through the busy timeout, instead of one failing at once with
+    # SQLITE_BUSY when a statement that read first must then write.
+    try:
+        conn.executescript("BEGIN IMMEDIATE;\n" + schema_sql() + "\nCOMMIT;")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 @contextmanager
-def transaction(db: "sqlite_utils.Database") -> Iterator["sqlite_utils.Database"]:
+def transaction(db: Database) -> Iterator[Database]:
     """One write transaction (BEGIN IMMEDIATE); joins an enclosing one."""
     conn = db.conn
     if conn.in_transaction:
@@ -198,24 +237,33 @@ def transaction(db: "sqlite_utils.Database") -> Iterator["sqlite_utils.Database"
         conn.execute("COMMIT")
 
 
-def get_meta(db: "sqlite_utils.Database", key: str) -> str | None:
+def get_meta(db: Database, key: str) -> str | None:
     """The value of one meta key, or None when the key is absent."""
     row = db.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else row[0]
 
 
-def set_meta(db: "sqlite_utils.Database", key: str, value: str | int | float) -> None:
+def set_meta(db: Database, key: str, value: str | int | float) -> None:
     """Set one meta key (text) and stamp its updated_at."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise TypeError(f"meta values are text; got {type(value).__name__} for {key!r}")
     with transaction(db):
-        db["meta"].upsert(
-            {"key": key, "value": str(value), "updated_at": now_iso()}, pk="key"
+        db.conn.execute(
+            "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+            " SET value = excluded.value, updated_at = excluded.updated_at",
+            (key, str(value), now_iso()),
         )
 
 
-def meta_rows(db: "sqlite_utils.Database", prefixes: list[str] | tuple[str, ...] = ()) -> list[dict]:
+def read_meta(db: Database, prefixes: tuple[str, ...] = ()) -> dict[str, str | None]:
+    """Every meta key (or those starting with `prefixes`) and its value: one
+    snapshot, so a decision reads one consistent state."""
+    rows = db.conn.execute("SELECT key, value FROM meta").fetchall()
+    return {k: v for k, v in rows if not prefixes or k.startswith(prefixes)}
+
+
+def meta_rows(db: Database, prefixes: list[str] | tuple[str, ...] = ()) -> list[dict]:
     """Rows of meta_ages (key, value, updated_at, age_seconds), sorted by key,
     limited to keys starting with any of `prefixes` when some are given."""
     rows = db.query("SELECT key, value, updated_at, age_seconds FROM meta_ages ORDER BY key")
-    return [dict(r) for r in rows if not prefixes or r["key"].startswith(tuple(prefixes))]
+    return [r for r in rows if not prefixes or r["key"].startswith(tuple(prefixes))]

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lifelog import keys
+from lifelog.db import get_meta, set_meta, transaction
+from lifelog.liveness import AWView
 from lifelog.settings import Settings
+from lifelog.timeutil import now_iso
 from lifelog.verdicts import AWStatus
 
 log = logging.getLogger("lifelog.health")
@@ -28,6 +31,8 @@ class HealthResult:
     version: str = ""
     error: str = ""
     aw_url: str = ""
+    # What the bucket list said about the selected buckets (for the data check).
+    aw_view: AWView | None = field(default=None, compare=False, repr=False)
 
     @property
     def exit_code(self) -> int:
@@ -53,33 +58,34 @@ class HealthResult:
 def check(settings: Settings) -> HealthResult:
     """Probe AW now; never raises for anything AW does."""
     from lifelog.aw import AWBadAnswer, AWClient, AWUnreachable
-    from lifelog.timeutil import now_iso
+    from lifelog.buckets import aw_view_of
 
     checked_at = now_iso()
     began = time.monotonic()
     version = ""
     status, error = AWStatus.HEALTHY, ""
-    with AWClient(settings.aw_url, settings.aw_timeout_seconds) as client:
+    view = None
+    with AWClient.from_settings(settings) as client:
         try:
             info = client.info()
             version = str(info.get("version") or "")
-            client.buckets()
+            view = aw_view_of(client.buckets(), settings.bucket_patterns)
         except AWUnreachable as e:
             status, error = AWStatus.UNHEALTHY, str(e)
         except AWBadAnswer as e:
             status, error = AWStatus.DEGRADED, str(e)
-        except Exception as e:  # an answer so odd requests chokes on it
+        except Exception as e:  # an answer so odd the client chokes on it
             status, error = AWStatus.DEGRADED, f"{type(e).__name__}: {e}"
     latency_ms = round((time.monotonic() - began) * 1000.0, 1)
-    return HealthResult(status, checked_at, latency_ms, version, error, settings.aw_url)
+    if view is None:
+        view = AWView(ok=False, error=error)
+    return HealthResult(status, checked_at, latency_ms, version, error, settings.aw_url, view)
 
 
 def record(db, result: HealthResult) -> int:
     """The health_checks row and the aw.* keys, in one transaction.
 
     Returns aw.consecutive_failures after this check."""
-    from lifelog.db import get_meta, set_meta, transaction
-
     with transaction(db):
         db.conn.execute(
             "INSERT INTO health_checks (checked_at, aw_url, status, latency_ms, version, error)"
@@ -105,7 +111,8 @@ def record(db, result: HealthResult) -> int:
 
 
 def run_check(db, settings: Settings) -> HealthResult:
-    """One check: probe, record, log its line, and alert if the overall status changed."""
+    """One check: probe, record, log its line. (lifelog.monitor.check_health
+    adds the status refresh that every check is followed by.)"""
     result = check(settings)
     record(db, result)
     if result.status is AWStatus.HEALTHY:
@@ -114,7 +121,4 @@ def run_check(db, settings: Settings) -> HealthResult:
         log.warning("%s", result.line())
     else:
         log.error("%s", result.line())
-    from lifelog import alerts, status
-
-    alerts.notify_if_changed(db, settings, status.overall(db, settings))
     return result

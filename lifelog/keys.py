@@ -68,5 +68,27 @@ DAEMON_LAST_UNCLEAN_EXIT = "daemon.last_unclean_exit"
 RECONCILE_FINISHED_AT = "reconcile.finished_at"
 RECONCILE_SUMMARY = "reconcile.summary"
 
+# -- coverage (SPEC section 13) --------------------------------------------------------------
+# events.updated_at up to which the coverage summary (coverage_cells) is current.
+COVERAGE_CELLS_AS_OF = "coverage.cells_as_of"
+
 # -- the database itself --------------------------------------------------------------------
 DB_CREATED_AT = "db.created_at"
+
+# -- seen from outside: the dead man's switch ------------------------------------------------
+PING_LAST_AT = "ping.last_at"
+PING_LAST_SENT = "ping.last_sent"  # ok, fail, up or down
+PING_LAST_RESULT = "ping.last_result"  # the HTTP status, or the error
+PING_LAST_LEVEL = "ping.last_level"  # the overall level that ping reported
+
+# -- backups (SPEC section 12) ----------------------------------------------------------------
+BACKUP_LAST_OK_AT = "backup.last_ok_at"  # the moment the newest verified backup is a copy of
+BACKUP_LAST_PATH = "backup.last_path"
+BACKUP_LAST_BYTES = "backup.last_bytes"
+BACKUP_LAST_ERROR = "backup.last_error"  # empty after a good backup
+BACKUP_LAST_EVENTS = "backup.last_events"
+BACKUP_LAST_SECONDS = "backup.last_seconds"
+BACKUP_LAST_ATTEMPT_AT = "backup.last_attempt_at"  # good or not
+# Written into a restored database: where it came from, and when.
+BACKUP_RESTORED_FROM = "backup.restored_from"
+BACKUP_RESTORED_AT = "backup.restored_at"

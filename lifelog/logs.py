@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
+from lifelog.redact import ScrubbingFormatter
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
 
@@ -14,9 +16,8 @@ def setup_logging(level: str | None = None) -> None:
     if getattr(root, "_lifelog_configured", False):
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(FORMAT))
+    # Scrubbed: no secret (aw_api_key, a ping URL's token) reaches a log, even in a traceback.
+    handler.setFormatter(ScrubbingFormatter(FORMAT))
     root.addHandler(handler)
     root.setLevel(level if level in logging._nameToLevel else "INFO")
-    # urllib3 logs every retry at WARNING; the caller reports failures itself.
-    logging.getLogger("urllib3").setLevel(logging.ERROR)
     root._lifelog_configured = True  # type: ignore[attr-defined]

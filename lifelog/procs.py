@@ -1,12 +1,8 @@
-"""The watcher as an OS process: is the recorded one alive and really ours,
-stop it, start a new one.
+"""The watcher as an OS process: stop it, start a new one.
 
-A PID alone names nothing: after the watcher dies the kernel may hand its PID
-to any process. So the watcher records its start time and command line
-(`watcher.process_created`, `watcher.cmdline`), the watchdog records the same
-for a process it spawns (`watchdog.spawned_*`, covering the moment before the
-new watcher has registered itself), and a process is the watcher only when
-all three match. Nothing here signals a process that does not match.
+Which process is the watcher is lifelog.identity's question; nothing here
+signals a process whose PID, start time and command line do not all match
+what was recorded.
 """
 
 from __future__ import annotations
@@ -14,31 +10,29 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
 from typing import Mapping
 
 from lifelog import keys
+from lifelog.db import read_meta
 from lifelog.errors import LifelogError
+from lifelog.identity import LiveProc, WatcherFacts, identity_matches, live, watcher_facts
 from lifelog.settings import Settings
 
 log = logging.getLogger("lifelog.procs")
 
-# psutil's create_time is computed from boot time and start ticks; two reads
-# of one process agree exactly, a reused PID differs by far more than this.
-CREATED_TOLERANCE = 0.01
-# After SIGUSR1, how long to let faulthandler write the stack before SIGTERM.
+# After SIGUSR1, how long to let faulthandler write the stack before terminating.
 STACK_DUMP_PAUSE = 0.3
-# After SIGKILL: how long to wait for the kernel to take the process away.
+# After the kill: how long to wait for the kernel to take the process away.
 KILL_WAIT = 10.0
 
 
 class StopFailed(LifelogError):
-    """The recorded watcher is still alive after SIGKILL."""
+    """The recorded watcher is still alive after the kill."""
 
     exit_code = 1
 
@@ -49,124 +43,15 @@ class StartFailed(LifelogError):
     exit_code = 1
 
 
-@dataclass(frozen=True)
-class LiveProc:
-    """What the OS says about one PID right now."""
-
-    pid: int
-    alive: bool  # exists and is not a zombie
-    created: float | None = None
-    cmdline: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class WatcherFacts:
-    """Which process, if any, is the watcher of this database."""
-
-    pid: int | None  # the matching process, or None
-    source: str  # "recorded" (watcher.pid), "spawned" (not yet registered) or ""
-    reason: str  # why no process matches, when pid is None
-    created: float | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        value = int(str(text).strip())
-    except (TypeError, ValueError):
-        return None
-    return value if value > 0 else None
-
-
-def live(pid: int) -> LiveProc:
-    """Facts about `pid` now; a zombie is not alive (and is reaped if ours)."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                _reap(pid)
-                return LiveProc(pid, False)
-            created = proc.create_time()
-            cmdline = tuple(proc.cmdline())
-        return LiveProc(pid, True, created, cmdline)
-    except psutil.ZombieProcess:
-        _reap(pid)
-        return LiveProc(pid, False)
-    except psutil.NoSuchProcess:
-        return LiveProc(pid, False)
-    except psutil.AccessDenied:
-        # Someone else's process: alive, but it cannot be ours.
-        return LiveProc(pid, True, None, None)
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except (ChildProcessError, OSError):
-        pass
-
-
-def identity_matches(recorded_created: str | None, recorded_cmdline: str | None, proc: LiveProc) -> bool:
-    """Pure: is the live process the one recorded (start time AND command line)?"""
-    if not proc.alive or proc.created is None or proc.cmdline is None:
-        return False
-    try:
-        created = float(str(recorded_created))
-        cmdline = json.loads(str(recorded_cmdline))
-    except (TypeError, ValueError):
-        return False
-    if not isinstance(cmdline, list) or not all(isinstance(a, str) for a in cmdline):
-        return False
-    return abs(created - proc.created) <= CREATED_TOLERANCE and tuple(cmdline) == proc.cmdline
-
-
-def which_watcher(meta: Mapping[str, str | None], recorded: LiveProc | None,
-                  spawned: LiveProc | None) -> WatcherFacts:
-    """Pure: given meta and the live facts of its two PIDs, which one is the watcher."""
-    pid = _int(meta.get(keys.WATCHER_PID))
-    if recorded is not None and pid == recorded.pid and identity_matches(
-        meta.get(keys.WATCHER_PROCESS_CREATED), meta.get(keys.WATCHER_CMDLINE), recorded
-    ):
-        return WatcherFacts(pid, "recorded", "", recorded.created)
-    spawned_pid = _int(meta.get(keys.WATCHDOG_SPAWNED_PID))
-    if spawned is not None and spawned_pid == spawned.pid and spawned_pid != pid and identity_matches(
-        meta.get(keys.WATCHDOG_SPAWNED_CREATED), meta.get(keys.WATCHDOG_SPAWNED_CMDLINE), spawned
-    ):
-        return WatcherFacts(spawned_pid, "spawned", "", spawned.created)
-    if pid is None:
-        reason = "no watcher recorded" if meta.get(keys.WATCHER_PID) is None else "watcher.pid is malformed"
-    elif recorded is None or not recorded.alive:
-        reason = f"watcher pid {pid} is gone"
-    else:
-        reason = f"pid {pid} is another process (start time or command line differ)"
-    return WatcherFacts(None, "", reason)
-
-
-def read_meta(db, prefixes: tuple[str, ...] = ("watcher.", "watchdog.", "aw.", "status.")) -> dict[str, str | None]:
-    rows = db.conn.execute("SELECT key, value FROM meta").fetchall()
-    return {k: v for k, v in rows if k.startswith(prefixes)}
-
-
-def live_facts_for(meta: Mapping[str, str | None]) -> tuple[LiveProc | None, LiveProc | None]:
-    pid = _int(meta.get(keys.WATCHER_PID))
-    spawned_pid = _int(meta.get(keys.WATCHDOG_SPAWNED_PID))
-    recorded = live(pid) if pid else None
-    spawned = live(spawned_pid) if spawned_pid and spawned_pid != pid else None
-    return recorded, spawned
-
-
-def recorded_watcher(db, meta: Mapping[str, str | None] | None = None) -> WatcherFacts:
-    """Is the recorded watcher alive and really ours?"""
-    meta = read_meta(db) if meta is None else meta
-    return which_watcher(meta, *live_facts_for(meta))
-
-
 # -- stopping ------------------------------------------------------------------
+
+
+def stack_dump_signal() -> int | None:
+    """The signal that makes the watcher's faulthandler write its stack, where
+    the platform has one (SIGUSR1; Windows has none)."""
+    import signal
+
+    return getattr(signal, "SIGUSR1", None)
 
 
 def _gone(pid: int) -> bool:
@@ -174,6 +59,8 @@ def _gone(pid: int) -> bool:
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
+    # Polled through live() rather than psutil's wait(): a zombie counts as
+    # gone, whoever its parent is.
     deadline = time.monotonic() + timeout
     while True:
         if _gone(pid):
@@ -183,59 +70,109 @@ def _wait_gone(pid: int, timeout: float) -> bool:
         time.sleep(0.02)
 
 
-def _signal(pid: int, sig: int) -> None:
+def _identity_keys(source: str) -> tuple[str, str]:
+    if source == "recorded":
+        return keys.WATCHER_PROCESS_CREATED, keys.WATCHER_CMDLINE
+    return keys.WATCHDOG_SPAWNED_CREATED, keys.WATCHDOG_SPAWNED_CMDLINE
+
+
+def _target(meta: Mapping[str, str | None], facts: WatcherFacts):
+    """The psutil handle of the watcher, only if PID, start time and command
+    line still match what was recorded; else None.
+
+    The facts are milliseconds old, but this is the one place that must never
+    hit a stranger. psutil remembers the start time it read here and checks
+    it again before each signal it sends, so a PID reused meanwhile raises
+    NoSuchProcess instead of being signalled."""
+    import psutil
+
+    assert facts.pid is not None
     try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+        proc = psutil.Process(facts.pid)
+        with proc.oneshot():
+            again = LiveProc(facts.pid, True, proc.create_time(), tuple(proc.cmdline()))
+    except psutil.Error:  # gone, a zombie, or not ours to look at
+        return None
+    created_key, cmdline_key = _identity_keys(facts.source)
+    if not identity_matches(meta.get(created_key), meta.get(cmdline_key), again):
+        return None
+    return proc
 
 
 def stop_watcher(db, settings: Settings, *, dump_stack: bool = False) -> bool:
     """Stop the watcher of this database if (and only if) it is the recorded one.
 
-    SIGCONT (it may be stopped) and, for a hung one, SIGUSR1 so faulthandler
-    writes its Python stack to its log; then SIGTERM, and SIGKILL after
+    Through psutil: resume it (it may be stopped: SIGCONT, or NtResumeProcess
+    on Windows) and, for a hung one where the platform has SIGUSR1, ask
+    faulthandler for its Python stack in its log; then terminate (SIGTERM;
+    on Windows TerminateProcess, which ends it at once), and kill after
     stop_grace_seconds. Returns when the process is gone: True if one was
     stopped, False if there was nothing of ours to stop. Raises StopFailed if
-    it survives SIGKILL (e.g. stuck in uninterruptible I/O).
+    it survives the kill (e.g. stuck in uninterruptible I/O) or may not be
+    signalled.
     """
+    import psutil
+
     meta = read_meta(db)
-    facts = recorded_watcher(db, meta)
+    facts = watcher_facts(meta)
     if not facts.running:
         return False
     pid = facts.pid
     assert pid is not None
-    # Re-check right before signalling: the facts are milliseconds old, but
-    # this is the one place that must never hit a stranger.
-    again = live(pid)
-    if not again.alive or again.created is None or abs(again.created - (facts.created or 0)) > CREATED_TOLERANCE:
+    proc = _target(meta, facts)
+    if proc is None:
         return False
-    _signal(pid, signal.SIGCONT)
-    if dump_stack and hasattr(signal, "SIGUSR1"):
-        log.info("asking watcher pid %d for its Python stack (SIGUSR1)", pid)
-        _signal(pid, signal.SIGUSR1)
-        time.sleep(STACK_DUMP_PAUSE)  # let faulthandler write before the process goes
-    _signal(pid, signal.SIGTERM)
-    if _wait_gone(pid, settings.stop_grace_seconds):
-        log.info("watcher pid %d stopped", pid)
+    try:
+        proc.resume()
+        dump = stack_dump_signal()
+        if dump_stack and dump is not None:
+            log.info("asking watcher pid %d for its Python stack (SIGUSR1)", pid)
+            proc.send_signal(dump)
+            time.sleep(STACK_DUMP_PAUSE)  # let faulthandler write before the process goes
+        proc.terminate()
+        if _wait_gone(pid, settings.stop_grace_seconds):
+            log.info("watcher pid %d stopped", pid)
+            return True
+        log.warning("watcher pid %d still running %g s after terminate; killing it", pid, settings.stop_grace_seconds)
+        proc.kill()
+    except psutil.NoSuchProcess:  # it ended (or was reaped) on its own meanwhile
         return True
-    log.warning("watcher pid %d ignored SIGTERM for %g s; sending SIGKILL", pid, settings.stop_grace_seconds)
-    _signal(pid, signal.SIGKILL)
+    except psutil.AccessDenied:
+        raise StopFailed(f"not allowed to stop watcher pid {pid}; stop it as the user that runs it") from None
     if _wait_gone(pid, KILL_WAIT):
         return True
-    raise StopFailed(f"watcher pid {pid} is still alive {KILL_WAIT:g} s after SIGKILL")
+    raise StopFailed(f"watcher pid {pid} is still alive {KILL_WAIT:g} s after kill")
 
 
 # -- starting ------------------------------------------------------------------
 
-# Run by a short-lived intermediate process: it starts the watcher in a new
-# session, prints its PID and exits, so the watcher is reparented away from
-# us. A long-running caller (the daemon) never accumulates zombies.
+# Win32 process creation flags (subprocess has them only on Windows). The
+# short-lived starter gets a console with no window (nothing flashes up when a
+# scheduled task runs it); the watcher gets no console at all and a process
+# group of its own, so it outlives the starter and Ctrl+C in the caller's
+# console does not reach it. (CREATE_NO_WINDOW is ignored beside
+# DETACHED_PROCESS, so the watcher's flags do not repeat it.)
+DETACHED_PROCESS = 0x00000008
+CREATE_NEW_PROCESS_GROUP = 0x00000200
+CREATE_NO_WINDOW = 0x08000000
+
+
+def detach_options(platform: str) -> tuple[dict, dict]:
+    """Pure: Popen options for the starter and for the watcher it starts."""
+    if platform == "win32":
+        return {"creationflags": CREATE_NO_WINDOW}, {"creationflags": DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP}
+    return {}, {"start_new_session": True}
+
+
+# Run by a short-lived intermediate process: it starts the watcher detached
+# (the watcher's options from detach_options, as JSON), prints its PID and
+# exits, so the watcher is reparented away from us. A long-running caller
+# (the daemon) never accumulates zombies.
 _DETACH = (
-    "import subprocess, sys\n"
+    "import json, subprocess, sys\n"
     "log = open(sys.argv[1], 'ab')\n"
-    "p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, stderr=log,"
-    " start_new_session=True, close_fds=True)\n"
+    "p = subprocess.Popen(sys.argv[3:], stdin=subprocess.DEVNULL, stdout=log, stderr=log,"
+    " close_fds=True, **json.loads(sys.argv[2]))\n"
     "print(p.pid, flush=True)\n"
 )
 
@@ -280,10 +217,11 @@ def start_watcher(settings: Settings) -> int:
         return proc.pid
     log_path = watcher_log_path(settings)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    starter, watcher = detach_options(sys.platform)
     try:
         out = subprocess.run(
-            [sys.executable, "-c", _DETACH, str(log_path), *watcher_argv(settings)],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+            [sys.executable, "-c", _DETACH, str(log_path), json.dumps(watcher), *watcher_argv(settings)],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, **starter,
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise StartFailed(f"could not start lifelog watcher: {e}") from None
@@ -293,19 +231,3 @@ def start_watcher(settings: Settings) -> int:
         raise StartFailed(
             f"could not start lifelog watcher: {(out.stderr or out.stdout).strip()[:200]}"
         ) from None
-
-
-def record_spawned(db, pid: int) -> None:
-    """Record the identity of a watcher just started (by the watchdog, or by
-    the daemon at launch), so that until it registers itself it counts as the
-    watcher and is given its startup grace rather than a second start."""
-    from lifelog.db import set_meta, transaction
-    from lifelog.timeutil import now_iso
-
-    started = live(pid)
-    known = started.alive and started.created is not None and started.cmdline is not None
-    with transaction(db):
-        set_meta(db, keys.WATCHDOG_LAST_START_AT, now_iso())
-        set_meta(db, keys.WATCHDOG_SPAWNED_PID, pid)
-        set_meta(db, keys.WATCHDOG_SPAWNED_CREATED, repr(started.created) if known else "")
-        set_meta(db, keys.WATCHDOG_SPAWNED_CMDLINE, json.dumps(list(started.cmdline or ())) if known else "")

@@ -7,37 +7,50 @@ user's config directory. Every duration accepts fractions. A bad value is a
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shlex
-import json
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from lifelog import redact
 from lifelog.errors import UsageError
 
 ENV_PREFIX = "LIFELOG_"
 CONFIG_ENV = "LIFELOG_CONFIG"
 
 
-def user_data_dir() -> Path:
+# The XDG base directories, as platformdirs gives them on Linux. Worked out
+# here because importing platformdirs costs ~10 ms (configparser) and every
+# command needs a default path; other platforms ask platformdirs.
+_XDG = {"data": ("XDG_DATA_HOME", ".local/share"), "config": ("XDG_CONFIG_HOME", ".config"),
+        "state": ("XDG_STATE_HOME", ".local/state")}
+
+
+def _user_dir(kind: str) -> Path:
+    if sys.platform.startswith("linux"):
+        variable, default = _XDG[kind]
+        value = os.environ.get(variable, "").strip()
+        return Path(value) if value else Path.home() / default
     import platformdirs
 
-    return Path(platformdirs.user_data_dir(appname=None, appauthor=False))
+    return Path(getattr(platformdirs, f"user_{kind}_dir")(appname=None, appauthor=False))
+
+
+def user_data_dir() -> Path:
+    return _user_dir("data")
 
 
 def user_config_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir(appname=None, appauthor=False))
+    return _user_dir("config")
 
 
 def user_state_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_state_dir(appname=None, appauthor=False))
+    return _user_dir("state")
 
 
 def default_db_path() -> Path:
@@ -172,7 +185,8 @@ def _number(name: str, raw: Any, source: str) -> float:
 
 def _text(name: str, raw: Any, source: str) -> str:
     if not isinstance(raw, str):
-        raise UsageError(f"{source}: setting {name} must be text, got {raw!r}")
+        shown = f"a value of type {type(raw).__name__}" if name in SECRET_SETTINGS else repr(raw)
+        raise UsageError(f"{source}: setting {name} must be text, got {shown}")
     return raw
 
 
@@ -240,6 +254,9 @@ def _convert(name: str, raw: Any, source: str) -> Any:
         key = _text(name, raw, source).strip()
         if any(c.isspace() for c in key):
             raise UsageError(f"{source}: setting aw_api_key must not contain spaces or line breaks")
+        if not all("!" <= c <= "~" for c in key):
+            # It travels in an HTTP header, which is ASCII.
+            raise UsageError(f"{source}: setting aw_api_key must be printable ASCII characters")
         return key
     if name in _PATHS:
         text = _text(name, raw, source).strip()
@@ -263,17 +280,41 @@ def _convert(name: str, raw: Any, source: str) -> Any:
     return _number(name, raw, source)
 
 
+# Settings whose values are secrets (SPEC section 8): never echoed in a
+# message, and a config file holding one must be private to its owner.
+SECRET_SETTINGS = ("aw_api_key", "ping_url")
+
+
+def _private_enough(path: Path, mode: int, doc: dict[str, Any]) -> None:
+    """A config file holding a secret must be its owner's alone.
+
+    Write access for others counts too: whoever can edit the file can point
+    aw_url at their own server and collect the key from the next request."""
+    held = [name for name in SECRET_SETTINGS if doc.get(name) not in (None, "")]
+    if not held or os.name != "posix" or not mode & 0o077:
+        return
+    raise UsageError(
+        f"config file {path} holds {' and '.join(held)} but others can read or change it "
+        f"(mode {mode & 0o777:04o}); make it private: chmod 600 {shlex.quote(str(path))}"
+    )
+
+
 def _read_config(path: Path, explicit: bool) -> dict[str, Any]:
-    import tomllib
+    import stat
 
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            # The mode of the file read, not of whatever the path names later.
+            mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+            raw = f.read()
     except FileNotFoundError:
         if explicit:
             raise UsageError(f"config file {path} does not exist") from None
         return {}
     except OSError as e:
         raise UsageError(f"cannot read config file {path}: {e.strerror or e}") from None
+    import tomllib  # only when there is a file: most runs have none
+
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -286,6 +327,7 @@ def _read_config(path: Path, explicit: bool) -> dict[str, Any]:
             f"config file {path}: unknown setting {unknown[0]!r} "
             f"(known settings: {', '.join(SETTING_NAMES)})"
         )
+    _private_enough(path, mode, doc)
     return doc
 
 
@@ -317,6 +359,8 @@ def load_settings(
             values[name] = _convert(name, file_values[name], f"config file {config_path}")
     values.setdefault("db_path", default_db_path())
     settings = Settings(**values, config_path=config_path if file_values or explicit else None)
+    redact.remember(settings.aw_api_key)
+    redact.remember_url(settings.ping_url)
     if settings.restart_backoff_max_seconds < settings.restart_backoff_initial_seconds:
         raise UsageError(
             "setting restart_backoff_max_seconds "

@@ -30,7 +30,6 @@ RESTART_VERDICTS = frozenset(
 # Restarts that stop a live (but failing) process first.
 STOP_FIRST_VERDICTS = frozenset({Verdict.RESTART_HEARTBEAT_STALE, Verdict.RESTART_DATA_STALE})
 HOLD_VERDICTS = frozenset({Verdict.HOLD_AW_UNHEALTHY, Verdict.HOLD_SOURCE_STALE})
-WAIT_VERDICTS = frozenset({Verdict.WAIT_STARTUP_GRACE, Verdict.WAIT_BACKOFF, Verdict.WAIT_RESUMED})
 
 
 class AWStatus(enum.StrEnum):

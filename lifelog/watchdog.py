@@ -2,10 +2,12 @@
 
 `decide()` is pure: a function of (meta snapshot, facts about the recorded
 process, now, the clocks now, settings, what AW said). It never reads a
-clock, a file or the network, so every boundary is tested without waiting.
+clock, a file or the network, so every boundary is tested without waiting;
+the time maths it shares with `lifelog status` live in lifelog.liveness.
 `run_pass()` gathers those facts, calls it, records the verdict in one place
 and acts; it holds a file lock while it does, so a cron pass and the daemon's
-loop that decide together make one restart, not two.
+loop that decide together make one restart, not two. Capabilities that act
+in each pass (sources) run inside the same lock (lifelog.registry pass steps).
 
 Verdicts, first match wins (SPEC section 5):
 
@@ -14,11 +16,6 @@ Verdicts, first match wins (SPEC section 5):
     restart:data_stale -> ok
 
 and a restart whose backoff has not elapsed becomes wait:backoff.
-
-Clock trouble is handled, not raised: a timestamp that is missing or
-malformed counts as absent; one in the future by more than CLOCK_SKEW (the
-wall clock stepped back since it was written) neither freezes a grace or
-backoff window for the size of the step, nor makes a hung watcher look fresh.
 """
 
 from __future__ import annotations
@@ -27,41 +24,40 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Mapping
+from datetime import datetime
+from typing import Any, Mapping
 
-from lifelog import keys
-from lifelog.errors import LifelogError
-from lifelog.procs import WatcherFacts
+from lifelog import keys, registry
+from lifelog.db import read_meta, set_meta, transaction
+from lifelog.errors import AlreadyRunning, LifelogError
+from lifelog.identity import WatcherFacts, spawned_meta, watcher_facts
+from lifelog.liveness import (
+    AWView,
+    CLOCK_SKEW,
+    SLEEP_MIN,
+    Freshness,
+    age,
+    clock_gap,
+    heartbeat_age,
+    in_window,
+    judge_data,
+    ts,
+    watcher_started,
+)
+from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
-from lifelog.timeutil import try_parse_iso, utcnow
+from lifelog.timeutil import now_iso, to_iso, utcnow
 from lifelog.verdicts import RESTART_VERDICTS, STOP_FIRST_VERDICTS, Verdict
 
 log = logging.getLogger("lifelog.watchdog")
 
 Meta = Mapping[str, "str | None"]
 
-# Timestamps up to this far in the future count as "now" (writers' clocks are
-# the same clock, read a moment apart); beyond it the clock stepped back.
-CLOCK_SKEW = 1.0
-# The machine counts as having slept when CLOCK_BOOTTIME ran ahead of
-# CLOCK_MONOTONIC by more than this since the heartbeat.
-SLEEP_MIN = 2.0
-# AW's newest event must end this much after LifeLog's newest to count as
-# newer (AW rounds to milliseconds; rust reports nanoseconds).
-NEWER_MARGIN = 1.0
 # Levels beyond this change nothing: 2**999 times any initial is past any cap.
 MAX_LEVEL = 1000
 
-
-@dataclass(frozen=True)
-class AWView:
-    """What AW's bucket list said about the selected buckets (for data rows)."""
-
-    ok: bool  # AW answered /api/0/buckets/ properly
-    error: str = ""
-    newest_end: datetime | None = None  # max of the selected buckets' hints
-    has_events: bool = False
+__all__ = ["AWView", "CLOCK_SKEW", "Decision", "PassResult", "backoff_delay", "backoff_level",
+           "decide", "run_pass", "pause", "resume"]
 
 
 @dataclass(frozen=True)
@@ -71,26 +67,6 @@ class Decision:
     due: Verdict | None = None  # for wait:backoff, the restart that was due
     level: int = 0  # backoff level now (consecutive restarts in effect)
     needs_aw: bool = False  # reached the data rows without AW facts
-
-
-# -- small pure helpers ----------------------------------------------------------
-
-
-def _ts(meta: Meta, key: str) -> datetime | None:
-    value = meta.get(key)
-    return try_parse_iso(value) if isinstance(value, str) else None
-
-
-def _age(ts: datetime | None, now: datetime) -> float | None:
-    return None if ts is None else (now - ts).total_seconds()
-
-
-def _in_window(age: float | None, window: float) -> bool:
-    """True when a timestamp `age` seconds old is inside a window of that length.
-
-    Missing, or further in the future than CLOCK_SKEW (clock stepped back):
-    outside, so a window never lasts as long as a clock step."""
-    return age is not None and -CLOCK_SKEW <= age < window
 
 
 def _int(text: str | None, default: int = 0) -> int:
@@ -112,7 +88,7 @@ def backoff_delay(level: int, settings: Settings) -> float:
 def backoff_level(meta: Meta, now: datetime, settings: Settings) -> int:
     """Consecutive restarts in effect: reset once the last restart is 2x max old."""
     level = min(max(_int(meta.get(keys.WATCHDOG_BACKOFF_LEVEL)), 0), MAX_LEVEL)
-    last = _age(_ts(meta, keys.WATCHDOG_LAST_RESTART_AT), now)
+    last = age(ts(meta, keys.WATCHDOG_LAST_RESTART_AT), now)
     if last is None or last >= 2 * settings.restart_backoff_max_seconds:
         return 0
     return level
@@ -120,80 +96,11 @@ def backoff_level(meta: Meta, now: datetime, settings: Settings) -> int:
 
 def backoff_remaining(meta: Meta, now: datetime, settings: Settings) -> float:
     level = backoff_level(meta, now, settings)
-    age = _age(_ts(meta, keys.WATCHDOG_LAST_RESTART_AT), now)
+    since = age(ts(meta, keys.WATCHDOG_LAST_RESTART_AT), now)
     delay = backoff_delay(level, settings)
-    if not _in_window(age, delay):
+    if not in_window(since, delay):
         return 0.0
-    return delay - max(age or 0.0, 0.0)
-
-
-def parse_clocks(text: str | None) -> tuple[float, float] | None:
-    try:
-        awake, since_boot = (float(x) for x in str(text).split())
-    except (TypeError, ValueError):
-        return None
-    if not (math.isfinite(awake) and math.isfinite(since_boot)):
-        return None
-    return awake, since_boot
-
-
-def clock_gap(meta: Meta, now_clocks: tuple[float, float] | None) -> tuple[float, float] | None:
-    """(awake seconds, slept seconds) since the watcher's heartbeat, by the clocks.
-
-    None when either reading is missing or they cannot be compared (another
-    boot: the clocks went backwards)."""
-    then = parse_clocks(meta.get(keys.WATCHER_HEARTBEAT_CLOCKS))
-    if then is None or now_clocks is None:
-        return None
-    awake = now_clocks[0] - then[0]
-    total = now_clocks[1] - then[1]
-    if awake < 0 or total < 0 or not (math.isfinite(awake) and math.isfinite(total)):
-        return None
-    return awake, max(total - awake, 0.0)
-
-
-def _started(meta: Meta, facts: WatcherFacts, now: datetime) -> datetime | None:
-    """When the current watcher process started, as best meta knows.
-
-    A start time further in the future than CLOCK_SKEW is ignored: the clock
-    stepped back since, and it must not stretch the grace by the step."""
-    times = [_ts(meta, keys.WATCHDOG_LAST_START_AT)]
-    if facts.source == "recorded":
-        times.append(_ts(meta, keys.WATCHER_STARTED_AT))
-    known = [t for t in times if t is not None and (_age(t, now) or 0.0) >= -CLOCK_SKEW]
-    return max(known) if known else None
-
-
-def heartbeat_age(meta: Meta, facts: WatcherFacts, now: datetime,
-                  now_clocks: tuple[float, float] | None) -> tuple[float, str]:
-    """Seconds the current watcher has gone without a heartbeat, and how told.
-
-    Counted from its start when its latest heartbeat is older (a new process
-    gets a full timeout for its first poll). After the machine slept, only
-    awake time counts. A heartbeat from the future (clock stepped back) is
-    judged by the clocks, or counts as stale when they are not there."""
-    hb = _ts(meta, keys.WATCHER_HEARTBEAT_AT)
-    started = _started(meta, facts, now)
-    gap = clock_gap(meta, now_clocks)
-    if hb is None:
-        age = _age(started, now)
-        if age is None or age < -CLOCK_SKEW:
-            return math.inf, "no heartbeat recorded"
-        return max(age, 0.0), "no heartbeat since it started"
-    wall = _age(hb, now) or 0.0
-    if started is not None and hb < started and -CLOCK_SKEW <= (_age(started, now) or 0.0):
-        wall = min(wall, (_age(started, now) or 0.0))
-    if gap is not None and gap[1] > SLEEP_MIN:
-        return min(wall, gap[0]) if wall >= 0 else gap[0], "awake time since the heartbeat"
-    if wall < -CLOCK_SKEW:
-        if gap is not None:
-            return gap[0], "heartbeat in the future; age by the monotonic clock"
-        return math.inf, "heartbeat is in the future (clock stepped back?)"
-    if gap is not None and gap[0] < wall - CLOCK_SKEW:
-        # The wall clock stepped forward since the heartbeat (NTP, a manual
-        # change): the monotonic clock, written with it, knows its true age.
-        return gap[0], "heartbeat age by the monotonic clock (the wall clock stepped forward)"
-    return max(wall, 0.0), "heartbeat age"
+    return delay - max(since or 0.0, 0.0)
 
 
 # -- the decision ------------------------------------------------------------------
@@ -223,9 +130,8 @@ def decide(meta: Meta, facts: WatcherFacts, now: datetime, settings: Settings, *
         return restart(Verdict.RESTART_NOT_RUNNING, facts.reason or "no watcher process")
 
     # -> wait:startup_grace
-    started = _started(meta, facts, now)
-    started_age = _age(started, now)
-    if _in_window(started_age, settings.startup_grace_seconds):
+    started_age = age(watcher_started(meta, facts, now), now)
+    if in_window(started_age, settings.startup_grace_seconds):
         return Decision(Verdict.WAIT_STARTUP_GRACE,
                         f"watcher pid {facts.pid} started {max(started_age or 0, 0):.1f} s ago "
                         f"(grace {settings.startup_grace_seconds:g} s)", level=level)
@@ -239,41 +145,21 @@ def decide(meta: Meta, facts: WatcherFacts, now: datetime, settings: Settings, *
                         level=level)
 
     # -> restart:heartbeat_stale
-    age, how = heartbeat_age(meta, facts, now, now_clocks)
-    if age > settings.heartbeat_timeout_seconds:
-        shown = "never" if math.isinf(age) else f"{age:.1f} s"
+    hb_age, how = heartbeat_age(meta, facts, now, now_clocks)
+    if hb_age > settings.heartbeat_timeout_seconds:
+        shown = "never" if math.isinf(hb_age) else f"{hb_age:.1f} s"
         return restart(Verdict.RESTART_HEARTBEAT_STALE,
                        f"{how}: {shown} > {settings.heartbeat_timeout_seconds:g} s")
 
     # -> the data rows
-    threshold = settings.watcher_timestamp_threshold_minutes * 60.0
-    last = _ts(meta, keys.WATCHER_LAST_EVENT_TS)
-    if last is not None:
-        data_age = _age(last, now) or 0.0
-        if data_age <= threshold:  # includes events in the future: AW accepts them
-            return Decision(Verdict.OK, f"heartbeat {age:.1f} s old; newest event {data_age:.0f} s old",
-                            level=level)
-        stale_reason = f"newest event stored {data_age / 60:.1f} min ago (> {threshold / 60:g} min)"
-    else:
-        running_for = _age(_ts(meta, keys.WATCHER_STARTED_AT), now)
-        if running_for is None or running_for <= threshold:
-            return Decision(Verdict.OK, f"heartbeat {age:.1f} s old; no event stored yet", level=level)
-        stale_reason = f"no event stored in {running_for / 60:.1f} min of running"
-    if aw is None:
-        return Decision(Verdict.HOLD_AW_UNHEALTHY, f"{stale_reason}; AW not consulted",
-                        level=level, needs_aw=True)
-    if not aw.ok:
-        return Decision(Verdict.HOLD_AW_UNHEALTHY, f"{stale_reason}; AW: {aw.error or 'no answer'}",
-                        level=level)
-    if last is None:
-        if not aw.has_events:
-            return Decision(Verdict.OK, f"heartbeat {age:.1f} s old; AW holds no events yet", level=level)
-        return restart(Verdict.RESTART_DATA_STALE, f"{stale_reason} while AW holds events")
-    if aw.newest_end is None or aw.newest_end <= last + timedelta(seconds=NEWER_MARGIN):
-        return Decision(Verdict.HOLD_SOURCE_STALE,
-                        f"{stale_reason}; AW has nothing newer (its watchers stopped?)", level=level)
-    return restart(Verdict.RESTART_DATA_STALE,
-                   f"{stale_reason} while AW holds events up to {aw.newest_end.isoformat()}")
+    data = judge_data(meta, now, settings.watcher_timestamp_threshold_minutes * 60.0, aw)
+    if data.freshness is Freshness.FRESH:
+        return Decision(Verdict.OK, f"heartbeat {hb_age:.1f} s old; {data.reason}", level=level)
+    if data.freshness is Freshness.UNJUDGED:
+        return Decision(Verdict.HOLD_AW_UNHEALTHY, data.reason, level=level, needs_aw=True)
+    if data.freshness is Freshness.STALE:
+        return restart(Verdict.RESTART_DATA_STALE, data.reason)
+    return Decision(Verdict(str(data.freshness)), data.reason, level=level)
 
 
 # -- gathering facts and acting ----------------------------------------------------
@@ -287,9 +173,9 @@ class PassResult:
     at: str
     actor: str = "cron"
     backoff_level: int = 0
-    status: str = ""
+    status: str = ""  # the overall level after the pass (set by lifelog.monitor)
     status_summary: str = ""
-    extra: dict = field(default_factory=dict)
+    aw: AWView | None = field(default=None, compare=False)  # AW's bucket list, when asked
 
     def to_json(self) -> dict:
         return {
@@ -303,23 +189,25 @@ class PassResult:
             "status_summary": self.status_summary,
         }
 
+    def line(self) -> str:
+        """`verdict: reason -> action [status LEVEL]`, as the watchdog prints it."""
+        action = f" -> {self.action}" if self.action else ""
+        return f"{self.verdict}: {self.reason}{action} [status {self.status}]"
+
 
 def aw_view(settings: Settings) -> AWView:
     """Ask AW's bucket list how new its data is (only when LifeLog's looks stale)."""
     from lifelog.aw import AWClient, AWError
-    from lifelog.buckets import newest_end_hint, selected
+    from lifelog.buckets import aw_view_of
 
     try:
-        with AWClient(settings.aw_url, settings.aw_timeout_seconds) as client:
-            buckets = client.buckets()
+        with AWClient.from_settings(settings) as client:
+            listing = client.buckets()
     except AWError as e:
         return AWView(ok=False, error=str(e))
     except Exception as e:  # never let AW's oddities break the pass
         return AWView(ok=False, error=f"{type(e).__name__}: {e}")
-    hints = [newest_end_hint(buckets[b]) for b in selected(buckets, settings.bucket_patterns)
-             if isinstance(buckets[b], dict)]
-    known = [h for h in hints if h is not None]
-    return AWView(ok=True, newest_end=max(known) if known else None, has_events=bool(known))
+    return aw_view_of(listing, settings.bucket_patterns)
 
 
 def pass_lock_wait(settings: Settings) -> float:
@@ -334,20 +222,16 @@ class PassBusy(LifelogError):
 
 
 class PassLock:
-    """flock on `<db>.watchdog.lock`, waited for boundedly.
+    """The watchdog's process lock on `<db>.watchdog.lock`, waited for boundedly.
 
-    A file lock rather than a lease row: the kernel drops it when its holder
+    A file lock rather than a lease row: the OS drops it when its holder
     dies, even by SIGKILL, so there is no expiry to tune and no stale lease."""
 
     def __init__(self, settings: Settings):
-        from lifelog.locks import ProcessLock
-
         self.lock = ProcessLock(settings.db_path, "watchdog")
         self.wait = pass_lock_wait(settings)
 
     def __enter__(self):
-        from lifelog.errors import AlreadyRunning
-
         deadline = time.monotonic() + self.wait
         while True:
             try:
@@ -362,30 +246,51 @@ class PassLock:
         self.lock.release()
 
 
+@dataclass
+class PassContext:
+    """What a pass knows, handed to the capabilities' pass steps."""
+
+    now: datetime
+    meta: Meta
+    facts: WatcherFacts
+    now_clocks: tuple[float, float] | None
+    decision: Decision
+    actor: str
+    aw: AWView | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
 def run_pass(db, settings: Settings, *, now: datetime | None = None, actor: str = "cron") -> PassResult:
-    """One pass: lock, snapshot, decide, record, act; then the overall status."""
-    from lifelog import alerts, clocks, procs, status
+    """One pass: lock, snapshot, decide, record, act; then each capability's
+    pass step (lifelog.registry), inside the same lock. The overall status
+    is refreshed by the caller (lifelog.monitor.watchdog_pass)."""
+    from lifelog import clocks
 
     with PassLock(settings):
         now = now or utcnow()
-        meta = procs.read_meta(db)
-        facts = procs.which_watcher(meta, *procs.live_facts_for(meta))
+        meta = read_meta(db)
+        facts = watcher_facts(meta)
         now_clocks = clocks.readings()
         decision = decide(meta, facts, now, settings, now_clocks=now_clocks)
+        view = None
         if decision.needs_aw:
-            decision = decide(meta, facts, now, settings, now_clocks=now_clocks, aw=aw_view(settings))
+            view = aw_view(settings)
+            decision = decide(meta, facts, now, settings, now_clocks=now_clocks, aw=view)
         result = _act_and_record(db, settings, meta, facts, decision, now, actor)
-    report = status.overall(db, settings, utcnow())
-    alerts.notify_if_changed(db, settings, report)
-    return PassResult(**{**result.__dict__, "status": report.level.name, "status_summary": report.summary})
+        context = PassContext(now, meta, facts, now_clocks, decision, actor, view)
+        for step in registry.PASS_STEPS:
+            try:
+                step.func(db, settings, context)
+            except LifelogError:
+                raise
+            except Exception:  # one capability's trouble must not stop the watchdog
+                log.exception("watchdog pass step %s failed", step.name)
+    return PassResult(**{**result.__dict__, "aw": view})
 
 
 def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, decision: Decision,
                     now: datetime, actor: str) -> PassResult:
     """The one place a verdict is recorded (meta + watchdog_log) and acted on."""
-    from lifelog.db import set_meta, transaction
-    from lifelog.timeutil import to_iso
-
     at = to_iso(now)
     verdict = decision.verdict
     action = ""
@@ -399,7 +304,7 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
             old_uptime = round(max(time.time() - facts.created, 0.0), 1)
         else:
             # Gone already: it ran at least from its start to its latest heartbeat.
-            began, last = _ts(meta, keys.WATCHER_STARTED_AT), _ts(meta, keys.WATCHER_HEARTBEAT_AT)
+            began, last = ts(meta, keys.WATCHER_STARTED_AT), ts(meta, keys.WATCHER_HEARTBEAT_AT)
             if began is not None and last is not None and last >= began:
                 old_uptime = round((last - began).total_seconds(), 1)
         # A watcher ran before: this replaces a failure, not a first start.
@@ -442,7 +347,6 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
 def _restart(db, settings: Settings, verdict: Verdict, facts: WatcherFacts) -> str:
     """Stop the old watcher (if it is ours and alive), then start one. Returns the action text."""
     from lifelog import procs
-    from lifelog.errors import LifelogError
 
     parts = []
     if verdict in STOP_FIRST_VERDICTS and facts.running:
@@ -456,57 +360,31 @@ def _restart(db, settings: Settings, verdict: Verdict, facts: WatcherFacts) -> s
         pid = procs.start_watcher(settings)
     except LifelogError as e:
         return "; ".join(parts + [f"start failed: {e}"])
-    procs.record_spawned(db, pid)
+    record_spawned(db, pid)
     how = "ran watcher_restart_command" if settings.restart_command_argv else "started lifelog watcher"
     parts.append(f"{how} (pid {pid})")
     return "; ".join(parts)
 
 
-def print_pass(result: PassResult, as_json: bool) -> None:
-    """One line per pass on stdout: JSON, or `verdict: reason -> action [status]`."""
-    import json
-    import sys
-
-    if as_json:
-        sys.stdout.write(json.dumps(result.to_json()) + "\n")
-    else:
-        action = f" -> {result.action}" if result.action else ""
-        sys.stdout.write(f"{result.verdict}: {result.reason}{action} [status {result.status}]\n")
-    sys.stdout.flush()
+def record_spawned(db, pid: int) -> None:
+    """A watcher was just started (by a pass, or by the daemon at launch):
+    record its identity so that it gets its startup grace, not a second start."""
+    with transaction(db):
+        set_meta(db, keys.WATCHDOG_LAST_START_AT, now_iso())
+        for key, value in spawned_meta(pid).items():
+            set_meta(db, key, value)
 
 
 # -- pause / resume / loop ---------------------------------------------------------
 
 
 def pause(db) -> None:
-    from lifelog.db import set_meta, transaction
-    from lifelog.timeutil import now_iso
-
     with transaction(db):
         set_meta(db, keys.WATCHDOG_PAUSED, "1")
         set_meta(db, keys.WATCHDOG_PAUSED_AT, now_iso())
 
 
 def resume(db) -> None:
-    from lifelog.db import set_meta, transaction
-
     with transaction(db):
         set_meta(db, keys.WATCHDOG_PAUSED, "0")
         set_meta(db, keys.WATCHDOG_PAUSED_AT, "")
-
-
-def loop(db, settings: Settings, on_pass, stop=None, actor: str = "loop") -> None:
-    """A pass every watchdog_interval_seconds until `stop` is set.
-
-    A pass that raises is logged and the loop goes on: the watchdog must not
-    die of the very trouble it is there to report."""
-    import threading
-
-    stop = stop or threading.Event()
-    while not stop.is_set():
-        began = time.monotonic()
-        try:
-            on_pass(run_pass(db, settings, actor=actor))
-        except Exception:
-            log.exception("watchdog pass failed; trying again next interval")
-        stop.wait(max(0.0, settings.watchdog_interval_seconds - (time.monotonic() - began)))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import enum
 import faulthandler
-import json
 import logging
 import os
 import signal
@@ -21,14 +20,16 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from lifelog import clocks, keys
 from lifelog.aw import AWClient, AWError
 from lifelog.db import get_meta, open_db, set_meta, transaction
+from lifelog.identity import identity_meta
 from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
 from lifelog.signals import stop_on_signals
-from lifelog.timeutil import now_iso
+from lifelog.timeutil import now_iso, to_iso, utcnow
 
 log = logging.getLogger("lifelog.watcher")
 
@@ -47,30 +48,31 @@ class PollOutcome:
     catching_up: bool = False  # history left to fetch: poll again without waiting
 
 
-def process_identity(pid: int | None = None) -> dict[str, str]:
-    """What the watchdog checks before it signals a PID: start time and argv."""
-    import psutil
-
-    proc = psutil.Process(pid)
-    return {
-        keys.WATCHER_PROCESS_CREATED: repr(proc.create_time()),
-        keys.WATCHER_CMDLINE: json.dumps(proc.cmdline()),
-    }
-
-
-def record_start(db, pid: int) -> None:
+def record_start(db, identity: dict[str, str]) -> None:
+    """The watcher's pid, identity and start time, before its first poll,
+    and a new row in watcher_runs (the history `lifelog coverage` reads)."""
+    now = now_iso()
     with transaction(db):
-        set_meta(db, keys.WATCHER_PID, pid)
-        set_meta(db, keys.WATCHER_STARTED_AT, now_iso())
-        set_meta(db, keys.WATCHER_STATE, WatcherState.STARTING)
-        for key, value in process_identity(pid).items():
+        for key, value in identity.items():
             set_meta(db, key, value)
+        set_meta(db, keys.WATCHER_STARTED_AT, now)
+        set_meta(db, keys.WATCHER_STATE, WatcherState.STARTING)
+        db.conn.execute("INSERT INTO watcher_runs (pid, started_at, last_heartbeat_at, boot_at)"
+                        " VALUES (?, ?, ?, ?)", (os.getpid(), now, now, _boot_at()))
+
+
+def _boot_at() -> str | None:
+    """When the machine booted: the wall clock less the since-boot clock."""
+    readings = clocks.readings()
+    if readings is None:
+        return None
+    return to_iso(utcnow() - timedelta(seconds=readings[1]))
 
 
 def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None) -> None:
     """The heartbeat: written after every poll, also a failed one.
 
-    With `identity` (watcher.pid and what process_identity gives), the
+    With `identity` (its meta keys, from lifelog.identity.identity_meta), the
     watcher re-asserts it when meta says otherwise (a hand edit, a restored
     backup): only the holder of the watcher lock polls, so it is the watcher,
     and the watchdog must not keep "restarting" a watcher it cannot see."""
@@ -94,6 +96,10 @@ def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None
         ):
             set_meta(db, keys.WATCHER_LAST_EVENT_TS, outcome.last_event_ts)
         set_meta(db, keys.WATCHER_STATE, WatcherState.RUNNING)
+        # The run's end so far. Only the holder of the watcher lock polls, so
+        # the newest run is this process's own; one indexed row, updated in place.
+        db.conn.execute("UPDATE watcher_runs SET last_heartbeat_at = ?"
+                        " WHERE id = (SELECT max(id) FROM watcher_runs) AND pid = ?", (now, os.getpid()))
 
 
 def poll_once(db, client: AWClient, settings: Settings, stop: threading.Event) -> PollOutcome:
@@ -129,11 +135,11 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
         install_signal_handlers(stop)
     db = open_db(settings.db_path)
     lock = ProcessLock(settings.db_path, "watcher").acquire()
-    client = AWClient(settings.aw_url, settings.aw_timeout_seconds)
+    client = AWClient.from_settings(settings)
     pid = os.getpid()
     try:
-        record_start(db, pid)
-        identity = {keys.WATCHER_PID: str(pid), **process_identity(pid)}
+        identity = identity_meta(pid)
+        record_start(db, identity)
         log.info("watcher started (pid %d) on %s, polling %s every %g s",
                  pid, settings.db_path, settings.aw_url, settings.poll_interval_seconds)
         previous_error = None

@@ -4,13 +4,16 @@
   http://127.0.0.1:5600), LifeLog runs against it and your real database.
 - Otherwise the demo starts its own AW server (testing mode, data in a
   temporary folder), feeds it synthetic window and AFK activity through
-  aw-client, and uses a database in that folder.
+  aw-client (three hours of history, with a break away from the computer
+  and a stretch where the window watcher recorded nothing, then live
+  heartbeats), and uses a database in that folder.
 
 It runs `lifelog daemon` (which starts the watcher, checks AW's health, runs
-the watchdog and reconciliation), prints `lifelog status` and
-`lifelog meta show` as they change, and after a while kills the watcher with
-SIGKILL to show the watchdog replacing it. Ctrl-C (or --seconds) stops
-everything it started; nothing is left running.
+the watchdog and reconciliation) and shows it all through
+`lifelog status --watch`, redrawn in place; after a while it kills the
+watcher with SIGKILL, and the screen shows the watchdog replacing it. It
+ends with `lifelog coverage`: the picture of the demo's own minutes. Ctrl-C
+(or --seconds) stops everything it started; nothing is left running.
 """
 
 from __future__ import annotations
@@ -28,9 +31,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import requests
-
 BIN = Path(sys.executable).parent
+HISTORY = timedelta(hours=3)  # the synthetic history fed to the demo's own AW server
 
 
 def say(msg: str) -> None:
@@ -38,9 +40,11 @@ def say(msg: str) -> None:
 
 
 def aw_answers(url: str) -> bool:
+    from lifelog import http
+
     try:
-        return requests.get(url + "/api/0/info", timeout=2).status_code == 200
-    except requests.RequestException:
+        return http.request("GET", url + "/api/0/info", timeout=2).status == 200
+    except http.HTTPError:
         return False
 
 
@@ -79,18 +83,31 @@ def feed(home: Path, port: int, stop: threading.Event) -> None:
     window, afk = "aw-watcher-window_demo", "aw-watcher-afk_demo"
     client.create_bucket(window, "currentwindow", queued=False)
     client.create_bucket(afk, "afkstatus", queued=False)
-    # An afternoon of history, for backfill and reconcile to find.
+    # An afternoon of history, for backfill and reconcile to find: a break
+    # away from the computer 80-100 min in, and 130-145 min in the window
+    # watcher recorded nothing while the user was active (`lifelog coverage`
+    # shows that as a gap).
     now = datetime.now(timezone.utc)
+    start = now - HISTORY
     apps = [("Terminal", "vim lifelog.py"), ("Firefox", "ActivityWatch docs"), ("Slack", "#general")]
-    history, t = [], now - timedelta(hours=3)
-    while t < now - timedelta(minutes=1):
+    end = now - timedelta(minutes=1)
+    window_off = (start + timedelta(minutes=130), start + timedelta(minutes=145))
+    history, t = [], start
+    while t < end:
+        if window_off[0] <= t < window_off[1]:
+            t = window_off[1]
+            continue
         app, title = random.choice(apps)
-        d = random.uniform(20, 300)
+        stop_at = window_off[0] if t < window_off[0] else end
+        d = min(random.uniform(20, 300), (stop_at - t).total_seconds())
         history.append(Event(timestamp=t, duration=d, data={"app": app, "title": title}))
         t += timedelta(seconds=d)
     client.insert_events(window, history)
-    client.insert_events(afk, [Event(timestamp=now - timedelta(hours=3), duration=3 * 3600 - 60,
-                                     data={"status": "not-afk"})])
+    client.insert_events(afk, [
+        Event(timestamp=start, duration=80 * 60, data={"status": "not-afk"}),
+        Event(timestamp=start + timedelta(minutes=80), duration=20 * 60, data={"status": "afk"}),
+        Event(timestamp=start + timedelta(minutes=100), duration=(end - start).total_seconds() - 100 * 60,
+              data={"status": "not-afk"})])
     app, title = random.choice(apps)
     while not stop.wait(1.0):
         if random.random() < 0.15:
@@ -109,7 +126,7 @@ def lifelog(*args: str, env: dict) -> subprocess.CompletedProcess:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=0, help="stop after this long (default: at Ctrl-C)")
-    ap.add_argument("--every", type=float, default=5, help="seconds between status screens")
+    ap.add_argument("--every", type=float, default=2, help="seconds between redraws of the status screen")
     ap.add_argument("--kill-after", type=float, default=15, help="SIGKILL the watcher after this long (0: never)")
     args = ap.parse_args()
 
@@ -119,6 +136,9 @@ def main() -> int:
     aw_url = env.get("LIFELOG_AW_URL", "http://127.0.0.1:5600")
     started: list[subprocess.Popen] = []
     home = Path(tempfile.mkdtemp(prefix="lifelog-demo-"))
+    demo_started = datetime.now(timezone.utc)
+    watch: subprocess.Popen | None = None
+    killed: tuple[int, float] | None = None
     try:
         if aw_answers(aw_url):
             say(f"using the ActivityWatch server at {aw_url} and your LifeLog database")
@@ -143,31 +163,42 @@ def main() -> int:
         daemon = subprocess.Popen([str(BIN / "lifelog"), "daemon"], env=env, stdout=daemon_log,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         started.append(daemon)
+        plan = (f"; at t = {args.kill_after:g} s the demo kills the watcher with SIGKILL, and the watchdog "
+                "replaces it" if args.kill_after else "")
+        say(f"lifelog status --watch   (redrawn every {args.every:g} s{plan}; Ctrl-C to stop)")
+        sys.stdout.flush()
+        watch = subprocess.Popen([str(BIN / "lifelog"), "status", "--watch", "--interval", str(args.every)],
+                                 env=env, stdin=subprocess.DEVNULL)
+        started.append(watch)
         t0 = time.monotonic()
-        killed = False
-        while not stop.is_set():
-            if stop.wait(args.every):
-                break
+        while not stop.wait(0.2):
             elapsed = time.monotonic() - t0
-            if args.kill_after and not killed and elapsed >= args.kill_after:
+            if args.kill_after and killed is None and elapsed >= args.kill_after:
                 pid = lifelog("meta", "get", "watcher.pid", env=env).stdout.strip()
                 if pid.isdigit():
-                    say(f"demo: killing the watcher (pid {pid}) with SIGKILL; the watchdog will replace it")
                     try:
                         os.kill(int(pid), signal.SIGKILL)
+                        killed = (int(pid), elapsed)
                     except ProcessLookupError:
                         pass
-                    killed = True
-            say(f"lifelog status   (t = {elapsed:.0f} s)")
-            print(lifelog("status", env=env).stdout, end="")
-            say("lifelog meta show watcher aw watchdog")
-            print(lifelog("meta", "show", "watcher.", "aw.", "watchdog.", env=env).stdout, end="")
             if args.seconds and elapsed >= args.seconds:
                 break
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
+        if watch is not None and watch.poll() is None:
+            watch.send_signal(signal.SIGINT)  # it stops at once, exit 0
+            try:
+                watch.wait(10)
+            except subprocess.TimeoutExpired:
+                watch.kill()
+                watch.wait(10)
+        if killed is not None:
+            say(f"demo: killed the watcher (pid {killed[0]}) with SIGKILL at t = {killed[1]:.0f} s; the "
+                "screens above show the watchdog's restart:not_running and the new watcher")
+        if "LIFELOG_DB_PATH" in env or watch is not None:
+            show_coverage(env, demo_started, own_aw="LIFELOG_DB_PATH" in env)
         say("stopping everything the demo started")
         for proc in reversed(started):
             if proc.poll() is None:
@@ -180,6 +211,18 @@ def main() -> int:
         if "LIFELOG_DB_PATH" in env:
             print(f"The demo database stays at {env['LIFELOG_DB_PATH']} for you to inspect.")
     return 0
+
+
+def show_coverage(env: dict, demo_started: datetime, own_aw: bool) -> None:
+    """The coverage picture of the demo's own minutes (with its own AW: the
+    history it fed, too)."""
+    # With your own AW: the half hour before the demo too (your own data, by the minute).
+    since = demo_started - (HISTORY if own_aw else timedelta(minutes=30))
+    minutes = "5" if own_aw else "1"
+    args = ["coverage", "--since", since.astimezone().isoformat(timespec="minutes"), "--slot-minutes", minutes]
+    say("lifelog " + " ".join(args))
+    result = lifelog(*args, env=dict(env, COLUMNS=env.get("COLUMNS", "120")))
+    print(result.stdout + result.stderr, end="", flush=True)
 
 
 if __name__ == "__main__":

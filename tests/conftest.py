@@ -72,3 +72,28 @@ def run_lifelog(*args: str, env: dict | None = None, timeout: float = 60, input:
 @pytest.fixture
 def lifelog():
     return run_lifelog
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `lifelog ARGS` in this process (the same `lifelog.cli.run` the
+    console script calls): for output and exit-code tests, ten times cheaper
+    than a subprocess. `env`, when given, replaces the LIFELOG_* variables."""
+    from lifelog.cli import run
+
+    def run_in_process(*args: str, env: dict | None = None) -> Result:
+        if env is not None:
+            for name in [n for n in os.environ if n.startswith("LIFELOG_")]:
+                monkeypatch.delenv(name)
+            for name, value in env.items():
+                if name.startswith("LIFELOG_"):
+                    monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        try:
+            code = run(list(args))
+        except SystemExit as e:  # --help
+            code = e.code if isinstance(e.code, int) else 0
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run_in_process

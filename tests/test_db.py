@@ -11,8 +11,9 @@ from hypothesis import given, settings as hsettings, strategies as st
 from lifelog.db import (DatabaseMissing, DatabaseUnusable, get_meta, meta_rows, open_db,
                         schema_sql, set_meta, transaction)
 from lifelog.errors import UsageError
+from lifelog.timeutil import utcnow
 
-TABLES = {"meta", "events", "buckets", "health_checks", "watchdog_log"}
+TABLES = {"meta", "events", "buckets", "health_checks", "watchdog_log", "source_log"}
 
 
 def test_it_creates_the_folder_and_a_private_file(tmp_path):
@@ -25,7 +26,7 @@ def test_it_creates_the_folder_and_a_private_file(tmp_path):
 def test_it_applies_the_schema_with_wal(db_path):
     db = open_db(db_path)
     assert TABLES <= set(db.table_names())
-    assert "meta_ages" in db.view_names()
+    assert "meta_ages" in {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
     assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -70,11 +71,20 @@ def test_a_failed_create_removes_the_folders_it_made(tmp_path):
 def test_meta_stamps_updated_at_in_utc(db_path):
     db = open_db(db_path)
     set_meta(db, "watcher.pid", 42)
-    [row] = meta_rows(db)
+    [row] = meta_rows(db, ["watcher."])
     assert row["key"] == "watcher.pid" and row["value"] == "42"
     assert row["updated_at"].endswith("+00:00")
     assert datetime.fromisoformat(row["updated_at"]).utcoffset().total_seconds() == 0
     assert 0 <= row["age_seconds"] < 60
+
+
+def test_a_new_database_records_when_it_was_created(db_path):
+    db = open_db(db_path)
+    created = datetime.fromisoformat(get_meta(db, "db.created_at"))
+    assert created.utcoffset().total_seconds() == 0 and abs((utcnow() - created).total_seconds()) < 60
+    assert len(get_meta(db, "db.created_at")) == len("2026-11-28T14:55:03.752000+00:00")
+    db.conn.executescript(schema_sql())  # applying the schema again keeps the first time
+    assert datetime.fromisoformat(get_meta(db, "db.created_at")) == created
 
 
 def test_get_meta_of_an_absent_key_is_none(db_path):
@@ -191,7 +201,7 @@ def test_an_older_database_gets_the_columns_added_since(db_path):
     db.conn.execute("PRAGMA user_version = 2")
     db.conn.close()
     db = open_db(db_path)
-    assert {"lookback_start", "lookback_count"} <= set(db["sync_state"].columns_dict)
+    assert {"lookback_start", "lookback_count"} <= set(db.columns("sync_state"))
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert get_meta(db, "kept") == "yes"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
 
-from lifelog.procs import LiveProc, WatcherFacts, identity_matches, which_watcher
+from lifelog.identity import LiveProc, WatcherFacts, identity_matches, which_watcher
 from lifelog.settings import Settings
 from lifelog.timeutil import to_iso
 from lifelog.verdicts import RESTART_VERDICTS, Verdict

@@ -1,5 +1,6 @@
 """The README's run command: the demo starts AW, feeds it, runs the daemon,
-shows status as it changes, and leaves nothing running when it stops."""
+shows it through `lifelog status --watch`, ends with the coverage picture,
+and leaves nothing running when it stops."""
 
 import os
 import re
@@ -20,12 +21,21 @@ def test_the_demo_runs_end_to_end_and_stops_everything_it_started():
                         "--kill-after", "5"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     home = re.search(r"starting one in (\S+)", r.stdout).group(1)
-    assert "=== lifelog status" in r.stdout and "=== lifelog meta show" in r.stdout
+    # The status screen, redrawn (printed one after another, as stdout is not a terminal).
+    assert "=== lifelog status --watch" in r.stdout and "=== lifelog meta show" not in r.stdout
+    assert r.stdout.count("LifeLog status ") >= 4
     assert re.search(r"^OK: AW healthy", r.stdout, re.M), r.stdout[-3000:]
-    assert "killing the watcher" in r.stdout
-    # the watchdog replaced the killed watcher, and the status said so
-    assert "restart:not_running" in r.stdout
-    assert "watcher.last_event_ts" in r.stdout
+    assert "killed the watcher" in r.stdout
+    # the watchdog replaced the killed watcher, and the screen said so
+    assert re.search(r"^\S+\s+restart:not_running\s+daemon", r.stdout, re.M), r.stdout[-3000:]
+    # It ends with the coverage picture of its own minutes: the history it fed (active, a break away,
+    # a stretch without window data) and the live minutes.
+    picture = r.stdout.split("=== lifelog coverage")[1]
+    days = [line for line in picture.splitlines() if re.match(r"\w{3} \d\d-\d\d ", line)]  # two after midnight
+    cells = "".join(days)
+    assert "█" in cells and "░" in cells and "?" in cells, picture
+    active = sum(int(h) * 60 + int(m) for line in days for h, m in re.findall(r"active (\d+):(\d\d)", line))
+    assert 140 <= active <= 175, picture  # 3 h fed, less the 20 min away and the slots without window data
     aw_pid = int(re.search(r"answers at \S+ \(pid (\d+)\)", r.stdout).group(1))
     assert not psutil.pid_exists(aw_pid) or psutil.Process(aw_pid).status() == psutil.STATUS_ZOMBIE
     left = [p.pid for p in psutil.process_iter(["cmdline"])

@@ -14,12 +14,11 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
-import sqlite_utils
 from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from lifelog import merge, store
-from lifelog.db import apply_schema
+from lifelog.db import Database, apply_schema
 from lifelog.merge import Window
 from lifelog.timeutil import to_iso
 
@@ -96,7 +95,7 @@ def events(answer):
 def memory_db():
     conn = sqlite3.connect(":memory:", isolation_level=None)
     apply_schema(conn)
-    return sqlite_utils.Database(conn)
+    return Database(conn)
 
 
 def stored_rows(db, *, deleted=False):

@@ -173,3 +173,19 @@ def test_new_settings_reject_bad_values_by_name(name, value, needle):
     with pytest.raises(UsageError, match=needle) as e:
         load_settings(environ={f"LIFELOG_{name.upper()}": value})
     assert "secret-token" not in str(e.value)  # a ping URL's token is never echoed
+
+
+@pytest.mark.parametrize("env", [{}, {"XDG_DATA_HOME": "/x/data", "XDG_CONFIG_HOME": "/x/cfg",
+                                      "XDG_STATE_HOME": "/x/state"}, {"XDG_DATA_HOME": "  "}])
+def test_the_user_dirs_are_platformdirs_own_on_linux(monkeypatch, env):
+    import platformdirs
+
+    from lifelog import settings
+
+    for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert settings.user_data_dir() == Path(platformdirs.user_data_dir(appname=None, appauthor=False))
+    assert settings.user_config_dir() == Path(platformdirs.user_config_dir(appname=None, appauthor=False))
+    assert settings.user_state_dir() == Path(platformdirs.user_state_dir(appname=None, appauthor=False))

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from lifelog import alerts, status
-from lifelog.db import get_meta, open_db, set_meta
-from lifelog.settings import load_settings
+from lifelog import alerts, monitor, status
+from lifelog.db import get_meta, open_db
+from lifelog.identity import WatcherFacts
+from lifelog.liveness import AWView
+from lifelog.settings import Settings, load_settings
 from lifelog.timeutil import to_iso, utcnow
 from lifelog.verdicts import Level
-from monitor_helpers import one_pass, running_watcher, wait_for
+from monitor_helpers import meta, one_pass, running_watcher, wait_for
 
 
 def alert_script(tmp_path):
@@ -57,15 +63,16 @@ def test_ok_on_a_healthy_setup_and_critical_naming_aw_when_aw_stops(lifelog, db_
     assert r.code == 0, r.out + r.err
     lines = r.out.splitlines()
     assert lines[0].startswith("OK: AW healthy")
-    assert [line.split()[0] for line in lines[1:]] == ["aw", "watcher", "data", "restarts", "watchdog", "database"]
+    assert [line.split()[0] for line in lines[1:]] == ["aw", "watcher", "data", "restarts", "watchdog", "backup",
+                                                       "database"]
     fresh_aw.stop()
     r = lifelog("status", env=env)
     assert r.code == 2
     assert r.out.splitlines()[0].startswith("CRITICAL: AW unhealthy: connection refused")
     doc = json.loads(lifelog("status", "--json", env=env).out)
     assert doc["level"] == "CRITICAL" and doc["exit_code"] == 2
-    assert doc["components"]["aw"]["level"] == "CRITICAL"
-    assert doc["components"]["watcher"]["level"] == "OK"
+    assert comps(doc)["aw"]["level"] == "CRITICAL"
+    assert comps(doc)["watcher"]["level"] == "OK"
 
 
 def test_alert_command_runs_once_when_aw_goes_down_and_once_when_it_comes_back(lifelog, db_path, monitor_env,
@@ -140,6 +147,10 @@ def test_a_failing_alert_command_is_recorded_not_raised(db_path):
     assert "could not run" in get_meta(db, "status.alert_result")
 
 
+def comps(doc) -> dict:
+    return {c["name"]: c for c in doc["components"]}
+
+
 def _log(db, minutes_ago: float, replaced: int, verdict="restart:heartbeat_stale"):
     db.conn.execute("INSERT INTO watchdog_log (at, verdict, reason, replaced) VALUES (?, ?, 'r', ?)",
                     (to_iso(utcnow() - timedelta(minutes=minutes_ago)), verdict, replaced))
@@ -148,37 +159,137 @@ def _log(db, minutes_ago: float, replaced: int, verdict="restart:heartbeat_stale
 def test_recent_replacements_warn_and_three_in_an_hour_are_critical(db_path):
     db = open_db(db_path)
     now = utcnow()
+
+    def component():
+        snap = status.Snapshot(now, {}, GONE, restarts=monitor.recent_restarts(db, now))
+        return status.restarts_component(snap, S)
+
     _log(db, 5, replaced=0, verdict="restart:not_running")  # the very first start: not a failure
     _log(db, 90, replaced=1)  # over an hour ago
     _log(db, 2, replaced=1, verdict="wait:backoff")  # not a restart
-    assert status._restarts(db, now).level is Level.OK
+    assert component().level is Level.OK
     _log(db, 30, replaced=1)
-    c = status._restarts(db, now)
-    assert c.level is Level.WARNING and "1 time in the last hour" in c.cause
+    c = component()
+    assert c.level is Level.WARNING and "1 time in the last hour" in c.reason
     _log(db, 20, replaced=1)
     _log(db, 10, replaced=1, verdict="restart:not_running")
-    c = status._restarts(db, now)
-    assert c.level is Level.CRITICAL and "3 times in the last hour (latest: restart:not_running)" in c.cause
+    c = component()
+    assert c.level is Level.CRITICAL and "3 times in the last hour (latest: restart:not_running)" in c.reason
 
 
 def test_levels_combine_worst_first_and_name_every_cause_at_that_level():
     C = status.Component
     now = utcnow()
-    r = status.combine([C("aw", Level.WARNING, "AW degraded: x", cause="AW degraded: x"),
-                        C("watchdog", Level.WARNING, "paused", cause="watchdog paused"),
+    r = status.combine([C("aw", Level.WARNING, "AW degraded: x"),
+                        C("watchdog", Level.WARNING, "watchdog paused"),
                         C("data", Level.OK, "data fresh")], "db", now)
     assert r.level is Level.WARNING and r.summary == "WARNING: AW degraded: x; watchdog paused"
-    r = status.combine([C("aw", Level.WARNING, "d", cause="AW degraded"),
-                        C("watcher", Level.CRITICAL, "w", cause="watcher not running")], "db", now)
+    r = status.combine([C("aw", Level.WARNING, "AW degraded"),
+                        C("watcher", Level.CRITICAL, "watcher not running")], "db", now)
     assert r.exit_code == 2 and r.summary == "CRITICAL: watcher not running"
 
 
-def test_held_data_and_pause_warn(db_path):
-    db = open_db(db_path)
-    set_meta(db, "watchdog.verdict", "hold:source_stale")
-    set_meta(db, "watchdog.reason", "AW has nothing newer")
-    now = utcnow()
-    assert status._data({"watchdog.verdict": "hold:source_stale", "watchdog.reason": "r"}, now).level is Level.WARNING
-    assert status._watchdog({"watchdog.paused": "1"}, now).level is Level.WARNING
-    assert status._aw({"aw.status": "degraded", "aw.error": "HTTP 500"}, now).level is Level.WARNING
-    assert status._aw({}, now).level is Level.OK
+# -- components worked out from timestamps, at their boundaries (no database, no waiting) --------
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
+S = Settings(db_path=Path("x.db"), heartbeat_timeout_seconds=120, watcher_timestamp_threshold_minutes=10,
+             watchdog_stale_minutes=5)
+RUNNING = WatcherFacts(pid=4242, source="recorded", reason="", created=1.0)
+GONE = WatcherFacts(pid=None, source="", reason="watcher pid 4242 is gone")
+
+
+def ago(seconds: float) -> str:
+    return to_iso(NOW - timedelta(seconds=seconds))
+
+
+def snap(meta, facts=RUNNING, aw=None) -> status.Snapshot:
+    base = {"watcher.pid": "4242", "watcher.started_at": ago(3600), "watcher.heartbeat_at": ago(5),
+            "watcher.last_event_ts": ago(30), "watchdog.checked_at": ago(20), "watchdog.verdict": "ok"}
+    return status.Snapshot(NOW, {**base, **meta}, facts, aw=aw)
+
+
+def level_of(component, meta, **kw):
+    return component(snap(meta, **kw), S).level
+
+
+def test_a_watcher_with_no_watchdog_pass_for_watchdog_stale_minutes_warns_and_names_the_fix():
+    at_limit = {"watchdog.checked_at": ago(300)}
+    assert level_of(status.watchdog_component, at_limit) is Level.OK
+    c = status.watchdog_component(snap({"watchdog.checked_at": ago(301)}), S)
+    assert c.level is Level.WARNING
+    assert "lifelog daemon" in c.reason and "install-os-files cron" in c.reason
+
+
+def test_with_no_pass_ever_the_watchdog_is_counted_from_the_watchers_start():
+    never = {"watchdog.checked_at": None, "watchdog.verdict": None}
+    assert level_of(status.watchdog_component, {**never, "watcher.started_at": ago(299)}) is Level.OK
+    c = status.watchdog_component(snap({**never, "watcher.started_at": ago(301)}), S)
+    assert c.level is Level.WARNING and "no watchdog pass ever" in c.reason
+    # No watcher running: the watcher component is CRITICAL; the watchdog has nothing to miss.
+    assert level_of(status.watchdog_component, never, facts=GONE) is Level.OK
+
+
+def test_a_stale_heartbeat_is_critical_whatever_the_stored_verdict_says():
+    assert level_of(status.watcher_component, {"watcher.heartbeat_at": ago(120)}) is Level.OK
+    c = status.watcher_component(snap({"watcher.heartbeat_at": ago(121), "watchdog.verdict": "ok"}), S)
+    assert c.level is Level.CRITICAL and "heartbeat stale" in c.reason
+
+
+def test_data_is_judged_from_the_newest_event_not_from_the_stored_verdict():
+    fresh_but_stored_hold = {"watchdog.verdict": "hold:source_stale", "watcher.last_event_ts": ago(600)}
+    assert level_of(status.data_component, fresh_but_stored_hold) is Level.OK
+    stale = {"watchdog.verdict": "ok", "watcher.last_event_ts": ago(601)}
+    nothing_newer = AWView(ok=True, newest_end=NOW - timedelta(seconds=601), has_events=True)
+    c = status.data_component(snap(stale, aw=nothing_newer), S)
+    assert c.level is Level.WARNING and "hold:source_stale" in c.reason
+    newer = AWView(ok=True, newest_end=NOW - timedelta(seconds=5), has_events=True)
+    assert "the watchdog restarts the watcher" in status.data_component(snap(stale, aw=newer), S).reason
+    down = AWView(ok=False, error="connection refused")
+    assert "hold:aw_unhealthy" in status.data_component(snap(stale, aw=down), S).reason
+
+
+def test_pause_and_a_degraded_aw_warn():
+    assert level_of(status.watchdog_component, {"watchdog.paused": "1"}) is Level.WARNING
+    assert level_of(status.aw_component, {"aw.status": "degraded", "aw.error": "HTTP 500"}) is Level.WARNING
+    assert level_of(status.aw_component, {}) is Level.OK
+
+
+def test_the_json_form_lists_every_component_with_name_level_and_reason():
+    report = status.evaluate(snap({}), S)
+    doc = report.to_json()
+    names = [c["name"] for c in doc["components"]]
+    assert names[:5] == ["aw", "watcher", "data", "restarts", "watchdog"]
+    assert all({"name", "level", "reason"} <= set(c) for c in doc["components"])
+    assert doc["level"] == "OK" and doc["summary"].startswith("OK: ")
+
+
+def test_a_sigstopped_watcher_is_critical_in_status_while_the_stored_verdict_is_still_ok(
+        lifelog, db_path, monitor_env):
+    one_pass(lifelog, monitor_env)
+    pid = wait_for(lambda: running_watcher(db_path), what="the watcher running")
+    wait_for(lambda: one_pass(lifelog, monitor_env)["verdict"] == "ok", what="an ok pass")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: lifelog("status", env=monitor_env).code == 2, what="status CRITICAL")
+        r = lifelog("status", "--json", env=monitor_env)
+        doc = json.loads(r.out)
+        assert comps(doc)["watcher"]["level"] == "CRITICAL"
+        assert "heartbeat stale" in doc["summary"]
+        assert meta(db_path, "watchdog.verdict") == "ok"  # no pass ran since: the stored verdict is old
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_running_watcher_with_no_watchdog_warns_in_status_naming_the_fix(lifelog, db_path, monitor_env):
+    env = dict(monitor_env, LIFELOG_WATCHDOG_STALE_MINUTES="0.02")  # 1.2 s
+    proc = subprocess.Popen([sys.executable, "-m", "lifelog", "watcher"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: running_watcher(db_path), what="the watcher running")
+        r = wait_for(lambda: (lambda r: r if r.code == 1 else None)(lifelog("status", env=env)),
+                     what="status WARNING")
+        first = r.out.splitlines()[0]
+        assert first.startswith("WARNING: no watchdog pass ever") and "lifelog daemon" in first, r.out
+    finally:
+        proc.terminate()
+        proc.wait(10)

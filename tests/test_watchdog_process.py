@@ -13,7 +13,7 @@ from datetime import timedelta
 import psutil
 import pytest
 
-from lifelog import procs
+from lifelog import identity, procs
 from lifelog.db import open_db, set_meta, transaction
 from lifelog.settings import load_settings, log_dir
 from lifelog.timeutil import now_iso, to_iso, utcnow
@@ -165,7 +165,7 @@ def test_the_old_watcher_is_gone_before_the_new_one_starts_even_if_it_ignores_si
         assert procs.stop_watcher(db, settings) is True
         took = time.monotonic() - began
         assert not psutil.pid_exists(stubborn.pid)  # gone, and reaped (it was our child)
-        assert "ignored SIGTERM for 1 s; sending SIGKILL" in caplog.text
+        assert "still running 1 s after terminate; killing it" in caplog.text
         assert settings.stop_grace_seconds <= took < settings.stop_grace_seconds + 5
     finally:
         if stubborn.poll() is None:
@@ -176,10 +176,10 @@ def test_the_old_watcher_is_gone_before_the_new_one_starts_even_if_it_ignores_si
 def test_a_zombie_is_not_running(tmp_path):
     child = subprocess.Popen(["true"])
     wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, what="a zombie")
-    assert procs.live(child.pid).alive is False
+    assert identity.live(child.pid).alive is False
     wait_for(lambda: not psutil.pid_exists(child.pid) or
              psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE, what="reaped")
-    child.returncode = 0  # reaped by procs.live; keep Popen from waiting on it
+    child.returncode = 0  # reaped by identity.live; keep Popen from waiting on it
 
 
 def test_aw_down_is_a_hold_not_a_restart_storm_and_aw_newer_means_a_data_restart(lifelog, db_path, monitor_env,

@@ -1,0 +1,14 @@
+"""Every capability's module, imported once here so that its status
+component, pass step, outputs and daemon job are registered
+(lifelog.registry) wherever the monitoring core runs.
+
+A new capability is one more import below; nothing else in the core changes.
+Each module keeps its heavy imports inside functions: the cron pass imports
+all of them every minute.
+"""
+
+from lifelog import status  # noqa: F401  (aw, watcher, data, restarts, watchdog)
+from lifelog import metrics, ping  # noqa: F401  (outputs: the metrics file, the dead man's switch)
+from lifelog import backup  # noqa: F401  (backup: status component, daemon job)
+
+LOADED = True

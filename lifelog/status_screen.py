@@ -1,0 +1,224 @@
+"""`lifelog status --watch`: the status screen, redrawn in place every few
+seconds until Ctrl-C (or SIGTERM), then exit 0.
+
+One screen is: the overall verdict and every component (lifelog.status,
+worked out now through lifelog.monitor, so an alert still runs once per
+change), each source's state from the `source.*` meta keys (SPEC section
+10) when there are any, and the latest watchdog verdicts from
+`watchdog_log`. AW is checked afresh (a recorded health check, as
+`lifelog status` does) only when the latest check is older than
+`aw_health_check_interval_minutes`: the daemon normally keeps it fresh, and
+a screen redrawn every two seconds must not fill `health_checks`.
+
+On a terminal the screen is redrawn in place (rich's Live); otherwise
+(a pipe, a log) each screen is printed after the last, plain.
+Imported only by `status --watch`: rich costs tens of milliseconds to load.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from lifelog import keys, status
+from lifelog.db import read_meta
+from lifelog.settings import Settings
+from lifelog.status import StatusReport
+from lifelog.timeutil import format_age, try_parse_iso, utcnow
+from lifelog.verdicts import Level
+
+LEVEL_STYLE = {Level.OK: "bold green", Level.WARNING: "bold yellow", Level.CRITICAL: "bold red",
+               Level.UNKNOWN: "bold magenta"}
+STATE_STYLE = {"live": "green", "idle": "grey50", "silent": "bold red", "copy": "grey50", "remote": "grey50",
+               "unjudged": "yellow"}
+VERDICTS_SHOWN = 6
+
+
+@dataclass(frozen=True)
+class Source:
+    bucket_id: str
+    state: str
+    since: str | None
+    newest_end: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class VerdictRow:
+    at: str
+    verdict: str
+    reason: str
+    action: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class Screen:
+    report: StatusReport
+    now: datetime
+    interval: float
+    sources: list[Source] = field(default_factory=list)
+    verdicts: list[VerdictRow] = field(default_factory=list)  # newest first
+    watchdog_verdict: str | None = None
+    watchdog_checked_at: str | None = None
+
+
+def sources_of(meta) -> list[Source]:
+    """Each source named by a `source.<bucket_id>.state` key (bucket ids may hold dots)."""
+    out = []
+    for key, value in meta.items():
+        if key.startswith("source.") and key.endswith(".state"):
+            bucket = key[len("source."):-len(".state")]
+            if not bucket:
+                continue
+            prefix = f"source.{bucket}."
+            out.append(Source(bucket, value or "?", meta.get(prefix + "since"), meta.get(prefix + "newest_end"),
+                              meta.get(prefix + "reason") or ""))
+    return sorted(out, key=lambda s: s.bucket_id)
+
+
+def latest_verdicts(db, limit: int = VERDICTS_SHOWN) -> list[VerdictRow]:
+    rows = db.conn.execute("SELECT at, verdict, reason, action, actor FROM watchdog_log ORDER BY id DESC LIMIT ?",
+                           (limit,)).fetchall()
+    return [VerdictRow(*row) for row in rows]
+
+
+def gather(db, settings: Settings, interval: float) -> Screen:
+    """One screen's facts. No database (yet), or one that cannot be read:
+    UNKNOWN, as `lifelog status` says, and the next redraw tries again."""
+    from lifelog import monitor
+
+    if db is None:
+        return Screen(status.unknown(f"no database at {settings.db_path}; create it with 'lifelog init'",
+                                     str(settings.db_path)), utcnow(), interval)
+    try:
+        return _gather(db, settings, interval, monitor)
+    except sqlite3.Error as e:
+        return Screen(status.unknown(f"cannot use the database {settings.db_path}: {e}", str(settings.db_path)),
+                      utcnow(), interval)
+
+
+def _gather(db, settings: Settings, interval: float, monitor) -> Screen:
+    meta = read_meta(db, (keys.AW_CHECKED_AT,))
+    checked = try_parse_iso(meta.get(keys.AW_CHECKED_AT))
+    now = utcnow()
+    if checked is None or (now - checked).total_seconds() >= settings.aw_health_check_interval_minutes * 60:
+        _, report = monitor.check_health(db, settings)
+    else:
+        report = monitor.refresh(db, settings, "status")
+    meta = read_meta(db, ("source.", "watchdog."))
+    return Screen(report, utcnow(), interval, sources_of(meta), latest_verdicts(db),
+                  meta.get(keys.WATCHDOG_VERDICT), meta.get(keys.WATCHDOG_CHECKED_AT))
+
+
+def _age(when: str | None, now: datetime) -> str:
+    t = try_parse_iso(when)
+    return "-" if t is None else format_age((now - t).total_seconds())
+
+
+def _clock(when: str) -> str:
+    t = try_parse_iso(when)
+    return when if t is None else t.astimezone().strftime("%H:%M:%S")
+
+
+def render(screen: Screen) -> Group:
+    """The screen as a rich renderable. Pure: the same Screen draws the same."""
+    r = screen.report
+    title = Text.assemble(("LifeLog status", "bold"), f"  {screen.now.astimezone():%Y-%m-%d %H:%M:%S}",
+                          (f"   redrawn every {screen.interval:g} s; Ctrl-C to stop", "grey50"))
+    summary = Text(r.summary, style=LEVEL_STYLE[r.level])
+    parts: list = [title, summary, Text("")]
+
+    comps = Table(box=None, pad_edge=False, show_edge=False, header_style="bold grey50")
+    for name in ("COMPONENT", "LEVEL", "REASON", "AGE"):
+        comps.add_column(name, no_wrap=name != "REASON")
+    for c in r.components:
+        comps.add_row(c.name, Text(c.level.name, LEVEL_STYLE[c.level]), c.reason,
+                      format_age(c.age_seconds) if c.age_seconds is not None else "")
+    parts.append(comps)
+
+    if screen.sources:
+        parts.append(Text(""))
+        src = Table(box=None, pad_edge=False, show_edge=False, header_style="bold grey50")
+        for name in ("SOURCE", "STATE", "SINCE", "NEWEST EVENT", "REASON"):
+            src.add_column(name, no_wrap=name != "REASON")
+        for s in screen.sources:
+            src.add_row(s.bucket_id, Text(s.state, STATE_STYLE.get(s.state, "")), _age(s.since, screen.now),
+                        _age(s.newest_end, screen.now), s.reason)
+        parts.append(src)
+
+    parts.append(Text(""))
+    now_verdict = screen.watchdog_verdict or "none yet"
+    parts.append(Text.assemble(("watchdog: ", "bold"), f"latest pass {now_verdict}",
+                               f" ({_age(screen.watchdog_checked_at, screen.now)})"))
+    if screen.verdicts:
+        log = Table(box=None, pad_edge=False, show_edge=False, header_style="bold grey50")
+        for name in ("AT", "VERDICT", "BY", "REASON", "ACTION"):
+            log.add_column(name, no_wrap=name not in ("REASON", "ACTION"))
+        for v in screen.verdicts:
+            style = "red" if v.verdict.startswith("restart") else ("yellow" if v.verdict.startswith("hold") else "")
+            log.add_row(_clock(v.at), Text(v.verdict, style), v.actor, v.reason, v.action)
+        parts.append(log)
+    else:
+        parts.append(Text("no verdict other than ok recorded yet", style="grey50"))
+    parts.append(Text(f"database {r.db}", style="grey50"))
+    return Group(*parts)
+
+
+class _Database:
+    """The database, opened once it exists (the watch may start before `lifelog init`)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.db = None
+
+    def get(self):
+        if self.db is None:
+            from lifelog.db import DatabaseMissing, DatabaseUnusable, open_db
+
+            try:
+                self.db = open_db(self.settings.db_path, create=False)
+            except (DatabaseMissing, DatabaseUnusable):
+                return None
+        return self.db
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
+
+def watch(settings: Settings, interval: float, console: Console | None = None,
+          stop: threading.Event | None = None) -> int:
+    """Redraw until `stop` is set (SIGINT and SIGTERM set it). Returns 0."""
+    if console is None:
+        console = Console(highlight=False)
+        if not console.is_terminal:  # a log: wide enough that lines stay whole
+            console = Console(highlight=False, width=max(console.width, 120))
+    if stop is None:
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())  # only record it; the loop stops
+    database = _Database(settings)
+    try:
+        if console.is_terminal:
+            with Live(console=console, auto_refresh=False, transient=False) as live:
+                while not stop.is_set():
+                    live.update(render(gather(database.get(), settings, interval)), refresh=True)
+                    stop.wait(interval)
+        else:
+            while not stop.is_set():
+                console.print(render(gather(database.get(), settings, interval)))
+                console.print()
+                console.file.flush()
+                stop.wait(interval)
+    finally:
+        database.close()
+    return 0

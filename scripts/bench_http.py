@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""What LifeLog's HTTP layer costs `lifelog status` (budget: 150 ms in all).
+
+    .venv/bin/python scripts/bench_http.py [-n 15]
+
+1. The import cost of each way to speak HTTP, in a fresh interpreter that has
+   already imported what the status path imports anyway (settings, db,
+   status, json, sqlite3, logging, urllib.parse): `requests`,
+   `http.client`, `lifelog.http` (plain http) and `lifelog.http` + `ssl`
+   (what an https URL adds).
+2. The status path without the command-line layer (settings, database, a
+   live AW health check of two requests, the verdict) against a real
+   aw-server started here, as is, and with `http.client` or `requests`
+   imported on top, which is what it would cost to use them; and, for
+   scale, with the database opened by `lifelog.db.open_db` (sqlite-utils).
+
+Medians and minimums over n fresh interpreters; the machine's load moves
+them, so compare the rows of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BASE = ("import json, sqlite3, logging, datetime, dataclasses, pathlib, urllib.parse\n"
+        "import lifelog.settings, lifelog.db, lifelog.status, lifelog.timeutil\n")
+# The database is opened as the cron fast path opens it (without sqlite-utils,
+# which alone takes longer to import than the budget); the last row shows open_db.
+STATUS_PATH = """
+from lifelog.settings import load_settings
+from lifelog.fastpath import open_lite as open_db
+from lifelog import status
+settings = load_settings()
+report = status.check_and_report(open_db(settings.db_path), settings)
+assert report.components[0].state.startswith("AW healthy"), report.summary
+"""
+
+
+def run_python(code: str, env: dict[str, str]) -> str:
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True, timeout=60).stdout
+
+
+def import_cost(stmt: str, env: dict[str, str], n: int) -> list[float]:
+    code = f"{BASE}import time\nt = time.perf_counter()\n{stmt}\nprint((time.perf_counter() - t) * 1000)"
+    return [float(run_python(code, env)) for _ in range(n)]
+
+
+def wall(code: str, env: dict[str, str], n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        began = time.perf_counter()
+        run_python(code, env)
+        times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+def row(label: str, ms: list[float]) -> None:
+    print(f"  {label:<42} median {statistics.median(ms):6.1f} ms   min {min(ms):6.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=15, help="fresh interpreters per row (default 15)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO / "tests"))
+    from awserver import AWServer  # the tests' real-server fixture
+
+    with tempfile.TemporaryDirectory(prefix="lifelog-bench-http-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LIFELOG_")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.update(HOME=tmp, XDG_CONFIG_HOME=f"{tmp}/config", XDG_DATA_HOME=f"{tmp}/data",
+                   XDG_STATE_HOME=f"{tmp}/state", PYTHONPATH=str(REPO))
+        print("import cost, after what the status path imports anyway:")
+        for stmt in ("import requests", "import http.client", "import lifelog.http",
+                     "import lifelog.http, ssl"):
+            run_python(f"{BASE}{stmt}", env)  # byte-code caches warm
+            row(stmt, import_cost(stmt, env, args.n))
+        aw = AWServer(Path(tmp) / "aw").start()
+        try:
+            env["LIFELOG_AW_URL"] = aw.url
+            run_python(STATUS_PATH, env)  # creates the database
+            print(f"status path (settings, db, 2 requests to {aw.url}, verdict), whole process:")
+            row("python -c pass", wall("pass", env, args.n))
+            for extra, label in (("", "lifelog.http (as shipped)"),
+                                 ("import http.client\n", "+ import http.client"),
+                                 ("import requests\n", "+ import requests")):
+                row(label, wall(extra + STATUS_PATH, env, args.n))
+            with_open_db = STATUS_PATH.replace("from lifelog.fastpath import open_lite as open_db",
+                                               "from lifelog.db import open_db")
+            row("lifelog.http, database by open_db", wall(with_open_db, env, args.n))
+        finally:
+            aw.stop()
+
+
+if __name__ == "__main__":
+    main()
