@@ -99,6 +99,9 @@ CREATE TABLE IF NOT EXISTS events_replaced (
     replaced_at      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_replaced_by_key ON events_replaced (server, bucket_id, event_id);
+-- What was replaced since a moment (`lifelog coverage`'s refresh asks,
+-- inside its write transaction): without it, a scan of every version kept.
+CREATE INDEX IF NOT EXISTS events_replaced_by_time ON events_replaced (replaced_at);
 
 -- Ingestion progress per bucket, so any process (watcher, backfill,
 -- reconcile), killed at any moment, carries on where the last one committed.

@@ -117,7 +117,7 @@ class Summary:
         changed = set(self.db.conn.execute(CHANGED_SQL, (since_iso,)))
         changed |= set(self.db.conn.execute(
             "SELECT DISTINCT server, bucket_id, substr(timestamp, 1, 10) FROM events_replaced"
-            " WHERE replaced_at >= ?", (since_iso,)))
+            " INDEXED BY events_replaced_by_time WHERE replaced_at >= ?", (since_iso,)))
         return changed
 
     def refresh(self, buckets: Iterable[tuple[str, str, bool]], since: float, until: float) -> None:
