@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -107,12 +106,15 @@ def idle_poll_cpu(url: str, db_path: Path, polls: int) -> float:
 
 
 def backfill_process_rss_mb(url: str, db_path: Path) -> float:
+    """Peak RSS of a `lifelog backfill` process. Started from a small wrapper
+    process: a child forked from this one (big after the rounds above) would
+    report this process's pages as its own peak."""
     env = dict(os.environ, LIFELOG_AW_URL=url, LIFELOG_BUCKETS=BUCKET, LIFELOG_AW_TIMEOUT_SECONDS="60")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([sys.executable, "-m", "lifelog", "backfill", "--db", str(db_path)], env=env, check=True,
-                   stdout=subprocess.DEVNULL, timeout=600)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(before, after) / 1024  # Linux reports KiB
+    wrapper = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+               "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "lifelog", "backfill", "--db",
+                          str(db_path)], env=env, check=True, capture_output=True, text=True, timeout=600).stdout
+    return int(out.split()[-1]) / 1024  # Linux reports KiB
 
 
 def main() -> None:

@@ -79,7 +79,8 @@ BUCKET_PATTERNS = ",".join(b.bucket_id for b in BUCKETS)
 COMMANDS = [("status", ["status"]), ("meta show", ["meta", "show"]), ("watchdog --once", ["watchdog", "--once"])]
 PENDING_COMMANDS = [
     ("sources", ["sources"]),
-    ("coverage, one week", ["coverage", "--since", (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%d")]),
+    ("coverage --since <a week ago>",
+     ["coverage", "--since", (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%d")]),
 ]
 
 
