@@ -304,11 +304,12 @@ def test_a_full_disk_keeps_the_watcher_alive_loses_nothing_and_it_catches_up_onc
     first = truth(aw_server, bucket)
     wait_for(lambda: stored(db, bucket) == first, what="the first events")
     filler = disk / "filler"
-    with open(filler, "wb") as f:  # fill the disk to the last byte
+    # Fill the disk to the last byte; unbuffered, so nothing is left to flush
+    # (and fail) at close whatever the free space was.
+    with open(filler, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=4)
