@@ -167,4 +167,15 @@ CREATE TABLE IF NOT EXISTS source_log (
 CREATE INDEX IF NOT EXISTS source_log_by_bucket ON source_log (bucket_id, at);
 CREATE INDEX IF NOT EXISTS source_log_by_time ON source_log (at);
 
-PRAGMA user_version = 4;
+-- The AW servers LifeLog has read from, by device_id (the `server` column
+-- above), with the host name and version /api/0/info gave: a bucket whose
+-- hostname is not its server's belongs to another machine (SPEC section 10).
+-- Written when the watcher connects and by each health check.
+CREATE TABLE IF NOT EXISTS servers (
+    device_id TEXT PRIMARY KEY,
+    hostname  TEXT,
+    version   TEXT,
+    seen_at   TEXT NOT NULL
+);
+
+PRAGMA user_version = 5;

@@ -63,6 +63,8 @@ class AWClient:
         # AW rejects Host headers other than localhost/127.0.0.1/its own host
         # name; requests sends the URL's host, which is what the user gave.
         self.session.headers.setdefault("Accept", "application/json")
+        # The latest /api/0/info answer: who connects may record it (lifelog.servers).
+        self.last_info: dict[str, Any] | None = None
 
     def close(self) -> None:
         self.session.close()
@@ -94,7 +96,8 @@ class AWClient:
     # -- the endpoints LifeLog uses -------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        return self.get_json("/api/0/info", expect=dict)
+        self.last_info = self.get_json("/api/0/info", expect=dict)
+        return self.last_info
 
     def buckets(self) -> dict[str, dict[str, Any]]:
         # Without the trailing slash the server answers 308.

@@ -8,5 +8,6 @@ all of them every minute.
 """
 
 from lifelog import status  # noqa: F401  (aw, watcher, data, restarts, watchdog)
+from lifelog import source_watch  # noqa: F401  (sources: AW's own watchers, SPEC section 10)
 
 LOADED = True

@@ -27,7 +27,7 @@ from typing import Any, Iterator
 from lifelog.errors import LifelogError, UsageError
 from lifelog.timeutil import now_iso
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # CREATE TABLE IF NOT EXISTS never changes an existing table: what a version
 # added to a table of an older database is added here, before schema.sql runs.
 MIGRATIONS = {
@@ -249,6 +249,12 @@ def set_meta(db: Database, key: str, value: str | int | float) -> None:
             " SET value = excluded.value, updated_at = excluded.updated_at",
             (key, str(value), now_iso()),
         )
+
+
+def delete_meta(db: Database, key: str) -> None:
+    """Remove one meta key (a source AW no longer lists)."""
+    with transaction(db):
+        db.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
 
 
 def read_meta(db: Database, prefixes: tuple[str, ...] = ()) -> dict[str, str | None]:

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Sequence
 
 from lifelog import buckets as buckets_mod
-from lifelog import keys, merge
+from lifelog import keys, merge, servers
 from lifelog.aw import AWClient
 from lifelog.db import set_meta, transaction
 from lifelog.merge import Event, Plan, Stored, Window
@@ -581,6 +581,7 @@ def stop_on_signals():
 
 def _connect(db, client: AWClient, settings: Settings) -> tuple[Source, dict[str, dict], list[str]]:
     src = Source.connect(client)
+    servers.record(db, src.server, client.last_info)  # AW's host name: lifelog.sources tells remote buckets by it
     listing = client.buckets()
     record_buckets(db, src.server, listing)
     return src, listing, buckets_mod.selected(listing.keys(), settings.bucket_patterns)
