@@ -273,6 +273,35 @@ def _watch_status(args, settings) -> int:
     return status_screen.watch(settings, args.interval)
 
 
+def cmd_sources(args) -> int:
+    from lifelog import source_watch
+    from lifelog.timeutil import format_age, utcnow
+    from lifelog.verdicts import SourceState
+
+    settings = _settings(args)
+    _quiet_logging()
+    now = utcnow()
+    with _open_existing(settings) as db:
+        views = source_watch.survey(db, settings, now)
+    silent = any(v.judgement.state is SourceState.SILENT for v in views)
+    if args.json:
+        _print_json([v.to_json(now) for v in views])
+        return 1 if silent else 0
+    if not views:
+        _out("(no sources yet: LifeLog's watcher lists AW's buckets when it polls)")
+        return 0
+    table = [("BUCKET", "TYPE", "HOST", "STATE", "NEWEST END", "AGE", "REASON")]
+    for v in views:
+        j = v.judgement
+        table.append((j.bucket_id, j.type, j.hostname, str(j.state),
+                      j.newest_end.isoformat(timespec="seconds") if j.newest_end else "-",
+                      format_age(j.age(now)), j.reason))
+    widths = [max(len(row[i]) for row in table) for i in range(6)]
+    for row in table:
+        _out("  ".join(cell.ljust(widths[i]) if i < 6 else cell for i, cell in enumerate(row)).rstrip())
+    return 1 if silent else 0
+
+
 def _ingest_setup(args):
     """Parse everything before opening the database: bad input writes nothing."""
     from lifelog.aw import AWClient
@@ -500,6 +529,12 @@ def build_parser() -> Parser:
     sub.add_argument("--slot-minutes", metavar="N", type=int, default=15, help="slot length (default 15)")
     sub.add_argument("--html", metavar="FILE", help="also write the picture as one self-contained HTML file")
     json_flag(sub)
+
+    json_flag(command("sources", cmd_sources,
+                      "every AW bucket as a source: is its watcher recording? exit 1 when one is silent",
+                      description="Every AW bucket as a source, judged now from the database: live, "
+                                  "idle, silent, copy, remote or unjudged, and why. Exit 0 when none "
+                                  "is silent, 1 when one or more is."))
 
     sub = command("backfill", cmd_backfill,
                   "fetch AW's history into the database in pages; resumable, safe beside the watcher")

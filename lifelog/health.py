@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from lifelog import keys
+from lifelog import keys, servers
 from lifelog.db import get_meta, set_meta, transaction
 from lifelog.liveness import AWView
 from lifelog.settings import Settings
@@ -33,6 +33,8 @@ class HealthResult:
     aw_url: str = ""
     # What the bucket list said about the selected buckets (for the data check).
     aw_view: AWView | None = field(default=None, compare=False, repr=False)
+    # /api/0/info as AW answered it (its device_id and host name: lifelog.servers).
+    info: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def exit_code(self) -> int:
@@ -65,6 +67,7 @@ def check(settings: Settings) -> HealthResult:
     version = ""
     status, error = AWStatus.HEALTHY, ""
     view = None
+    info = None
     with AWClient.from_settings(settings) as client:
         try:
             info = client.info()
@@ -79,7 +82,7 @@ def check(settings: Settings) -> HealthResult:
     latency_ms = round((time.monotonic() - began) * 1000.0, 1)
     if view is None:
         view = AWView(ok=False, error=error)
-    return HealthResult(status, checked_at, latency_ms, version, error, settings.aw_url, view)
+    return HealthResult(status, checked_at, latency_ms, version, error, settings.aw_url, view, info)
 
 
 def record(db, result: HealthResult) -> int:
@@ -107,6 +110,8 @@ def record(db, result: HealthResult) -> int:
             set_meta(db, keys.AW_VERSION, result.version)
         if result.status is AWStatus.HEALTHY:
             set_meta(db, keys.AW_LAST_HEALTHY_AT, result.checked_at)
+        if result.info:
+            servers.record(db, servers.key_of(result.info), result.info)
     return failures
 
 

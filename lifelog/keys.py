@@ -92,3 +92,55 @@ BACKUP_LAST_ATTEMPT_AT = "backup.last_attempt_at"  # good or not
 # Written into a restored database: where it came from, and when.
 BACKUP_RESTORED_FROM = "backup.restored_from"
 BACKUP_RESTORED_AT = "backup.restored_at"
+
+# -- sources: AW's own watchers (SPEC section 10) ---------------------------------------------
+# Since when the machine has been awake without a sleep, as the passes saw it
+# (the afk watcher is expected to record while it is), and the clocks read
+# then: a sleep since shows as the since-boot clock gaining on the awake one.
+SOURCES_AWAKE_SINCE = "sources.awake_since"
+SOURCES_CLOCKS = "sources.clocks"
+
+# Per source: `source.<bucket_id>.<field>`. Bucket ids may hold dots (host
+# names), so a key is read back by its known prefix and suffix, never split.
+SOURCE_PREFIX = "source."
+SOURCE_FIELDS = ("state", "since", "newest_end", "reason", "restart_level", "last_restart_at")
+
+
+def source_key(bucket_id: str, name: str) -> str:
+    return f"{SOURCE_PREFIX}{bucket_id}.{name}"
+
+
+def source_state(bucket_id: str) -> str:
+    """live, idle, silent, copy, remote or unjudged, as the latest pass judged it."""
+    return source_key(bucket_id, "state")
+
+
+def source_since(bucket_id: str) -> str:
+    """The pass that first saw the current state; unchanged while it holds."""
+    return source_key(bucket_id, "since")
+
+
+def source_newest_end(bucket_id: str) -> str:
+    """End of its newest event, by AW's bucket list or LifeLog's copy, whichever is later."""
+    return source_key(bucket_id, "newest_end")
+
+
+def source_reason(bucket_id: str) -> str:
+    return source_key(bucket_id, "reason")
+
+
+def source_restart_level(bucket_id: str) -> str:
+    """Consecutive runs of its restart command in effect (the backoff level)."""
+    return source_key(bucket_id, "restart_level")
+
+
+def source_last_restart_at(bucket_id: str) -> str:
+    return source_key(bucket_id, "last_restart_at")
+
+
+def source_of_state_key(key: str) -> str | None:
+    """The bucket id of a `source.<bucket_id>.state` key, else None."""
+    suffix = ".state"
+    if key.startswith(SOURCE_PREFIX) and key.endswith(suffix) and len(key) > len(SOURCE_PREFIX) + len(suffix):
+        return key[len(SOURCE_PREFIX):-len(suffix)]
+    return None

@@ -85,18 +85,24 @@ def backoff_delay(level: int, settings: Settings) -> float:
                settings.restart_backoff_max_seconds)
 
 
-def backoff_level(meta: Meta, now: datetime, settings: Settings) -> int:
-    """Consecutive restarts in effect: reset once the last restart is 2x max old."""
-    level = min(max(_int(meta.get(keys.WATCHDOG_BACKOFF_LEVEL)), 0), MAX_LEVEL)
-    last = age(ts(meta, keys.WATCHDOG_LAST_RESTART_AT), now)
+def backoff_level(meta: Meta, now: datetime, settings: Settings, *,
+                  level_key: str = keys.WATCHDOG_BACKOFF_LEVEL,
+                  last_key: str = keys.WATCHDOG_LAST_RESTART_AT) -> int:
+    """Consecutive restarts in effect: reset once the last restart is 2x max old.
+
+    The watcher's by default; a source's restarts keep their own keys."""
+    level = min(max(_int(meta.get(level_key)), 0), MAX_LEVEL)
+    last = age(ts(meta, last_key), now)
     if last is None or last >= 2 * settings.restart_backoff_max_seconds:
         return 0
     return level
 
 
-def backoff_remaining(meta: Meta, now: datetime, settings: Settings) -> float:
-    level = backoff_level(meta, now, settings)
-    since = age(ts(meta, keys.WATCHDOG_LAST_RESTART_AT), now)
+def backoff_remaining(meta: Meta, now: datetime, settings: Settings, *,
+                      level_key: str = keys.WATCHDOG_BACKOFF_LEVEL,
+                      last_key: str = keys.WATCHDOG_LAST_RESTART_AT) -> float:
+    level = backoff_level(meta, now, settings, level_key=level_key, last_key=last_key)
+    since = age(ts(meta, last_key), now)
     delay = backoff_delay(level, settings)
     if not in_window(since, delay):
         return 0.0
