@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from lifelog import keys, servers
 from lifelog.db import get_meta, set_meta, transaction
@@ -23,8 +23,7 @@ from lifelog.verdicts import AWStatus
 log = logging.getLogger("lifelog.health")
 
 
-@dataclass(frozen=True)
-class HealthResult:
+class HealthResult(NamedTuple):
     status: AWStatus
     checked_at: str
     latency_ms: float
@@ -32,9 +31,9 @@ class HealthResult:
     error: str = ""
     aw_url: str = ""
     # What the bucket list said about the selected buckets (for the data check).
-    aw_view: AWView | None = field(default=None, compare=False, repr=False)
+    aw_view: AWView | None = None
     # /api/0/info as AW answered it (its device_id and host name: lifelog.servers).
-    info: dict | None = field(default=None, compare=False, repr=False)
+    info: dict | None = None
 
     @property
     def exit_code(self) -> int:

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, NamedTuple
 
 from lifelog import keys, registry
 from lifelog.db import read_meta
@@ -27,8 +26,7 @@ from lifelog.verdicts import Level
 PREFIX = "lifelog_"
 
 
-@dataclass(frozen=True)
-class Metric:
+class Metric(NamedTuple):
     name: str
     help: str
     kind: str  # gauge or counter

@@ -23,9 +23,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Mapping, NamedTuple
 
 from lifelog import keys, registry
 from lifelog.db import read_meta, set_meta, transaction
@@ -60,8 +59,7 @@ __all__ = ["AWView", "CLOCK_SKEW", "Decision", "PassResult", "backoff_delay", "b
            "decide", "run_pass", "pause", "resume"]
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     verdict: Verdict
     reason: str
     due: Verdict | None = None  # for wait:backoff, the restart that was due
@@ -171,8 +169,7 @@ def decide(meta: Meta, facts: WatcherFacts, now: datetime, settings: Settings, *
 # -- gathering facts and acting ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PassResult:
+class PassResult(NamedTuple):
     verdict: Verdict
     reason: str
     action: str
@@ -181,7 +178,7 @@ class PassResult:
     backoff_level: int = 0
     status: str = ""  # the overall level after the pass (set by lifelog.monitor)
     status_summary: str = ""
-    aw: AWView | None = field(default=None, compare=False)  # AW's bucket list, when asked
+    aw: AWView | None = None  # AW's bucket list, when asked
 
     def to_json(self) -> dict:
         return {
@@ -252,8 +249,7 @@ class PassLock:
         self.lock.release()
 
 
-@dataclass
-class PassContext:
+class PassContext(NamedTuple):
     """What a pass knows, handed to the capabilities' pass steps."""
 
     now: datetime
@@ -263,7 +259,6 @@ class PassContext:
     decision: Decision
     actor: str
     aw: AWView | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def run_pass(db, settings: Settings, *, now: datetime | None = None, actor: str = "cron") -> PassResult:
@@ -291,7 +286,7 @@ def run_pass(db, settings: Settings, *, now: datetime | None = None, actor: str 
                 raise
             except Exception:  # one capability's trouble must not stop the watchdog
                 log.exception("watchdog pass step %s failed", step.name)
-    return PassResult(**{**result.__dict__, "aw": view})
+    return result._replace(aw=view)
 
 
 def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, decision: Decision,
