@@ -46,7 +46,7 @@ class AWNeedsKey(AWBadAnswer):
 
 
 def auth_reason(status: int, path: str, key_set: bool) -> str:
-    """What a 401/403 means, and the fix (SPEC section 4)."""
+    """What a 401/403 means, and the fix (README "A secured ActivityWatch")."""
     if key_set:
         return (f"HTTP {status} from {path}: ActivityWatch rejected the API key set in aw_api_key; "
                 "check it against api_key in the [auth] section of AW's config")

@@ -1,4 +1,4 @@
-"""Verified backups of the database, rotated, and a safe restore (SPEC section 12).
+"""Verified backups of the database, rotated, and a safe restore (README "Backups").
 
 A backup is SQLite's online backup of one read snapshot, in one step: the
 source connection opens a read transaction, counts the events, and copies

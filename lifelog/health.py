@@ -1,6 +1,6 @@
 """The AW health job: one bounded check of the server, recorded.
 
-A check is GET /api/0/info then GET /api/0/buckets/ (SPEC section 4). The
+A check is GET /api/0/info then GET /api/0/buckets/ (README "Monitoring"). The
 second call matters: an aw-server whose storage is broken (peewee 4 under
 aw-server 0.12.0) answers /info with 200 and every bucket call with 500.
 No answer at all is `unhealthy`; an answer that is not HTTP 200 with a JSON

@@ -147,7 +147,7 @@ class AWView(NamedTuple):
 
 class Freshness(enum.StrEnum):
     """How LifeLog's newest event compares with the threshold and with AW.
-    The values are the watchdog verdicts they lead to (SPEC section 5)."""
+    The values are the watchdog verdicts they lead to (README "How the watchdog decides")."""
 
     FRESH = "ok"
     HOLD_AW_UNHEALTHY = "hold:aw_unhealthy"  # stale, and AW does not answer

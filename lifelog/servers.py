@@ -1,8 +1,7 @@
 """The AW servers LifeLog reads from: their host name and version, by device_id.
 
 AW's `/api/0/info` names the host it runs on; a bucket whose `hostname`
-differs belongs to another machine (SPEC section 10: `remote`, never
-judged). The watcher records it each time it connects to AW, and so does
+differs belongs to another machine: `remote`, never judged (README "When an ActivityWatch watcher goes quiet"). The watcher records it each time it connects to AW, and so does
 the health check; the row is rewritten only when it changed or is a minute
 old, so a poll every few seconds costs one indexed read.
 """

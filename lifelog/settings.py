@@ -91,18 +91,18 @@ class Settings(NamedTuple):
     reconcile_interval_hours: float = 4
     buckets: str = "*"
     alert_command: str = ""
-    # A secret (SPEC section 8): never printed, logged or recorded.
+    # A secret (README "Settings"): never printed, logged or recorded.
     aw_api_key: str = ""
-    # Sources: ActivityWatch's own watchers (SPEC section 10).
+    # Sources: ActivityWatch's own watchers (README "When an ActivityWatch watcher goes quiet").
     source_silence_minutes: float = 10
     source_silence_critical_minutes: float = 60
     source_restart_commands: Mapping[str, str] = MappingProxyType({})
     watchdog_stale_minutes: float = 5
-    # Seen from outside (SPEC section 11).
+    # Seen from outside (README "Monitoring from another machine").
     ping_url: str = ""
     ping_interval_seconds: float = 60
     metrics_file: Path | None = None
-    # Backups (SPEC section 12); None means the default folder.
+    # Backups (README "Backups"); None means the default folder.
     backup_dir: Path | None = None
     backup_interval_hours: float = 24
     backup_keep_daily: int = 7
@@ -112,7 +112,7 @@ class Settings(NamedTuple):
     config_path: Path | None = None
 
     def __repr__(self) -> str:
-        # The secrets are never shown (SPEC section 8): not in a log, not in a traceback.
+        # The secrets are never shown (README "Settings"): not in a log, not in a traceback.
         shown = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self)
                           if name not in SECRET_SETTINGS)
         return f"Settings({shown})"
@@ -282,7 +282,7 @@ def _convert(name: str, raw: Any, source: str) -> Any:
     return _number(name, raw, source)
 
 
-# Settings whose values are secrets (SPEC section 8): never echoed in a
+# Settings whose values are secrets (README "Settings"): never echoed in a
 # message, and a config file holding one must be private to its owner.
 SECRET_SETTINGS = ("aw_api_key", "ping_url")
 

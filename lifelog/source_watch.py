@@ -1,6 +1,6 @@
 """Sources, recorded and acted on: each watchdog pass judges every source
 (lifelog.sources), records its state, and runs a silent source's restart
-command when the user gave one (SPEC section 10).
+command when the user gave one (README "When an ActivityWatch watcher goes quiet").
 
 - `read_facts()` reads what the judgment needs from the database only, never
   from AW: the buckets AW listed (with AW's hint of their newest end) and
@@ -34,7 +34,7 @@ log = logging.getLogger("lifelog.sources")
 
 Meta = Mapping[str, "str | None"]
 
-# A restart command is killed after this long (SPEC section 10).
+# A restart command is killed after this long (README "When an ActivityWatch watcher goes quiet").
 RESTART_TIMEOUT = 30.0
 # Events that started before the evidence window may still overlap it: the
 # latest few before it are read too (an afk bucket alternates afk / not-afk).

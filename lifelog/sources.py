@@ -1,4 +1,5 @@
-"""Sources: is each of ActivityWatch's own watchers recording? (SPEC section 10)
+"""Sources: is each of ActivityWatch's own watchers recording?
+(README "When an ActivityWatch watcher goes quiet")
 
 A source is one AW bucket selected by `buckets`. AW's watchers die, hang or
 lose their OS permission while the AW server keeps answering; this module

@@ -1,4 +1,4 @@
-"""One verdict over everything, Nagios style (SPEC section 7), worked out now.
+"""One verdict over everything, Nagios style (README "Status and alerts"), worked out now.
 
 Each component is a pure function of a `Snapshot` (meta, the facts about the
 watcher process, recent restarts, AW's bucket list when it was asked, the

@@ -1,8 +1,10 @@
 """Named values the monitoring parts share: watchdog verdicts, AW health,
-status levels, the states of sources. No dependencies, so the cron path imports it for free.
+status levels, the states of sources. No dependencies, so the cron path
+imports it for free.
 
-The verdicts' values are SPEC section 5's strings; they are stored in
-`watchdog.verdict` and `watchdog_log.verdict` as they are.
+The verdicts' values are the strings README "How the watchdog decides"
+lists; they are stored in `watchdog.verdict` and `watchdog_log.verdict` as
+they are.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ class Verdict(enum.StrEnum):
     WAIT_BACKOFF = "wait:backoff"
     WAIT_RESUMED = "wait:resumed"
     PAUSED = "paused"
-    # A silent source's restart command was run (SPEC section 10). Not a
-    # replacement of LifeLog's watcher: not in RESTART_VERDICTS.
+    # A silent source's restart command was run (README "When an ActivityWatch watcher goes quiet").
+    # Not a replacement of LifeLog's watcher: not in RESTART_VERDICTS.
     RESTART_SOURCE_SILENT = "restart:source_silent"
 
 
@@ -36,7 +38,7 @@ HOLD_VERDICTS = frozenset({Verdict.HOLD_AW_UNHEALTHY, Verdict.HOLD_SOURCE_STALE}
 
 
 class SourceState(enum.StrEnum):
-    """The state of one source, an AW bucket (SPEC section 10)."""
+    """The state of one source, an AW bucket (README "When an ActivityWatch watcher goes quiet")."""
 
     LIVE = "live"  # expected to record now, and it has, within source_silence_minutes
     IDLE = "idle"  # nothing expected from it now (you were away, the browser not in focus)

@@ -9,7 +9,7 @@ and acts; it holds a file lock while it does, so a cron pass and the daemon's
 loop that decide together make one restart, not two. Capabilities that act
 in each pass (sources) run inside the same lock (lifelog.registry pass steps).
 
-Verdicts, first match wins (SPEC section 5):
+Verdicts, first match wins (README "How the watchdog decides"):
 
     paused -> restart:not_running -> wait:startup_grace -> wait:resumed
     -> restart:heartbeat_stale -> hold:aw_unhealthy / hold:source_stale /

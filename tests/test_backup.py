@@ -1,4 +1,4 @@
-"""`lifelog backup` and `lifelog restore` (SPEC section 12): the copy, its
+"""`lifelog backup` and `lifelog restore` (README "Backups"): the copy, its
 check, failures that leave nothing behind, retention on disk, restore and
 its refusals; the schedule and the status component at their boundaries.
 

@@ -1,4 +1,4 @@
-"""Sources judged, pure (SPEC section 10): boundaries probed exactly,
+"""Sources judged, pure (README "When an ActivityWatch watcher goes quiet"): boundaries probed exactly,
 properties by hypothesis. No database, no AW, no clock: facts are values and
 `now` is passed in."""
 

@@ -1,4 +1,4 @@
-"""Sources against a real aw-server (SPEC section 10): threads feed AW as
+"""Sources against a real aw-server (README "When an ActivityWatch watcher goes quiet"): threads feed AW as
 its own watchers do (aw-watcher-afk's heartbeats, aw-watcher-window's), a
 `lifelog watchdog` loop judges every pass, with thresholds of seconds.
 
