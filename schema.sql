@@ -179,6 +179,17 @@ CREATE TABLE IF NOT EXISTS source_log (
 CREATE INDEX IF NOT EXISTS source_log_by_bucket ON source_log (bucket_id, at);
 CREATE INDEX IF NOT EXISTS source_log_by_time ON source_log (at);
 
+-- The AW servers LifeLog has read from, by device_id (the `server` column
+-- above), with the host name and version /api/0/info gave: a bucket whose
+-- hostname is not its server's belongs to another machine (SPEC section 10).
+-- Written when the watcher connects and by each health check.
+CREATE TABLE IF NOT EXISTS servers (
+    device_id TEXT PRIMARY KEY,
+    hostname  TEXT,
+    version   TEXT,
+    seen_at   TEXT NOT NULL
+);
+
 -- One row per watcher process: when it started and its latest heartbeat,
 -- updated in place with every heartbeat (in the same transaction). The
 -- stretches between runs are when LifeLog's watcher was not running, for

@@ -8,6 +8,9 @@ imported and used on its own:
 - `lifelog.http`      bounded HTTP/1.1 over the standard library; `redact_url`
 - `lifelog.aw`        bounded HTTP calls to the ActivityWatch server
 - `lifelog.watcher`   the long-running watcher process
+- `lifelog.sources`   is each of AW's own watchers recording? (the pure judgment)
+- `lifelog.source_watch`  sources judged each watchdog pass, recorded, restarted; `lifelog sources`
+- `lifelog.servers`   each AW server's host name, by device_id
 """
 
 __version__ = "0.1.0"

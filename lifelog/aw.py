@@ -46,7 +46,7 @@ class AWNeedsKey(AWBadAnswer):
 
 
 def auth_reason(status: int, path: str, key_set: bool) -> str:
-    """What a 401/403 means, and the fix (SPEC section 4)."""
+    """What a 401/403 means, and the fix (README "A secured ActivityWatch")."""
     if key_set:
         return (f"HTTP {status} from {path}: ActivityWatch rejected the API key set in aw_api_key; "
                 "check it against api_key in the [auth] section of AW's config")
@@ -83,6 +83,8 @@ class AWClient:
 
     def __repr__(self) -> str:
         return f"AWClient({http.redact_url(self.url)!r}, {self.timeout!r})"
+        # The latest /api/0/info answer: who connects may record it (lifelog.servers).
+        self.last_info: dict[str, Any] | None = None
 
     def close(self) -> None:
         self._conn.close()
@@ -116,7 +118,8 @@ class AWClient:
     # -- the endpoints LifeLog uses -------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        return self.get_json("/api/0/info", expect=dict)
+        self.last_info = self.get_json("/api/0/info", expect=dict)
+        return self.last_info
 
     def buckets(self) -> dict[str, dict[str, Any]]:
         # Without the trailing slash the server answers 308.

@@ -1,4 +1,4 @@
-"""Verified backups of the database, rotated, and a safe restore (SPEC section 12).
+"""Verified backups of the database, rotated, and a safe restore (README "Backups").
 
 A backup is SQLite's online backup of one read snapshot, in one step: the
 source connection opens a read transaction, counts the events, and copies
@@ -35,7 +35,6 @@ import logging
 import os
 import re
 import sqlite3
-import threading
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -43,15 +42,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
-from lifelog import keys, registry, retention
-from lifelog.db import SCHEMA_VERSION, Database, get_meta, open_db, read_meta, set_meta, transaction
+from lifelog import keys, retention
+from lifelog.db import SCHEMA_VERSION, Database, get_meta, open_db, set_meta, transaction
 from lifelog.errors import AlreadyRunning, LifelogError
-from lifelog.liveness import CLOCK_SKEW, age, ts
 from lifelog.locks import ProcessLock, lock_path
 from lifelog.settings import Settings
-from lifelog.status import Component, Snapshot
-from lifelog.timeutil import UTC, format_age, to_iso, utcnow
-from lifelog.verdicts import Level
+from lifelog.timeutil import UTC, to_iso, utcnow
 
 log = logging.getLogger("lifelog.backup")
 
@@ -81,69 +77,6 @@ class RestoreRefused(LifelogError):
 
 class BadCopy(Exception):
     """A copy that fails the check: integrity, tables or event count."""
-
-
-# -- when a backup is due, and the status component (pure) -----------------------------------
-
-
-def interval_seconds(settings: Settings) -> float | None:
-    """Seconds between scheduled backups; None when they are off (0)."""
-    hours = settings.backup_interval_hours
-    return hours * 3600.0 if hours > 0 else None
-
-
-def due(meta: Mapping[str, str | None], now: datetime, settings: Settings) -> bool:
-    """True when a scheduled backup is due: the newest good one (or, with
-    none, the database's creation) is an interval old or more, unknown, or
-    in the future beyond the clock skew (the clock stepped back)."""
-    interval = interval_seconds(settings)
-    if interval is None:
-        return False
-    since = age(ts(meta, keys.BACKUP_LAST_OK_AT) or ts(meta, keys.DB_CREATED_AT), now)
-    return since is None or since >= interval or since < -CLOCK_SKEW
-
-
-def _age_text(seconds: float) -> str:
-    return format_age(seconds).removesuffix(" ago")
-
-
-@registry.component("backup", order=70)
-def backup_component(snap: Snapshot, settings: Settings) -> Component:
-    """WARNING when backups are on and the newest verified one is older than
-    twice backup_interval_hours, or there is none once the database is that old."""
-    meta, now = snap.meta, snap.now
-    last_ok = meta.get(keys.BACKUP_LAST_OK_AT)
-    last_age = age(ts(meta, keys.BACKUP_LAST_OK_AT), now)
-    shown_age = None if last_age is None else round(last_age, 1)
-    error = meta.get(keys.BACKUP_LAST_ERROR) or ""
-    failed = f"; the latest attempt failed: {error}" if error else ""
-    interval = interval_seconds(settings)
-    newest = Path(meta.get(keys.BACKUP_LAST_PATH) or "?").name
-    if interval is None:
-        reason = "scheduled backups off (backup_interval_hours = 0)"
-        return Component("backup", Level.OK, reason + (f"; newest {newest}" if last_ok else ""),
-                         last_ok, shown_age)
-    limit = 2 * interval
-    fix = "run 'lifelog backup', and keep 'lifelog daemon' running (or add 'lifelog backup' to cron)"
-    if last_ok is None:
-        created_age = age(ts(meta, keys.DB_CREATED_AT), now)
-        if created_age is not None and created_age > limit:
-            return Component("backup", Level.WARNING,
-                             f"no verified backup yet, and the database is {_age_text(created_age)} old"
-                             f"{failed}; {fix}", None, None)
-        return Component("backup", Level.OK, f"no backup yet{failed}", None, None)
-    if last_age is None or last_age > limit or last_age < -CLOCK_SKEW:
-        if last_age is None:
-            when = f"of unknown age (backup.last_ok_at is {last_ok!r})"
-        elif last_age < 0:
-            when = "in the future (the clock stepped back?)"
-        else:
-            when = f"{_age_text(last_age)} old"
-        return Component("backup", Level.WARNING,
-                         f"backup overdue: the newest verified backup is {when}, over twice "
-                         f"backup_interval_hours ({settings.backup_interval_hours:g} h){failed}; {fix}",
-                         last_ok, shown_age)
-    return Component("backup", Level.OK, f"newest verified backup {newest}{failed}", last_ok, shown_age)
 
 
 # -- making one -----------------------------------------------------------------------------
@@ -520,28 +453,6 @@ def _remove_partials(folder: Path) -> None:
     for name in leftovers:
         log.info("removing %s, left by a backup that did not finish", folder / name)
         _remove_quietly(folder / name)
-
-
-# -- the daemon's job --------------------------------------------------------------------------
-
-
-def _due_at_launch(db: Database, settings: Settings) -> bool:
-    return due(read_meta(db, ("backup.", "db.")), utcnow(), settings)
-
-
-@registry.daemon_job("backup", interval=interval_seconds, due_at_launch=_due_at_launch, order=40)
-def _backup_job(settings: Settings, stop: threading.Event) -> None:
-    if stop.is_set():
-        return
-    try:
-        result = run(settings)
-    except BackupFailed as e:  # recorded in backup.last_error; the status shows it
-        log.warning("backup failed: %s", e)
-        return
-    log.info("backup verified: %s (%d bytes, %d events, %.1f s); retention removed %d",
-             result.path, result.bytes, result.events, result.seconds, len(result.removed))
-    for error in result.retention_errors:
-        log.warning("retention: %s", error)
 
 
 # -- restore ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ all of them every minute.
 
 from lifelog import status  # noqa: F401  (aw, watcher, data, restarts, watchdog)
 from lifelog import metrics, ping  # noqa: F401  (outputs: the metrics file, the dead man's switch)
-from lifelog import backup  # noqa: F401  (backup: status component, daemon job)
+from lifelog import backup_status  # noqa: F401  (backups: status component, daemon job)
+from lifelog import source_watch  # noqa: F401  (sources: AW's own watchers)
 
 LOADED = True

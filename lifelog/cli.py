@@ -273,6 +273,35 @@ def _watch_status(args, settings) -> int:
     return status_screen.watch(settings, args.interval)
 
 
+def cmd_sources(args) -> int:
+    from lifelog import source_watch
+    from lifelog.timeutil import format_age, utcnow
+    from lifelog.verdicts import SourceState
+
+    settings = _settings(args)
+    _quiet_logging()
+    now = utcnow()
+    with _open_existing(settings) as db:
+        views = source_watch.survey(db, settings, now)
+    silent = any(v.judgement.state is SourceState.SILENT for v in views)
+    if args.json:
+        _print_json([v.to_json(now) for v in views])
+        return 1 if silent else 0
+    if not views:
+        _out("(no sources yet: LifeLog's watcher lists AW's buckets when it polls)")
+        return 0
+    table = [("BUCKET", "TYPE", "HOST", "STATE", "NEWEST END", "AGE", "REASON")]
+    for v in views:
+        j = v.judgement
+        table.append((j.bucket_id, j.type, j.hostname, str(j.state),
+                      j.newest_end.isoformat(timespec="seconds") if j.newest_end else "-",
+                      format_age(j.age(now)), j.reason))
+    widths = [max(len(row[i]) for row in table) for i in range(6)]
+    for row in table:
+        _out("  ".join(cell.ljust(widths[i]) if i < 6 else cell for i, cell in enumerate(row)).rstrip())
+    return 1 if silent else 0
+
+
 def _ingest_setup(args):
     """Parse everything before opening the database: bad input writes nothing."""
     from lifelog.aw import AWClient
@@ -425,14 +454,45 @@ def cmd_restore(args) -> int:
 # -- the parser ----------------------------------------------------------------------
 
 
-def build_parser() -> Parser:
+class _Unused:
+    """Stands in for the parser of a command not being run: what would
+    configure it is skipped (each command line parses only its own command's
+    options; building all of them costs most commands ~10 ms)."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kw: self
+
+
+_UNUSED = _Unused()
+
+
+# Every command's name, in the order `lifelog --help` lists them.
+COMMANDS = ("init", "meta", "watcher", "daemon", "health", "watchdog", "status", "coverage", "sources",
+            "backfill", "reconcile", "backup", "restore")
+
+
+def _command_of(argv: list[str] | None) -> str | None:
+    """The command named on the command line (its first word), or None: build all."""
+    if argv is None or not argv or argv[0] not in COMMANDS:
+        return None
+    return argv[0]
+
+
+def build_parser(argv: list[str] | None = None) -> Parser:
+    """The parser of every command, or, given an `argv` that names one, of that
+    command alone."""
+    wanted = _command_of(argv)
     common = _common()
     parser = Parser(prog=PROG, description="A faithful, self-watching copy of your ActivityWatch data in SQLite.")
     # An explicit prog spares argparse a help formatter (and shutil) at every start.
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", prog=PROG)
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help: str, *, group=commands,
-                description: str | None = None) -> Parser:
+                description: str | None = None):
+        if group is _UNUSED:
+            return _UNUSED
+        if group is commands and wanted not in (None, name):
+            return _UNUSED
         sub = group.add_parser(name, help=help, description=description or help, parents=[common])
         sub.set_defaults(run=func)
         return sub
@@ -448,10 +508,13 @@ def build_parser() -> Parser:
 
     command("init", cmd_init, "create the database and its schema (idempotent) and print its path")
 
-    meta = commands.add_parser("meta", help="read the meta table, where every part records its state",
-                               description="Read the meta table, where every part records its state.")
-    meta.set_defaults(run=lambda args: _help_of(meta))
-    meta_commands = meta.add_subparsers(title="commands", metavar="COMMAND", prog=f"{PROG} meta")
+    meta_help = "read the meta table, where every part records its state"
+    if wanted in (None, "meta"):
+        meta = commands.add_parser("meta", help=meta_help, description=meta_help.capitalize() + ".")
+        meta.set_defaults(run=lambda args: _help_of(meta))
+        meta_commands = meta.add_subparsers(title="commands", metavar="COMMAND", prog=f"{PROG} meta")
+    else:
+        meta_commands = _UNUSED
     sub = command("show", cmd_meta_show, "show the meta table: key, value, updated_at and age",
                   group=meta_commands)
     sub.add_argument("prefixes", nargs="*", metavar="PREFIX", help="only keys starting with these, e.g. watcher.")
@@ -501,6 +564,12 @@ def build_parser() -> Parser:
     sub.add_argument("--html", metavar="FILE", help="also write the picture as one self-contained HTML file")
     json_flag(sub)
 
+    json_flag(command("sources", cmd_sources,
+                      "every AW bucket as a source: is its watcher recording? exit 1 when one is silent",
+                      description="Every AW bucket as a source, judged now from the database: live, "
+                                  "idle, silent, copy, remote or unjudged, and why. Exit 0 when none "
+                                  "is silent, 1 when one or more is."))
+
     sub = command("backfill", cmd_backfill,
                   "fetch AW's history into the database in pages; resumable, safe beside the watcher")
     aw_url(sub)
@@ -545,7 +614,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str]) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
         if not hasattr(args, "run"):

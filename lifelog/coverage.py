@@ -1,5 +1,5 @@
 """Coverage: what is known about each stretch of time, and why data is
-missing (SPEC section 13). Pure: facts and the range in, stretches out.
+missing (README "Finding gaps"). Pure: facts and the range in, stretches out.
 
 Time is a float of unix seconds inside this module; days are local days
 (`tz`, or the machine's own zone when None). The range is cut into slots of
@@ -390,7 +390,7 @@ class Coverage:
     stretches: list[Stretch]
 
     def to_json(self) -> dict:
-        """SPEC section 13's document."""
+        """The document `lifelog coverage --json` prints (README "Finding gaps")."""
         def num(x: float) -> int | float:
             return int(x) if float(x).is_integer() else round(x, 3)
 

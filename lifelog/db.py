@@ -255,6 +255,12 @@ def set_meta(db: Database, key: str, value: str | int | float) -> None:
         )
 
 
+def delete_meta(db: Database, key: str) -> None:
+    """Remove one meta key (a source AW no longer lists)."""
+    with transaction(db):
+        db.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+
 def read_meta(db: Database, prefixes: tuple[str, ...] = ()) -> dict[str, str | None]:
     """Every meta key (or those starting with `prefixes`) and its value: one
     snapshot, so a decision reads one consistent state."""

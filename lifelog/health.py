@@ -1,6 +1,6 @@
 """The AW health job: one bounded check of the server, recorded.
 
-A check is GET /api/0/info then GET /api/0/buckets/ (SPEC section 4). The
+A check is GET /api/0/info then GET /api/0/buckets/ (README "Monitoring"). The
 second call matters: an aw-server whose storage is broken (peewee 4 under
 aw-server 0.12.0) answers /info with 200 and every bucket call with 500.
 No answer at all is `unhealthy`; an answer that is not HTTP 200 with a JSON
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from lifelog import keys
+from lifelog import keys, servers
 from lifelog.db import get_meta, set_meta, transaction
 from lifelog.liveness import AWView
 from lifelog.settings import Settings
@@ -23,8 +23,7 @@ from lifelog.verdicts import AWStatus
 log = logging.getLogger("lifelog.health")
 
 
-@dataclass(frozen=True)
-class HealthResult:
+class HealthResult(NamedTuple):
     status: AWStatus
     checked_at: str
     latency_ms: float
@@ -32,7 +31,9 @@ class HealthResult:
     error: str = ""
     aw_url: str = ""
     # What the bucket list said about the selected buckets (for the data check).
-    aw_view: AWView | None = field(default=None, compare=False, repr=False)
+    aw_view: AWView | None = None
+    # /api/0/info as AW answered it (its device_id and host name: lifelog.servers).
+    info: dict | None = None
 
     @property
     def exit_code(self) -> int:
@@ -65,6 +66,7 @@ def check(settings: Settings) -> HealthResult:
     version = ""
     status, error = AWStatus.HEALTHY, ""
     view = None
+    info = None
     with AWClient.from_settings(settings) as client:
         try:
             info = client.info()
@@ -79,7 +81,7 @@ def check(settings: Settings) -> HealthResult:
     latency_ms = round((time.monotonic() - began) * 1000.0, 1)
     if view is None:
         view = AWView(ok=False, error=error)
-    return HealthResult(status, checked_at, latency_ms, version, error, settings.aw_url, view)
+    return HealthResult(status, checked_at, latency_ms, version, error, settings.aw_url, view, info)
 
 
 def record(db, result: HealthResult) -> int:
@@ -107,6 +109,8 @@ def record(db, result: HealthResult) -> int:
             set_meta(db, keys.AW_VERSION, result.version)
         if result.status is AWStatus.HEALTHY:
             set_meta(db, keys.AW_LAST_HEALTHY_AT, result.checked_at)
+        if result.info:
+            servers.record(db, servers.key_of(result.info), result.info)
     return failures
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import re
 import socket
 import time
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 from lifelog.redact import redact_url  # also offered here: `lifelog.http.redact_url`
@@ -50,20 +51,18 @@ class BadAnswer(HTTPError):
     """Something answered, but not in HTTP this module can read."""
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: int
     reason: str
     # Lower-case names; a repeated header's values joined with ", ".
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
     body: bytes = b""
 
 
 # -- the connection ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     scheme: str
     host: str
     port: int

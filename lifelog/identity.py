@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from lifelog import keys
 
@@ -27,8 +26,7 @@ from lifelog import keys
 CREATED_TOLERANCE = 0.01
 
 
-@dataclass(frozen=True)
-class LiveProc:
+class LiveProc(NamedTuple):
     """What the OS says about one PID right now."""
 
     pid: int
@@ -37,8 +35,7 @@ class LiveProc:
     cmdline: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True)
-class WatcherFacts:
+class WatcherFacts(NamedTuple):
     """Which process, if any, is the watcher of this database."""
 
     pid: int | None  # the matching process, or None

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from lifelog import keys
 from lifelog.identity import WatcherFacts
@@ -137,8 +136,7 @@ def heartbeat_age(meta: Meta, facts: WatcherFacts, now: datetime,
 # -- data freshness -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AWView:
+class AWView(NamedTuple):
     """What AW's bucket list said about the selected buckets, when asked."""
 
     ok: bool  # AW answered /api/0/buckets/ properly
@@ -149,7 +147,7 @@ class AWView:
 
 class Freshness(enum.StrEnum):
     """How LifeLog's newest event compares with the threshold and with AW.
-    The values are the watchdog verdicts they lead to (SPEC section 5)."""
+    The values are the watchdog verdicts they lead to (README "How the watchdog decides")."""
 
     FRESH = "ok"
     HOLD_AW_UNHEALTHY = "hold:aw_unhealthy"  # stale, and AW does not answer
@@ -158,8 +156,7 @@ class Freshness(enum.StrEnum):
     UNJUDGED = "unjudged"  # stale, and AW was not asked
 
 
-@dataclass(frozen=True)
-class DataJudgement:
+class DataJudgement(NamedTuple):
     freshness: Freshness
     reason: str
 

@@ -28,7 +28,7 @@ from lifelog.timeutil import now_iso, parse_iso, to_iso
 
 # A poll asks again for what started this long before the newest stored
 # event: covers aw-watcher-afk's back-dating (pulsetime 185 s) plus the
-# client's commit lag (AW-FACTS pitfall 4). Older late arrivals: reconcile.
+# client's commit lag (about 10 s). Older late arrivals: reconcile.
 LOOKBACK = timedelta(minutes=5)
 # Time one poll may spend on history, so live data and the heartbeat stay fresh.
 GAP_BUDGET_SECONDS = 5.0

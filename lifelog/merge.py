@@ -118,7 +118,7 @@ def normalise(raw: Mapping[str, Any]) -> Event:
     try:
         # ts is canonical (UTC, +00:00), so isoformat gives the stored form directly.
         ended = (datetime.fromisoformat(ts) + timedelta(seconds=duration)).isoformat(timespec="microseconds")
-    except OverflowError:  # an absurd duration: AW accepts anything (AW-FACTS pitfall 15)
+    except OverflowError:  # an absurd duration: AW accepts any duration, even negative ones
         ended = ts
     return Event(int(raw["id"]), ts, duration, compact_json(raw.get("data", {})), ended)
 

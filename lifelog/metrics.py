@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, NamedTuple
 
 from lifelog import keys, registry
 from lifelog.db import read_meta
@@ -27,8 +26,7 @@ from lifelog.verdicts import Level
 PREFIX = "lifelog_"
 
 
-@dataclass(frozen=True)
-class Metric:
+class Metric(NamedTuple):
     name: str
     help: str
     kind: str  # gauge or counter
@@ -121,9 +119,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def _sources(db, meta: Mapping[str, str | None]) -> list[tuple[dict[str, str], float | None, bool]]:
     """Each judged source (its `source.<bucket>.state` key) with its labels."""
-    suffix = ".state"
-    judged = {k[len("source."):-len(suffix)]: v for k, v in meta.items()
-              if k.startswith("source.") and k.endswith(suffix)}
+    judged = {b: v for k, v in meta.items() if (b := keys.source_of_state_key(k)) is not None}
     if not judged:
         return []
     facts = {r[0]: (r[1] or "", r[2] or "") for r in db.conn.execute(
@@ -131,7 +127,7 @@ def _sources(db, meta: Mapping[str, str | None]) -> list[tuple[dict[str, str], f
     out = []
     for bucket_id, state in sorted(judged.items()):
         type_, host = facts.get(bucket_id, ("", ""))
-        end = _epoch(meta, f"source.{bucket_id}.newest_end")
+        end = _epoch(meta, keys.source_newest_end(bucket_id))
         out.append(({"bucket": bucket_id, "type": type_, "host": host}, end, state == "silent"))
     return out
 

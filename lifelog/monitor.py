@@ -11,7 +11,6 @@ event, never twice.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sqlite3
 import threading
@@ -67,7 +66,7 @@ def refresh(db, settings: Settings, trigger: str, *, aw: AWView | None = None,
     if snap.aw is None:
         threshold = settings.watcher_timestamp_threshold_minutes * 60.0
         if judge_data(snap.meta, snap.now, threshold, None).freshness is Freshness.UNJUDGED:
-            snap = dataclasses.replace(snap, aw=watchdog.aw_view(settings))
+            snap = snap._replace(aw=watchdog.aw_view(settings))
     report = status.evaluate(snap, settings)
     try:
         alerts.notify_if_changed(db, settings, report)
@@ -91,7 +90,7 @@ def watchdog_pass(db, settings: Settings, *, actor: str = "cron", now: datetime 
     """One watchdog pass, then a refresh; the result carries the overall level."""
     result = watchdog.run_pass(db, settings, now=now, actor=actor)
     report = refresh(db, settings, "watchdog", aw=result.aw, context=result)
-    return dataclasses.replace(result, status=report.level.name, status_summary=report.summary)
+    return result._replace(status=report.level.name, status_summary=report.summary)
 
 
 def status_now(db, settings: Settings) -> StatusReport:

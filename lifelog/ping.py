@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping
+from typing import Mapping, NamedTuple
 from urllib.parse import quote
 
 from lifelog import keys, registry
@@ -44,8 +43,7 @@ class Sent(enum.StrEnum):
     DOWN = "down"
 
 
-@dataclass(frozen=True)
-class Ping:
+class Ping(NamedTuple):
     method: str
     url: str
     body: bytes | None

@@ -1,4 +1,4 @@
-"""Secrets kept out of everything LifeLog prints, logs or records (SPEC section 8).
+"""Secrets kept out of everything LifeLog prints, logs or records (README "Settings").
 
 Two secrets exist: `aw_api_key`, and the token in a `ping_url` (a
 healthchecks UUID or ping key, an Uptime Kuma push token). Code never puts

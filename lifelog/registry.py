@@ -19,12 +19,10 @@ of LifeLog's, so anything may import it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     name: str
     func: Callable[..., Any]
     order: float = 0.0

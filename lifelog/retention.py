@@ -1,5 +1,5 @@
 """Which backups to keep: a pure function of the backups' file names and the
-`backup_keep_*` settings (SPEC section 12), with restic's `forget` semantics.
+`backup_keep_*` settings (README "Backups"), with restic's `forget` semantics.
 
 A backup's time is read from its name, `lifelog-YYYYMMDDTHHMMSSZ.db` (UTC);
 a file whose name does not match that pattern, or names no real moment, is

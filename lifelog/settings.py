@@ -12,7 +12,8 @@ import math
 import os
 import shlex
 import sys
-from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import NamedTuple
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -70,8 +71,10 @@ def log_dir() -> Path:
     return user_state_dir() / "lifelog" / "log"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
+    """Every setting, resolved. (A NamedTuple, not a dataclass: every command
+    builds one, and importing dataclasses costs more than the cron pass may.)"""
+
     db_path: Path
     aw_url: str = "http://127.0.0.1:5600"
     poll_interval_seconds: float = 10
@@ -93,18 +96,18 @@ class Settings:
     history_retention_days: float = 365
     buckets: str = "*"
     alert_command: str = ""
-    # A secret (SPEC section 8): never printed, logged or recorded.
-    aw_api_key: str = field(default="", repr=False)
-    # Sources: ActivityWatch's own watchers (SPEC section 10).
+    # A secret (README "Settings"): never printed, logged or recorded.
+    aw_api_key: str = ""
+    # Sources: ActivityWatch's own watchers (README "When an ActivityWatch watcher goes quiet").
     source_silence_minutes: float = 10
     source_silence_critical_minutes: float = 60
-    source_restart_commands: dict[str, str] = field(default_factory=dict)
+    source_restart_commands: Mapping[str, str] = MappingProxyType({})
     watchdog_stale_minutes: float = 5
-    # Seen from outside (SPEC section 11).
-    ping_url: str = field(default="", repr=False)
+    # Seen from outside (README "Monitoring from another machine").
+    ping_url: str = ""
     ping_interval_seconds: float = 60
     metrics_file: Path | None = None
-    # Backups (SPEC section 12); None means the default folder.
+    # Backups (README "Backups"); None means the default folder.
     backup_dir: Path | None = None
     backup_interval_hours: float = 24
     backup_keep_daily: int = 7
@@ -112,6 +115,12 @@ class Settings:
     backup_keep_monthly: int = 12
     # Where the settings came from, for messages; not a setting.
     config_path: Path | None = None
+
+    def __repr__(self) -> str:
+        # The secrets are never shown (README "Settings"): not in a log, not in a traceback.
+        shown = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self)
+                          if name not in SECRET_SETTINGS)
+        return f"Settings({shown})"
 
     @property
     def bucket_patterns(self) -> list[str]:
@@ -130,7 +139,7 @@ class Settings:
         return self.backup_dir if self.backup_dir is not None else default_backup_dir()
 
 
-SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name != "config_path")
+SETTING_NAMES = tuple(name for name in Settings._fields if name != "config_path")
 
 # Settings that must be > 0 (a zero interval would spin) and those that may be 0.
 _POSITIVE = {
@@ -236,7 +245,7 @@ def _command_table(name: str, raw: Any, source: str) -> dict[str, str]:
             raise UsageError(f"{source}: setting {name}: the command for {key!r} cannot be split "
                              f"into words ({e})") from None
         table[str(key)] = command
-    return table
+    return MappingProxyType(table)
 
 
 def _convert(name: str, raw: Any, source: str) -> Any:
@@ -280,7 +289,7 @@ def _convert(name: str, raw: Any, source: str) -> Any:
     return _number(name, raw, source)
 
 
-# Settings whose values are secrets (SPEC section 8): never echoed in a
+# Settings whose values are secrets (README "Settings"): never echoed in a
 # message, and a config file holding one must be private to its owner.
 SECRET_SETTINGS = ("aw_api_key", "ping_url")
 

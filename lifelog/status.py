@@ -1,4 +1,4 @@
-"""One verdict over everything, Nagios style (SPEC section 7), worked out now.
+"""One verdict over everything, Nagios style (README "Status and alerts"), worked out now.
 
 Each component is a pure function of a `Snapshot` (meta, the facts about the
 watcher process, recent restarts, AW's bucket list when it was asked, the
@@ -20,9 +20,8 @@ is `lifelog.monitor`'s job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from lifelog import keys, registry
 from lifelog.identity import WatcherFacts
@@ -37,8 +36,7 @@ RECENT = timedelta(hours=1)
 AW_CHECK_STALE_INTERVALS = 2
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """Everything the components judge, read at one moment."""
 
     now: datetime
@@ -51,8 +49,7 @@ class Snapshot:
     db_path: str = ""
 
 
-@dataclass(frozen=True)
-class Component:
+class Component(NamedTuple):
     name: str
     level: Level
     reason: str  # one phrase; names the cause when the level is not OK
@@ -64,11 +61,10 @@ class Component:
                 "since": self.since, "age_seconds": self.age_seconds}
 
 
-@dataclass(frozen=True)
-class StatusReport:
+class StatusReport(NamedTuple):
     level: Level
     summary: str  # first line of the human form: "CRITICAL: AW unhealthy: ..."
-    components: list[Component] = field(default_factory=list)
+    components: tuple[Component, ...] = ()
     db: str = ""
     at: str = ""
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Sequence
 
 from lifelog import buckets as buckets_mod
-from lifelog import merge
+from lifelog import merge, servers
 from lifelog.aw import AWBadAnswer, AWClient
 from lifelog.db import transaction
 from lifelog.merge import Event, Plan, Stored, Window
@@ -133,6 +133,7 @@ class Page:
 def connect(db, client: AWClient, settings: Settings) -> tuple[Source, dict[str, dict], list[str]]:
     """The server, its bucket listing (recorded) and the buckets chosen by the settings."""
     src = Source.connect(client)
+    servers.record(db, src.server, client.last_info)  # AW's host name: lifelog.sources tells remote buckets by it
     listing = client.buckets()
     record_buckets(db, src.server, listing)
     return src, listing, buckets_mod.selected(listing.keys(), settings.bucket_patterns)

@@ -33,6 +33,8 @@ def parse_iso(text: str) -> datetime:
 
     A naive value is taken as UTC, as AW does. Raises ValueError on garbage.
     """
+    if len(text) == 32 and text.endswith("+00:00") and text[19] == ".":
+        return datetime.fromisoformat(text)  # the stored form (to_iso): the fast way
     s = text.strip()
     if s.endswith(("Z", "z")):
         s = s[:-1] + "+00:00"
@@ -76,18 +78,21 @@ def parse_since(text: str | None) -> datetime | None:
         ) from None
 
 
+def format_span(seconds: float) -> str:
+    """`12 s`, `5 min`, `3 h`, `2 d`: a length of time, for people."""
+    s = abs(seconds)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 90 * 60:
+        return f"{s / 60:.0f} min"
+    if s < 36 * 3600:
+        return f"{s / 3600:.0f} h"
+    return f"{s / 86400:.0f} d"
+
+
 def format_age(seconds: float | None) -> str:
     """`12 s ago`, `5 min ago`, `3 h ago`, `2 d ago`; `in 4 s` for the future."""
     if seconds is None:
         return "-"
-    future = seconds < 0
-    s = abs(seconds)
-    if s < 90:
-        text = f"{s:.0f} s"
-    elif s < 90 * 60:
-        text = f"{s / 60:.0f} min"
-    elif s < 36 * 3600:
-        text = f"{s / 3600:.0f} h"
-    else:
-        text = f"{s / 86400:.0f} d"
-    return f"in {text}" if future else f"{text} ago"
+    text = format_span(seconds)
+    return f"in {text}" if seconds < 0 else f"{text} ago"

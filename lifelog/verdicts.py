@@ -1,8 +1,10 @@
 """Named values the monitoring parts share: watchdog verdicts, AW health,
-status levels. No dependencies, so the cron path imports it for free.
+status levels, the states of sources. No dependencies, so the cron path
+imports it for free.
 
-The verdicts' values are SPEC section 5's strings; they are stored in
-`watchdog.verdict` and `watchdog_log.verdict` as they are.
+The verdicts' values are the strings README "How the watchdog decides"
+lists; they are stored in `watchdog.verdict` and `watchdog_log.verdict` as
+they are.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ class Verdict(enum.StrEnum):
     WAIT_BACKOFF = "wait:backoff"
     WAIT_RESUMED = "wait:resumed"
     PAUSED = "paused"
+    # A silent source's restart command was run (README "When an ActivityWatch watcher goes quiet").
+    # Not a replacement of LifeLog's watcher: not in RESTART_VERDICTS.
+    RESTART_SOURCE_SILENT = "restart:source_silent"
 
 
 # Groups, so callers test membership rather than chains of ==.
@@ -30,6 +35,21 @@ RESTART_VERDICTS = frozenset(
 # Restarts that stop a live (but failing) process first.
 STOP_FIRST_VERDICTS = frozenset({Verdict.RESTART_HEARTBEAT_STALE, Verdict.RESTART_DATA_STALE})
 HOLD_VERDICTS = frozenset({Verdict.HOLD_AW_UNHEALTHY, Verdict.HOLD_SOURCE_STALE})
+
+
+class SourceState(enum.StrEnum):
+    """The state of one source, an AW bucket (README "When an ActivityWatch watcher goes quiet")."""
+
+    LIVE = "live"  # expected to record now, and it has, within source_silence_minutes
+    IDLE = "idle"  # nothing expected from it now (you were away, the browser not in focus)
+    SILENT = "silent"  # expected to record, and has not for longer than source_silence_minutes
+    COPY = "copy"  # copied from another device by aw-sync: never judged
+    REMOTE = "remote"  # a bucket of another host: never judged
+    UNJUDGED = "unjudged"  # no rule applies, or the evidence is missing
+
+
+# States a source may serve as evidence in (its events are there to read).
+EVIDENCE_STATES = frozenset({SourceState.LIVE, SourceState.IDLE})
 
 
 class AWStatus(enum.StrEnum):

@@ -9,7 +9,7 @@ and acts; it holds a file lock while it does, so a cron pass and the daemon's
 loop that decide together make one restart, not two. Capabilities that act
 in each pass (sources) run inside the same lock (lifelog.registry pass steps).
 
-Verdicts, first match wins (SPEC section 5):
+Verdicts, first match wins (README "How the watchdog decides"):
 
     paused -> restart:not_running -> wait:startup_grace -> wait:resumed
     -> restart:heartbeat_stale -> hold:aw_unhealthy / hold:source_stale /
@@ -23,9 +23,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Mapping, NamedTuple
 
 from lifelog import keys, registry
 from lifelog.db import read_meta, set_meta, transaction
@@ -60,8 +59,7 @@ __all__ = ["AWView", "CLOCK_SKEW", "Decision", "PassResult", "backoff_delay", "b
            "decide", "run_pass", "pause", "resume"]
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     verdict: Verdict
     reason: str
     due: Verdict | None = None  # for wait:backoff, the restart that was due
@@ -85,18 +83,24 @@ def backoff_delay(level: int, settings: Settings) -> float:
                settings.restart_backoff_max_seconds)
 
 
-def backoff_level(meta: Meta, now: datetime, settings: Settings) -> int:
-    """Consecutive restarts in effect: reset once the last restart is 2x max old."""
-    level = min(max(_int(meta.get(keys.WATCHDOG_BACKOFF_LEVEL)), 0), MAX_LEVEL)
-    last = age(ts(meta, keys.WATCHDOG_LAST_RESTART_AT), now)
+def backoff_level(meta: Meta, now: datetime, settings: Settings, *,
+                  level_key: str = keys.WATCHDOG_BACKOFF_LEVEL,
+                  last_key: str = keys.WATCHDOG_LAST_RESTART_AT) -> int:
+    """Consecutive restarts in effect: reset once the last restart is 2x max old.
+
+    The watcher's by default; a source's restarts keep their own keys."""
+    level = min(max(_int(meta.get(level_key)), 0), MAX_LEVEL)
+    last = age(ts(meta, last_key), now)
     if last is None or last >= 2 * settings.restart_backoff_max_seconds:
         return 0
     return level
 
 
-def backoff_remaining(meta: Meta, now: datetime, settings: Settings) -> float:
-    level = backoff_level(meta, now, settings)
-    since = age(ts(meta, keys.WATCHDOG_LAST_RESTART_AT), now)
+def backoff_remaining(meta: Meta, now: datetime, settings: Settings, *,
+                      level_key: str = keys.WATCHDOG_BACKOFF_LEVEL,
+                      last_key: str = keys.WATCHDOG_LAST_RESTART_AT) -> float:
+    level = backoff_level(meta, now, settings, level_key=level_key, last_key=last_key)
+    since = age(ts(meta, last_key), now)
     delay = backoff_delay(level, settings)
     if not in_window(since, delay):
         return 0.0
@@ -165,8 +169,7 @@ def decide(meta: Meta, facts: WatcherFacts, now: datetime, settings: Settings, *
 # -- gathering facts and acting ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PassResult:
+class PassResult(NamedTuple):
     verdict: Verdict
     reason: str
     action: str
@@ -175,7 +178,7 @@ class PassResult:
     backoff_level: int = 0
     status: str = ""  # the overall level after the pass (set by lifelog.monitor)
     status_summary: str = ""
-    aw: AWView | None = field(default=None, compare=False)  # AW's bucket list, when asked
+    aw: AWView | None = None  # AW's bucket list, when asked
 
     def to_json(self) -> dict:
         return {
@@ -246,8 +249,7 @@ class PassLock:
         self.lock.release()
 
 
-@dataclass
-class PassContext:
+class PassContext(NamedTuple):
     """What a pass knows, handed to the capabilities' pass steps."""
 
     now: datetime
@@ -257,7 +259,6 @@ class PassContext:
     decision: Decision
     actor: str
     aw: AWView | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def run_pass(db, settings: Settings, *, now: datetime | None = None, actor: str = "cron") -> PassResult:
@@ -285,7 +286,7 @@ def run_pass(db, settings: Settings, *, now: datetime | None = None, actor: str 
                 raise
             except Exception:  # one capability's trouble must not stop the watchdog
                 log.exception("watchdog pass step %s failed", step.name)
-    return PassResult(**{**result.__dict__, "aw": view})
+    return result._replace(aw=view)
 
 
 def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, decision: Decision,

@@ -1,4 +1,4 @@
-"""What the `events_by_update` index (SPEC section 13's coverage summary
+"""What the `events_by_update` index (README "Finding gaps" coverage summary
 finds changed days through it) costs ingestion: LifeLog's CPU time to store
 pages of AW events through `sync.store_answer`, with and without the index,
 in alternating rounds. CPU time of this process, so other load on the

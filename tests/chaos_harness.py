@@ -286,7 +286,9 @@ class Chaos:
 
     def _daemon_kill(self, f: Fault) -> None:
         old = self.daemon
-        watcher = self.watcher_pid()
+        # A watcher to adopt: the fault before may have left one starting
+        # (a replacement after a suspend), and only a running one is adopted.
+        watcher = wait_for(self.watcher_pid, what="a running watcher for the new daemon to adopt")
         unclean = int(self.meta("daemon.unclean_exits") or 0)
         old.kill()
         old.wait(10)

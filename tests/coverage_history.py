@@ -95,7 +95,7 @@ def plant(db, day: date | None = None) -> History:
         checks.append((h.at(8, next_day=True), "healthy"))
         c.executemany("INSERT INTO health_checks (checked_at, aw_url, status, error) VALUES (?, 'http://aw', ?, ?)",
                       [(iso(at), status, "" if status == "healthy" else "connection refused") for at, status in checks])
-        # The sources' history (SPEC section 10).
+        # The sources' history (README "When an ActivityWatch watcher goes quiet").
         for at, bucket, state in ((h.at(8), WINDOW_BUCKET, "live"), (h.at(8), AFK_BUCKET, "live"),
                                   (h.at(12) + 600, WINDOW_BUCKET, "silent"),
                                   (h.at(13) + 300, WINDOW_BUCKET, "unjudged"), (h.at(13) + 300, AFK_BUCKET, "unjudged"),

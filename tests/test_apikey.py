@@ -1,4 +1,4 @@
-"""A secured ActivityWatch: `aw_api_key` (issue 15, SPEC sections 4 and 8).
+"""A secured ActivityWatch: `aw_api_key` (README "A secured ActivityWatch").
 
 aw-server-rust with `[auth] api_key` answers 401 to every /api/ path but
 /api/0/info unless the request carries `Authorization: Bearer <key>`. The

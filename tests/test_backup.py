@@ -1,4 +1,4 @@
-"""`lifelog backup` and `lifelog restore` (SPEC section 12): the copy, its
+"""`lifelog backup` and `lifelog restore` (README "Backups"): the copy, its
 check, failures that leave nothing behind, retention on disk, restore and
 its refusals; the schedule and the status component at their boundaries.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import bigdb
-from lifelog import backup, keys
+from lifelog import backup, backup_status, keys
 from lifelog.db import get_meta, open_db, set_meta
 from lifelog.identity import WatcherFacts
 from lifelog.locks import ProcessLock
@@ -483,19 +483,19 @@ def settings24(**extra):
 ])
 def test_a_scheduled_backup_is_due_an_interval_after_the_newest(last_ok, due):
     meta = snap(**{keys.BACKUP_LAST_OK_AT: last_ok}).meta
-    assert backup.due(meta, NOW, settings24()) is due
+    assert backup_status.due(meta, NOW, settings24()) is due
 
 
 def test_with_no_backup_the_first_is_due_an_interval_after_the_database_was_created():
     meta = dict(snap().meta)
     meta[keys.DB_CREATED_AT] = to_iso(NOW - DAY + timedelta(seconds=1))
-    assert backup.due(meta, NOW, settings24()) is False
+    assert backup_status.due(meta, NOW, settings24()) is False
     meta[keys.DB_CREATED_AT] = to_iso(NOW - DAY)
-    assert backup.due(meta, NOW, settings24()) is True
-    assert backup.due({}, NOW, settings24()) is True
-    assert backup.due({}, NOW, settings24(backup_interval_hours=0)) is False
-    assert backup.interval_seconds(settings24(backup_interval_hours=0)) is None
-    assert backup.interval_seconds(settings24(backup_interval_hours=0.5)) == 1800
+    assert backup_status.due(meta, NOW, settings24()) is True
+    assert backup_status.due({}, NOW, settings24()) is True
+    assert backup_status.due({}, NOW, settings24(backup_interval_hours=0)) is False
+    assert backup_status.interval_seconds(settings24(backup_interval_hours=0)) is None
+    assert backup_status.interval_seconds(settings24(backup_interval_hours=0.5)) == 1800
 
 
 @pytest.mark.parametrize("age, level", [
@@ -505,7 +505,7 @@ def test_with_no_backup_the_first_is_due_an_interval_after_the_database_was_crea
 ])
 def test_status_warns_once_the_newest_backup_is_older_than_twice_the_interval(age, level):
     s = snap(**{keys.BACKUP_LAST_OK_AT: NOW - age, keys.BACKUP_LAST_PATH: "/b/lifelog-20260601T120000Z.db"})
-    c = backup.backup_component(s, settings24())
+    c = backup_status.backup_component(s, settings24())
     assert c.name == "backup" and c.level is level
     if level is Level.WARNING:
         assert c.reason.startswith("backup overdue: the newest verified backup is 2 d old")
@@ -516,10 +516,10 @@ def test_status_warns_once_the_newest_backup_is_older_than_twice_the_interval(ag
 
 def test_status_with_no_backup_warns_once_the_database_is_older_than_twice_the_interval():
     young = snap(**{keys.DB_CREATED_AT: NOW - 2 * DAY})
-    assert backup.backup_component(young, settings24()).level is Level.OK
+    assert backup_status.backup_component(young, settings24()).level is Level.OK
     old = snap(**{keys.DB_CREATED_AT: NOW - 2 * DAY - timedelta(microseconds=1),
                   keys.BACKUP_LAST_ERROR: "the backup folder /b is full"})
-    c = backup.backup_component(old, settings24())
+    c = backup_status.backup_component(old, settings24())
     assert c.level is Level.WARNING
     assert c.reason.startswith("no verified backup yet, and the database is 2 d old; the latest attempt "
                                "failed: the backup folder /b is full; run 'lifelog backup'")
@@ -527,7 +527,7 @@ def test_status_with_no_backup_warns_once_the_database_is_older_than_twice_the_i
 
 def test_status_with_backups_off_never_warns():
     s = snap(**{keys.DB_CREATED_AT: NOW - 400 * DAY})
-    c = backup.backup_component(s, settings24(backup_interval_hours=0))
+    c = backup_status.backup_component(s, settings24(backup_interval_hours=0))
     assert c.level is Level.OK and "backups off" in c.reason
 
 

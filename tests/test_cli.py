@@ -1,5 +1,6 @@
 """The command line: output, exit codes, and one-line errors for bad input."""
 
+import argparse
 import json
 import os
 
@@ -130,6 +131,19 @@ def test_every_command_has_help(cli, lifelog):
         r = cli(*path, "--help")
         assert r.code == 0, (path, r.err)
         assert r.out.startswith("usage: lifelog"), path
+
+
+def test_the_command_names_list_every_command_in_order():
+    from lifelog.cli import COMMANDS
+
+    [subparsers] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert tuple(subparsers.choices) == COMMANDS
+
+
+def test_a_command_line_builds_only_its_own_command():
+    [subparsers] = [a for a in build_parser(["status", "--json"])._actions
+                    if isinstance(a, argparse._SubParsersAction)]
+    assert list(subparsers.choices) == ["status"]
 
 
 def test_every_leaf_command_takes_db_and_config():

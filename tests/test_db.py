@@ -13,7 +13,7 @@ from lifelog.db import (DatabaseMissing, DatabaseUnusable, get_meta, meta_rows, 
 from lifelog.errors import UsageError
 from lifelog.timeutil import utcnow
 
-TABLES = {"meta", "events", "buckets", "health_checks", "watchdog_log", "source_log"}
+TABLES = {"meta", "events", "buckets", "health_checks", "watchdog_log", "source_log", "servers"}
 
 
 def test_it_creates_the_folder_and_a_private_file(tmp_path):
@@ -204,6 +204,20 @@ def test_an_older_database_gets_the_columns_added_since(db_path):
     assert {"lookback_start", "lookback_count"} <= set(db.columns("sync_state"))
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert get_meta(db, "kept") == "yes"
+
+
+def test_a_version_4_database_gets_the_servers_and_coverage_tables(db_path):
+    from lifelog.db import SCHEMA_VERSION
+
+    db = open_db(db_path)
+    for table in ("servers", "watcher_runs", "coverage_cells", "coverage_blocks", "coverage_days"):
+        db.conn.execute(f"DROP TABLE {table}")
+    db.conn.execute("PRAGMA user_version = 4")
+    db.conn.close()
+    db = open_db(db_path)
+    assert {"servers", "watcher_runs", "coverage_cells", "coverage_blocks", "coverage_days"} <= set(db.table_names())
+    assert db.columns("servers") == ["device_id", "hostname", "version", "seen_at"]
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_version_3_database_gets_the_indexes_that_keep_writes_short(db_path):

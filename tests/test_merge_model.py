@@ -2,7 +2,7 @@
 clipped query windows; what is stored is never a clipped copy, always equals
 AW for what a query showed, and equals AW exactly after a full look.
 
-The model is aw-server-python's documented behaviour (AW-FACTS §3-4):
+The model is aw-server-python's behaviour, as its sources and our experiments show it:
 overlap filter with the 24 h cut, clipping at both edges with `end` rounded
 up a millisecond, newest first, ids reused after the highest is deleted,
 in-place rewrites, by-id lookups that never clip. LifeLog's own code runs for

@@ -118,8 +118,9 @@ def ping_env(monitor_env, url, **extra):
     return dict(monitor_env, LIFELOG_PING_URL=url, LIFELOG_PING_INTERVAL_SECONDS="3600", **extra)
 
 
-def test_a_healthy_pass_posts_the_summary_once_per_interval(lifelog, db_path, monitor_env, recorder):
-    env = ping_env(monitor_env, f"{recorder.url}/ping/{TOKEN}")
+def test_a_healthy_pass_posts_the_summary_once_per_interval(lifelog, db_path, monitor_env, recorder, fresh_aw):
+    # An AW server of its own: other tests leave silent sources in the shared one.
+    env = ping_env(dict(monitor_env, LIFELOG_AW_URL=fresh_aw.url), f"{recorder.url}/ping/{TOKEN}")
     one_pass(lifelog, env)
     wait_for(lambda: running_watcher(db_path), what="the watcher running")
     # Until the new watcher settles, the level may change (each change pings at once).

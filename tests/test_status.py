@@ -63,8 +63,8 @@ def test_ok_on_a_healthy_setup_and_critical_naming_aw_when_aw_stops(lifelog, db_
     assert r.code == 0, r.out + r.err
     lines = r.out.splitlines()
     assert lines[0].startswith("OK: AW healthy")
-    assert [line.split()[0] for line in lines[1:]] == ["aw", "watcher", "data", "restarts", "watchdog", "backup",
-                                                       "database"]
+    assert [line.split()[0] for line in lines[1:]] == ["aw", "watcher", "data", "restarts", "watchdog", "sources",
+                                                       "backup", "database"]
     fresh_aw.stop()
     r = lifelog("status", env=env)
     assert r.code == 2

@@ -215,7 +215,7 @@ def test_reconcile_resolves_events_crossing_midnight_by_id(aw_server, bucket, en
 
 
 def test_the_heartbeat_cache_rewrite_keeps_the_overwritten_event(aw_server, bucket, env):
-    """aw-server-python's heartbeat cache rewrites the newest row (AW-FACTS §6.7)."""
+    """aw-server-python's heartbeat cache rewrites the newest row (its api.py heartbeat, a known FIXME)."""
     db, client, settings = env
     t0 = now() - timedelta(minutes=3)
     aw_server.heartbeat(bucket, ev(t0, 5, app="a"), pulsetime=1)
