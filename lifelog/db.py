@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -93,8 +94,9 @@ def schema_sql() -> str:
     raise LifelogError("schema.sql is missing from the LifeLog installation; reinstall LifeLog")
 
 
-def _create_file(path: Path) -> None:
-    """Create the folder (0700) and an empty 0600 file; undo the folders on failure."""
+def _create_file(path: Path) -> bool:
+    """Create the folder (0700) and an empty 0600 file; undo the folders on
+    failure. False when another process created the file first."""
     created_dirs: list[Path] = []
     missing = []
     parent = path.parent
@@ -110,9 +112,12 @@ def _create_file(path: Path) -> None:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            return  # another process created it a moment ago: use theirs
-        os.close(fd)
-        os.chmod(path, 0o600)  # exactly 0600, whatever the umask
+            return False  # another process created it a moment ago: use theirs
+        try:
+            os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask
+        finally:
+            os.close(fd)
+        return True
     except OSError as e:
         for d in reversed(created_dirs):
             try:
@@ -146,20 +151,22 @@ def open_db(path: str | os.PathLike[str], *, create: bool = True) -> Database:
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"database path {path} is a directory; give a file path with --db")
-    is_new = not path.exists()
-    if is_new:
+    made_here = False
+    if not path.exists():
         if not create:
             raise DatabaseMissing(f"no database at {path}; create it with 'lifelog init'")
-        _create_file(path)
+        made_here = _create_file(path)
     try:
         conn = connect(path)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn)
             apply_schema(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.DatabaseError as e:
-        if is_new:
+        # Undo only an empty file of our own: one another process has begun
+        # to use (several creating the database at once) is theirs too.
+        if made_here and _is_empty(path):
             try:
                 path.unlink()
             except OSError:
@@ -178,6 +185,28 @@ def open_db(path: str | os.PathLike[str], *, create: bool = True) -> Database:
             ) from None
         raise DatabaseUnusable(f"cannot open the database {path}: {msg}") from None
     return Database(conn, path)
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Turn on WAL. Switching the journal mode needs the database to itself
+    and does not wait on the busy timeout, so a process creating the database
+    beside others retries it, as boundedly as the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _unwritable_folder(path: Path) -> str:

@@ -118,6 +118,9 @@ def test_detaching_uses_a_new_session_on_posix_and_creation_flags_on_windows():
 
 def test_on_windows_the_starter_runs_windowless_and_passes_the_watchers_flags(db_path, monkeypatch):
     monkeypatch.setenv("LIFELOG_DB_PATH", str(db_path))
+    settings = load_settings()
+    # Windows' own folders (LOCALAPPDATA) are not there to ask on this OS.
+    monkeypatch.setattr(procs, "watcher_log_path", lambda s: db_path.parent / "watcher.log")
     monkeypatch.setattr(sys, "platform", "win32")
     runs = []
 
@@ -126,11 +129,11 @@ def test_on_windows_the_starter_runs_windowless_and_passes_the_watchers_flags(db
         return subprocess.CompletedProcess(argv, 0, stdout="4242\n", stderr="")
 
     monkeypatch.setattr(subprocess, "run", run)
-    assert procs.start_watcher(load_settings()) == 4242
+    assert procs.start_watcher(settings) == 4242
     [(argv, kwargs)] = runs
     assert kwargs["creationflags"] == procs.CREATE_NO_WINDOW and kwargs["timeout"] == 30
     assert json.loads(argv[4]) == {"creationflags": procs.DETACHED_PROCESS | procs.CREATE_NEW_PROCESS_GROUP}
-    assert argv[5:] == procs.watcher_argv(load_settings())
+    assert argv[5:] == procs.watcher_argv(settings)
 
 
 # -- no POSIX-only signal named unguarded ------------------------------------------

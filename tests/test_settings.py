@@ -177,7 +177,7 @@ def test_new_settings_reject_bad_values_by_name(name, value, needle):
 @pytest.mark.parametrize("env", [{}, {"XDG_DATA_HOME": "/x/data", "XDG_CONFIG_HOME": "/x/cfg",
                                       "XDG_STATE_HOME": "/x/state"}, {"XDG_DATA_HOME": "  "}])
 def test_the_user_dirs_are_platformdirs_own_on_linux(monkeypatch, env):
-    import platformdirs
+    from platformdirs.unix import Unix
 
     from lifelog import settings
 
@@ -185,6 +185,7 @@ def test_the_user_dirs_are_platformdirs_own_on_linux(monkeypatch, env):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert settings.user_data_dir() == Path(platformdirs.user_data_dir(appname=None, appauthor=False))
-    assert settings.user_config_dir() == Path(platformdirs.user_config_dir(appname=None, appauthor=False))
-    assert settings.user_state_dir() == Path(platformdirs.user_state_dir(appname=None, appauthor=False))
+    unix = Unix(appname=None, appauthor=False)
+    assert settings.user_data_dir() == Path(unix.user_data_dir)
+    assert settings.user_config_dir() == Path(unix.user_config_dir)
+    assert settings.user_state_dir() == Path(unix.user_state_dir)
