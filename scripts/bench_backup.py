@@ -39,8 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-import bigdb  # noqa: E402
-from awserver import AWServer  # noqa: E402
+from support import bigdb  # noqa: E402
+from support.awserver import AWServer  # noqa: E402
 
 BUCKET = "aw-watcher-window_bench-backup"
 GB = 1_000_000_000

@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=15, help="fresh interpreters per row (default 15)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "tests"))
-    from awserver import AWServer  # the tests' real-server fixture
+    from support.awserver import AWServer  # the tests' real-server fixture
 
     with tempfile.TemporaryDirectory(prefix="lifelog-bench-http-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LIFELOG_")}

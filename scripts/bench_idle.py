@@ -29,7 +29,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from awserver import AWServer  # noqa: E402
+from support.awserver import AWServer  # noqa: E402
 
 
 def cpu(p: psutil.Process) -> float:

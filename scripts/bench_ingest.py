@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from awserver import AWServer  # noqa: E402
+from support.awserver import AWServer  # noqa: E402
 
 from lifelog import history, watcher  # noqa: E402
 from lifelog.aw import AWClient  # noqa: E402

@@ -45,7 +45,7 @@ from urllib.parse import unquote, urlsplit
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from awserver import AWServer  # noqa: E402
+from support.awserver import AWServer  # noqa: E402
 
 from lifelog import reconcile, watcher  # noqa: E402
 from lifelog.aw import AWClient  # noqa: E402

@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from chaos_harness import Chaos  # noqa: E402
+from support.chaos import Chaos  # noqa: E402
 
 
 def main() -> int:

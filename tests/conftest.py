@@ -1,21 +1,23 @@
-"""Shared fixtures: isolated user dirs, a real aw-server, and CLI runners."""
+"""Shared fixtures: isolated user dirs, a real aw-server, CLI runners, and the
+one place every process a test starts is stopped and reaped (`spawn`)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
-from awserver import AWServer
+from support.awserver import AWServer
+from support.helpers import FAST, processes_on
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Fixtures shared by the monitoring, daemon and chaos tests (monitor_env).
-pytest_plugins = ["monitor_helpers"]
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +99,74 @@ def cli(capsys, monkeypatch):
         return Result(code, out, err)
 
     return run_in_process
+
+
+class Spawned:
+    """The processes a test starts. After the test each is stopped (SIGTERM,
+    then SIGKILL after 10 s) and reaped, and so is every process left on the
+    test's database: watchers a daemon or the watchdog started detached are
+    not the test's children."""
+
+    def __init__(self, db_path: Path, logs: Path):
+        self.db_path, self.logs = db_path, logs
+        self.started: list[subprocess.Popen] = []
+
+    def __call__(self, argv: list[str], **popen_kw) -> subprocess.Popen:
+        popen_kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen(argv, **popen_kw)
+        self.started.append(p)
+        return p
+
+    def lifelog(self, *args: str, env: dict | None = None, log: str | None = None,
+                capture: bool = False) -> subprocess.Popen:
+        """`python -m lifelog ARGS`; its output to `<tmp>/<log>-N.log`, or
+        captured as text (capture=True), or dropped."""
+        argv = [sys.executable, "-m", "lifelog", *args]
+        env = env if env is not None else dict(os.environ)
+        if capture:
+            return self(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if log is None:
+            return self(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(self.logs / f"{log}-{len(self.started)}.log", "ab") as out:
+            return self(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop_all(self) -> None:
+        for p in self.started:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.send_signal(signal.SIGCONT)  # a stopped one must wake to hear it
+        for p in self.started:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
+            for stream in (p.stdout, p.stderr):
+                if stream is not None:
+                    stream.close()
+        leftovers = processes_on(self.db_path)
+        for proc in leftovers:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(leftovers, timeout=10)
+
+
+@pytest.fixture
+def spawn(db_path, tmp_path):
+    spawned = Spawned(db_path, tmp_path)
+    yield spawned
+    spawned.stop_all()
+
+
+@pytest.fixture
+def monitor_env(monkeypatch, db_path, aw_server, spawn):
+    """Sub-second settings in the environment (inherited by every process a
+    test or the watchdog starts), the shared aw-server and this test's
+    database; the processes left on it are stopped by `spawn`."""
+    for k, v in FAST.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("LIFELOG_AW_URL", aw_server.url)
+    monkeypatch.setenv("LIFELOG_DB_PATH", str(db_path))
+    return dict(os.environ)

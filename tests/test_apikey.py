@@ -14,7 +14,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from fakeaw import INFO, FakeAW
+from support.fakeaw import INFO, FakeAW
 from lifelog import redact
 from lifelog.errors import UsageError
 from lifelog.health import run_check
@@ -30,7 +29,7 @@ from lifelog.db import open_db
 from lifelog.settings import load_settings
 from lifelog.timeutil import parse_iso, to_iso
 from lifelog.verdicts import AWStatus
-from monitor_helpers import FAST, meta, processes_on, stored, wait_for
+from support.helpers import FAST, meta, processes_on, stored, wait_for
 
 KEY = "llk-" + secrets.token_hex(16)  # distinctive: found anywhere, it is a leak
 PING_TOKEN = "0b3c1a52-7d0f-4c2e-9a51-" + secrets.token_hex(6)
@@ -119,24 +118,8 @@ def fast_env(**extra) -> dict:
     return dict(os.environ, **FAST, **extra)
 
 
-@pytest.fixture
-def procs(db_path):
-    """Processes a test starts, and any the watchdog or daemon starts on its database, reaped."""
-    started: list[subprocess.Popen] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(10)
-    for p in processes_on(db_path):
-        p.kill()
-
-
-def start(procs, *args, env) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-m", "lifelog", *args], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    procs.append(p)
-    return p
+def start(spawn, *args, env) -> subprocess.Popen:
+    return spawn.lifelog(*args, env=env, capture=True)
 
 
 def stop(p: subprocess.Popen) -> tuple[int, str, str]:
@@ -149,13 +132,13 @@ def stop(p: subprocess.Popen) -> tuple[int, str, str]:
 
 
 def test_with_the_key_health_is_healthy_and_the_watcher_ingests_exactly(
-        lifelog, tmp_path, db_path, proxy, aw_server, bucket, procs):
+        lifelog, tmp_path, db_path, proxy, aw_server, bucket, spawn):
     config = write_config(tmp_path / "config.toml", aw_api_key=KEY, aw_url=proxy.url, buckets=bucket)
     r = lifelog("health", "--json", "--db", str(db_path), "--config", str(config), env=fast_env())
     assert r.code == 0, r.err
     assert json.loads(r.out)["status"] == "healthy"
 
-    watcher = start(procs, "watcher", "--db", str(db_path), "--config", str(config), env=fast_env())
+    watcher = start(spawn, "watcher", "--db", str(db_path), "--config", str(config), env=fast_env())
     expected = truth(aw_server, bucket)
     assert len(expected) == 12
     wait_for(lambda: stored(db_path, bucket) == expected, what="LifeLog's events equal AW's")
@@ -170,7 +153,7 @@ def test_with_the_key_health_is_healthy_and_the_watcher_ingests_exactly(
 
 @pytest.mark.parametrize("key, reason", [("", NEEDS_KEY), ("llk-wrong-" + secrets.token_hex(8), REJECTED)])
 def test_without_the_key_or_with_a_wrong_one_aw_is_degraded_and_every_part_says_why(
-        lifelog, tmp_path, db_path, proxy, bucket, procs, key, reason):
+        lifelog, tmp_path, db_path, proxy, bucket, spawn, key, reason):
     settings = {"aw_api_key": key} if key else {}
     config = write_config(tmp_path / "config.toml", aw_url=proxy.url, buckets=bucket, **settings)
     args = ("--db", str(db_path), "--config", str(config))
@@ -184,7 +167,7 @@ def test_without_the_key_or_with_a_wrong_one_aw_is_degraded_and_every_part_says_
     assert doc["version"].startswith("v0.12")
     assert meta(db_path, "aw.error") == doc["error"]
 
-    watcher = start(procs, "watcher", *args, env=fast_env())
+    watcher = start(spawn, "watcher", *args, env=fast_env())
     wait_for(lambda: reason in (meta(db_path, "watcher.last_error") or ""), what="watcher.last_error")
     assert stored(db_path, bucket) == {}
 
@@ -219,7 +202,7 @@ def files_holding(root: Path, needle: bytes) -> set[Path]:
 
 
 def test_every_command_with_the_key_leaves_it_only_in_the_config_file(
-        lifelog, tmp_path, db_path, proxy, aw_server, bucket, procs):
+        lifelog, tmp_path, db_path, proxy, aw_server, bucket, spawn):
     ping_url = f"https://hc-ping.com/{PING_TOKEN}"
     config = write_config(tmp_path / "config" / "lifelog.toml", aw_api_key=KEY, aw_url=proxy.url,
                           buckets=bucket, ping_url=ping_url)
@@ -255,7 +238,7 @@ def test_every_command_with_the_key_leaves_it_only_in_the_config_file(
     for p in processes_on(db_path, "watcher"):  # the daemon brings its own
         p.terminate()
         p.wait(10)
-    daemon = start(procs, "daemon", env=env)
+    daemon = start(spawn, "daemon", env=env)
     wait_for(lambda: meta(db_path, "watcher.state") == "running" and meta(db_path, "aw.status") == "healthy",
              what="the daemon's watcher and health check")
     code, out, err = stop(daemon)

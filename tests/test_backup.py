@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-import bigdb
+from support import bigdb
 from lifelog import backup, backup_status, keys
 from lifelog.db import get_meta, open_db, set_meta
 from lifelog.identity import WatcherFacts

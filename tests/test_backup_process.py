@@ -10,8 +10,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -19,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-import bigdb
+from support import bigdb
 from lifelog import keys
 from lifelog.db import open_db, set_meta
 from lifelog.retention import NAME_RE
 from lifelog.timeutil import to_iso, utcnow
-from monitor_helpers import FAST, meta, processes_on, wait_for
+from support.helpers import FAST, meta, wait_for
 
 LIVE_BUCKET = "aw-watcher-window_backup-live"
 
@@ -44,29 +42,12 @@ def check(path) -> tuple[str, int]:
 
 
 @pytest.fixture
-def procs(tmp_path, db_path):
-    """Start LifeLog processes (output to a log file); all stopped afterwards."""
-    started: list[subprocess.Popen] = []
-
+def procs(spawn):
+    """Start LifeLog processes, output to a log file (stopped by `spawn`)."""
     def start(*args, env=None):
-        log = open(tmp_path / f"{args[0]}-{len(started)}.log", "wb")
-        p = subprocess.Popen([sys.executable, "-m", "lifelog", *args], env=env or dict(os.environ),
-                             stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        started.append(p)
-        return p
+        return spawn.lifelog(*args, env=env, log=args[0])
 
-    yield start
-    for p in started:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
-    for p in processes_on(db_path):  # a watcher the daemon started
-        p.kill()
+    return start
 
 
 def live_env(db_path, aw_server, **extra) -> dict:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from fakeaw import BUCKETS, INFO, FakeAW
+from support.fakeaw import BUCKETS, INFO, FakeAW
 from lifelog.db import open_db, set_meta, transaction
 from lifelog.timeutil import parse_iso, to_iso, utcnow
-from monitor_helpers import (
+from support.helpers import (
     alive,
     log_rows,
     meta,
@@ -287,7 +287,7 @@ def test_a_read_only_folder_is_reported_in_one_line_and_nothing_is_changed(lifel
 
 
 def test_a_full_disk_keeps_the_watcher_alive_loses_nothing_and_it_catches_up_once_space_is_back(
-        tmp_path, can_mount, mounts, aw_server, procs_started):
+        tmp_path, can_mount, mounts, aw_server, spawn):
     disk = tmp_path / "disk"
     disk.mkdir()
     _mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk))
@@ -298,9 +298,8 @@ def test_a_full_disk_keeps_the_watcher_alive_loses_nothing_and_it_catches_up_onc
     env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_POLL_INTERVAL_SECONDS="0.2",
                LIFELOG_BUCKETS=bucket)
     with open(log, "wb") as out:
-        p = subprocess.Popen([sys.executable, "-m", "lifelog", "watcher", "--db", str(db)], env=env,
-                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    procs_started.append(p)
+        p = spawn([sys.executable, "-m", "lifelog", "watcher", "--db", str(db)], env=env, stdout=out,
+                  stderr=subprocess.STDOUT)
     first = truth(aw_server, bucket)
     wait_for(lambda: stored(db, bucket) == first, what="the first events")
     filler = disk / "filler"
@@ -326,12 +325,3 @@ def test_a_full_disk_keeps_the_watcher_alive_loses_nothing_and_it_catches_up_onc
     wait_for(lambda: meta(db, "watcher.last_error") == "", what="the error cleared")
     assert "Traceback" not in log.read_text()
 
-
-@pytest.fixture
-def procs_started():
-    started: list[subprocess.Popen] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(10)

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from chaos_harness import DETECTION_BOUND, Chaos
+from support.chaos import DETECTION_BOUND, Chaos
 
 pytestmark = pytest.mark.chaos
 
@@ -62,7 +62,7 @@ def test_a_whole_system_suspension_where_the_watcher_resumes_first_makes_no_rest
     AW) continue and heartbeat before the daemon's watchdog judges: it must
     see a live watcher, not a hung one. (When all continue at once, the
     random schedule above allows at most one restart.)"""
-    from chaos_harness import HEARTBEAT_TIMEOUT, now, wait_for
+    from support.chaos import HEARTBEAT_TIMEOUT, now, wait_for
     from lifelog.timeutil import parse_iso
 
     chaos.setup()

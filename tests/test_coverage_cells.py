@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -162,23 +162,15 @@ def test_the_watcher_records_each_run_and_moves_its_end_with_every_heartbeat(db_
     assert db.conn.execute("SELECT count(*) FROM watcher_runs").fetchone()[0] == 2
 
 
-def test_a_real_watcher_process_records_its_run(db_path, aw_server):
-    import subprocess
-    import sys
-
-    from monitor_helpers import meta, wait_for
+def test_a_real_watcher_process_records_its_run(db_path, aw_server, spawn):
+    from support.helpers import meta, wait_for
 
     env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_POLL_INTERVAL_SECONDS="0.2")
-    p = subprocess.Popen([sys.executable, "-m", "lifelog", "watcher", "--db", str(db_path)], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: meta(db_path, "watcher.state") == "running", what="the watcher running")
-        first = meta(db_path, "watcher.heartbeat_at")
-        wait_for(lambda: meta(db_path, "watcher.heartbeat_at") != first, what="another heartbeat")
-        with open_db(db_path) as db:
-            rows = db.conn.execute("SELECT pid, started_at, last_heartbeat_at FROM watcher_runs").fetchall()
-        assert len(rows) == 1 and rows[0][0] == p.pid
-        assert rows[0][1] == meta(db_path, "watcher.started_at") and rows[0][2] > first
-    finally:
-        p.terminate()
-        p.wait(10)
+    p = spawn.lifelog("watcher", "--db", str(db_path), env=env)
+    wait_for(lambda: meta(db_path, "watcher.state") == "running", what="the watcher running")
+    first = meta(db_path, "watcher.heartbeat_at")
+    wait_for(lambda: meta(db_path, "watcher.heartbeat_at") != first, what="another heartbeat")
+    with open_db(db_path) as db:
+        rows = db.conn.execute("SELECT pid, started_at, last_heartbeat_at FROM watcher_runs").fetchall()
+    assert len(rows) == 1 and rows[0][0] == p.pid
+    assert rows[0][1] == meta(db_path, "watcher.started_at") and rows[0][2] > first

@@ -15,11 +15,11 @@ from datetime import timedelta
 import pytest
 from rich.console import Console
 
-from coverage_history import HOST, local_iso, plant
+from support.coverage_history import HOST, local_iso, plant
 from lifelog.coverage_html import CAUSE_COLOUR, CLASS_COLOUR
 from lifelog.coverage import Cause, Kind
 from lifelog.db import open_db
-from pngread import hex_rgb, read_png, runs
+from support.pngread import hex_rgb, read_png, runs
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_status_and_the_cron_pass_stay_light(db_path):
 def test_a_gap_while_lifelog_was_not_running_on_the_same_boot_says_lifelog_down(db_path):
     """Runs of one boot with an hour between them; the user at the keyboard
     all along, window data only while LifeLog ran (AW lost the rest)."""
-    from coverage_history import AFK_BUCKET, SERVER, WINDOW_BUCKET, History, iso
+    from support.coverage_history import AFK_BUCKET, SERVER, WINDOW_BUCKET, History, iso
     from lifelog.coverage_query import coverage_of
     from lifelog.db import transaction
     from lifelog.settings import load_settings
@@ -188,6 +188,6 @@ def test_a_gap_while_lifelog_was_not_running_on_the_same_boot_says_lifelog_down(
 
 
 def planted_day():
-    from coverage_history import default_day
+    from support.coverage_history import default_day
 
     return default_day()

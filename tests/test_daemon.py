@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -13,8 +11,8 @@ import psutil
 import pytest
 
 from lifelog.timeutil import parse_iso
-from monitor_helpers import FAST as MONITOR_FAST
-from monitor_helpers import log_rows, meta, processes_on, wait_for
+from support.helpers import FAST as MONITOR_FAST
+from support.helpers import log_rows, meta, processes_on, wait_for
 
 # The daemon's health job runs every 0.6 s here.
 FAST = dict(MONITOR_FAST, LIFELOG_AW_HEALTH_CHECK_INTERVAL_MINUTES="0.01")
@@ -25,32 +23,13 @@ def processes_using(db_path):
 
 
 @pytest.fixture
-def daemon(db_path, aw_server, tmp_path):
-    procs = []
-
+def daemon(db_path, aw_server, spawn):
     def start(**extra):
         env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_DB_PATH=str(db_path), **FAST)
         env.update(extra)
-        log = open(tmp_path / f"daemon-{len(procs)}.log", "wb")
-        p = subprocess.Popen([sys.executable, "-m", "lifelog", "daemon", "--db", str(db_path)],
-                             env=env, stdout=log, stderr=subprocess.STDOUT)
-        procs.append(p)
-        return p
+        return spawn.lifelog("daemon", "--db", str(db_path), env=env, log="daemon")
 
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
-    for pid in processes_using(db_path):  # never leave a watcher behind
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    return start
 
 
 def watcher_pid(db_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from awserver import free_port
+from support.awserver import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from awserver import free_port
-from fakeaw import BUCKETS, HTML_500, INFO, FakeAW, SilentSocket
+from support.awserver import free_port
+from support.fakeaw import BUCKETS, HTML_500, INFO, FakeAW, SilentSocket
 from lifelog.db import get_meta, open_db
 from lifelog.health import run_check
 from lifelog.settings import load_settings

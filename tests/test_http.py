@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from awserver import free_port
-from fakeaw import HTML_500, INFO, FakeAW, RawServer, SilentSocket, answer, reset
+from support.awserver import free_port
+from support.fakeaw import HTML_500, INFO, FakeAW, RawServer, SilentSocket, answer, reset
 from lifelog import http
 from lifelog.aw import AWBadAnswer, AWClient, AWUnreachable
 

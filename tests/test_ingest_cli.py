@@ -74,7 +74,7 @@ def test_reconcile_reports_what_it_found_and_fixed(lifelog, db_path, aw_server):
 
 
 def test_backfill_with_aw_down_says_so_and_keeps_progress(lifelog, db_path):
-    from awserver import free_port
+    from support.awserver import free_port
 
     r = lifelog("backfill", "--db", str(db_path), "--aw-url", f"http://127.0.0.1:{free_port()}")
     assert r.code == 1

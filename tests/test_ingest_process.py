@@ -13,8 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from lifelog.timeutil import parse_iso, to_iso
-from monitor_helpers import meta, stored, wait_for
-from test_watcher_process import start_watcher
+from support.helpers import meta, start_watcher, stored, wait_for
 
 UTC = timezone.utc
 _names = itertools.count()
@@ -42,20 +41,8 @@ def truth(aw, bucket_id):
     return {e["id"]: (to_iso(parse_iso(e["timestamp"])), e["duration"], e["data"]) for e in aw.events(bucket_id)}
 
 
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(10)
-
-
-def watcher(procs, db_path, aw, bucket_id):
-    p = start_watcher(db_path, aw.url, buckets=bucket_id)
-    procs.append(p)
-    return p
+def watcher(spawn, db_path, aw, bucket_id):
+    return start_watcher(spawn, db_path, aw.url, buckets=bucket_id)
 
 
 def now():
@@ -63,9 +50,9 @@ def now():
 
 
 def test_it_stores_an_event_growing_through_heartbeats_once_with_its_final_duration(
-        aw_server, db_path, procs):
+        aw_server, db_path, spawn):
     bucket = new_bucket(aw_server, "grow")
-    watcher(procs, db_path, aw_server, bucket)
+    watcher(spawn, db_path, aw_server, bucket)
     wait_for(lambda: meta(db_path, "watcher.state") == "running", what="state running")
     t0 = now() - timedelta(minutes=2)
     for i in range(40):  # 4 s of heartbeats while the watcher polls every 0.2 s
@@ -80,7 +67,7 @@ def test_it_stores_an_event_growing_through_heartbeats_once_with_its_final_durat
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_during_a_20000_event_ingest_loses_and_doubles_nothing(
-        aw_server, db_path, procs):
+        aw_server, db_path, spawn):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     bucket = new_bucket(aw_server, "kill")
@@ -97,7 +84,7 @@ def test_sigkill_at_random_moments_during_a_20000_event_ingest_loses_and_doubles
             aw_server.insert(bucket, arriving.pop(0))
         before = held(db_path, bucket)
         total = aw_server.api("GET", f"/buckets/{bucket}/events/count").json()
-        p = watcher(procs, db_path, aw_server, bucket)
+        p = watcher(spawn, db_path, aw_server, bucket)
         # Kill at a random moment once this life has made progress (so the kill
         # lands mid-ingest even on a loaded machine, where a fixed delay may
         # fall before the first page or after the last).
@@ -115,7 +102,7 @@ def test_sigkill_at_random_moments_during_a_20000_event_ingest_loses_and_doubles
         after = held(db_path, bucket)
         mid_ingest += 0 < after < aw_server.api("GET", f"/buckets/{bucket}/events/count").json()
     assert mid_ingest >= 3, f"only {mid_ingest} kills landed mid-ingest (seed {seed})"
-    p = watcher(procs, db_path, aw_server, bucket)
+    p = watcher(spawn, db_path, aw_server, bucket)
     expected = truth(aw_server, bucket)
     assert len(expected) == 20000
     wait_for(lambda: len(stored(db_path, bucket)) >= 20000, timeout=90, what=f"20000 rows (seed {seed})")
@@ -129,12 +116,12 @@ def test_sigkill_at_random_moments_during_a_20000_event_ingest_loses_and_doubles
 
 
 def test_aw_stopped_and_started_under_a_running_watcher_it_heartbeats_reports_and_catches_up(
-        fresh_aw, db_path, procs):
+        fresh_aw, db_path, spawn):
     bucket = new_bucket(fresh_aw, "outage")
     t0 = now() - timedelta(minutes=30)
     fresh_aw.insert(bucket, [{"timestamp": (t0 + timedelta(minutes=i)).isoformat(), "duration": 30,
                               "data": {"n": i}} for i in range(5)])
-    p = watcher(procs, db_path, fresh_aw, bucket)
+    p = watcher(spawn, db_path, fresh_aw, bucket)
     wait_for(lambda: len(stored(db_path, bucket)) == 5, what="first events")
     fresh_aw.stop()
     wait_for(lambda: meta(db_path, "watcher.last_error"), what="the outage reported")
@@ -149,10 +136,10 @@ def test_aw_stopped_and_started_under_a_running_watcher_it_heartbeats_reports_an
     assert p.poll() is None and meta(db_path, "watcher.pid") == str(p.pid)
 
 
-def test_a_write_lock_held_for_3_s_makes_the_watcher_wait_not_crash(aw_server, db_path, procs):
+def test_a_write_lock_held_for_3_s_makes_the_watcher_wait_not_crash(aw_server, db_path, spawn):
     bucket = new_bucket(aw_server, "lock")
     t0 = now() - timedelta(minutes=20)
-    p = watcher(procs, db_path, aw_server, bucket)
+    p = watcher(spawn, db_path, aw_server, bucket)
     wait_for(lambda: meta(db_path, "watcher.state") == "running", what="state running")
     user = sqlite3.connect(db_path, isolation_level=None)
     user.execute("BEGIN IMMEDIATE")  # a user's sqlite3 shell holding the write lock
@@ -171,13 +158,13 @@ def test_a_write_lock_held_for_3_s_makes_the_watcher_wait_not_crash(aw_server, d
     wait_for(lambda: meta(db_path, "watcher.last_error") == "", what="no error left")
 
 
-def test_backfill_beside_a_running_watcher_doubles_nothing(aw_server, db_path, procs, lifelog):
+def test_backfill_beside_a_running_watcher_doubles_nothing(aw_server, db_path, spawn, lifelog):
     bucket = new_bucket(aw_server, "beside")
     t0 = now() - timedelta(days=1)
     for k in range(0, 12000, 4000):
         aw_server.insert(bucket, [{"timestamp": (t0 + timedelta(seconds=i)).isoformat(), "duration": 0.5,
                                    "data": {"i": i}} for i in range(k, k + 4000)])
-    p = watcher(procs, db_path, aw_server, bucket)
+    p = watcher(spawn, db_path, aw_server, bucket)
     r = lifelog("backfill", "--db", str(db_path), env=dict(os.environ, LIFELOG_AW_URL=aw_server.url,
                                                              LIFELOG_BUCKETS=bucket))
     assert r.code == 0, r.err

@@ -27,23 +27,14 @@ HOLD = (
 
 
 @pytest.fixture
-def holder(db_path):
-    """Start a child process that holds the lock of a role; killed afterwards."""
-    children = []
-
+def holder(db_path, spawn):
+    """Start a child process that holds the lock of a role; stopped by `spawn`."""
     def start(role: str) -> subprocess.Popen:
-        child = subprocess.Popen([sys.executable, "-c", HOLD, str(db_path), role],
-                                 stdout=subprocess.PIPE, text=True)
-        children.append(child)
+        child = spawn([sys.executable, "-c", HOLD, str(db_path), role], stdout=subprocess.PIPE, text=True)
         assert child.stdout.readline().strip() == "held"
         return child
 
-    yield start
-    for child in children:
-        if child.poll() is None:
-            child.kill()
-        child.wait(10)
-        child.stdout.close()
+    return start
 
 
 def refusal(db_path, role: str, pid) -> str:

@@ -101,7 +101,7 @@ def test_the_install_script_refuses_an_unknown_kind():
 
 def test_the_aw_health_unit_restarts_aw_only_after_three_failed_checks(units, tmp_path, db_path):
     """Run the unit's own command line, as systemd would, against a dead AW."""
-    from awserver import free_port
+    from support.awserver import free_port
 
     [exec_start] = unit_value(units / "aw-server-health.service", "ExecStart")
     assert exec_start.startswith("/bin/sh -c '") and exec_start.endswith("'")

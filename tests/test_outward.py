@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lifelog import metrics, ping
 from lifelog.timeutil import to_iso
 from lifelog.verdicts import Level
-from monitor_helpers import meta, one_pass, running_watcher, wait_for
+from support.helpers import meta, one_pass, running_watcher, wait_for
 
 TOKEN = "5f2b9c1e-aaaa-bbbb-cccc-0123456789ab"
 

@@ -19,7 +19,7 @@ import pytest
 from lifelog import keys, procs
 from lifelog.db import open_db, set_meta, transaction
 from lifelog.settings import load_settings
-from monitor_helpers import wait_for
+from support.helpers import wait_for
 
 # Stands in for a watcher: stops on SIGTERM saying so, and (with `stack`)
 # lets faulthandler write its stack on SIGUSR1, as the watcher does.
@@ -38,19 +38,16 @@ GRACE = 5.0
 
 
 @pytest.fixture
-def recorded_child(db_path, tmp_path, monkeypatch):
+def recorded_child(db_path, tmp_path, monkeypatch, spawn):
     """Start a real child recorded as this database's watcher (its own start
-    time and argv); yields (process, its stderr file); killed afterwards."""
+    time and argv); returns (process, its stderr file); stopped by `spawn`."""
     monkeypatch.setenv("LIFELOG_DB_PATH", str(db_path))
     monkeypatch.setenv("LIFELOG_STOP_GRACE_SECONDS", str(GRACE))
-    children = []
 
     def start(mode: str = "plain"):
-        err = tmp_path / f"child-{len(children)}.err"
+        err = tmp_path / f"child-{len(spawn.started)}.err"
         with open(err, "wb") as sink:
-            child = subprocess.Popen([sys.executable, "-c", CHILD, mode], stdout=subprocess.PIPE,
-                                     stderr=sink, text=True)
-        children.append(child)
+            child = spawn([sys.executable, "-c", CHILD, mode], stdout=subprocess.PIPE, stderr=sink, text=True)
         assert child.stdout.readline().strip() == "ready"
         identity = psutil.Process(child.pid)
         db = open_db(db_path)
@@ -60,12 +57,7 @@ def recorded_child(db_path, tmp_path, monkeypatch):
             set_meta(db, keys.WATCHER_CMDLINE, json.dumps(identity.cmdline()))
         return db, child, err
 
-    yield start
-    for child in children:
-        if child.poll() is None:
-            child.kill()
-        child.wait(10)
-        child.stdout.close()
+    return start
 
 
 def test_a_stopped_watcher_is_resumed_and_terminated_without_waiting_for_the_kill(recorded_child, caplog):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import uuid
@@ -21,7 +20,7 @@ import pytest
 from lifelog import keys
 from lifelog.db import open_db
 from lifelog.timeutil import parse_iso, to_iso, utcnow
-from monitor_helpers import log_rows, meta, running_watcher, wait_for
+from support.helpers import log_rows, meta, running_watcher, wait_for
 from test_status import alert_script, alerts_sent
 
 SILENCE_MINUTES = 0.05  # 3 s
@@ -67,14 +66,12 @@ class Feeder:
 
 
 @pytest.fixture
-def src(monitor_env, aw_server, db_path, tmp_path):
+def src(monitor_env, aw_server, db_path, tmp_path, spawn):
     """This test's bucket names, AW's own host name, and a watchdog loop to start."""
     tag = uuid.uuid4().hex[:8]
     host = aw_server.api("GET", "/info").json()["hostname"]
     env = dict(monitor_env, LIFELOG_BUCKETS=f"*{tag}*", LIFELOG_SOURCE_SILENCE_MINUTES=str(SILENCE_MINUTES),
                LIFELOG_SOURCE_SILENCE_CRITICAL_MINUTES="5")
-    procs: list[subprocess.Popen] = []
-
     class Src:
         afk = f"aw-watcher-afk_{tag}"
         window = f"aw-watcher-window_{tag}"
@@ -93,12 +90,7 @@ def src(monitor_env, aw_server, db_path, tmp_path):
             return when + timedelta(seconds=duration)
 
         def watchdog(self, **extra):
-            err = open(tmp_path / "watchdog.err", "ab")
-            p = subprocess.Popen([sys.executable, "-m", "lifelog", "watchdog", "--db", str(db_path)],
-                                 env=dict(env, **extra), stdout=subprocess.DEVNULL, stderr=err)
-            err.close()
-            procs.append(p)
-            return p
+            return spawn.lifelog("watchdog", "--db", str(db_path), env=dict(env, **extra), log="watchdog")
 
         def state(self, bucket_id):
             return meta(db_path, keys.source_state(bucket_id))
@@ -111,15 +103,7 @@ def src(monitor_env, aw_server, db_path, tmp_path):
             finally:
                 db.close()
 
-    yield Src()
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+    return Src()
 
 
 def test_a_silent_window_watcher_while_you_are_active_warns_within_the_threshold_and_a_pass(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 from datetime import datetime, timedelta, timezone
@@ -18,7 +17,7 @@ from lifelog.liveness import AWView
 from lifelog.settings import Settings, load_settings
 from lifelog.timeutil import to_iso, utcnow
 from lifelog.verdicts import Level
-from monitor_helpers import meta, one_pass, running_watcher, wait_for
+from support.helpers import meta, one_pass, running_watcher, wait_for
 
 
 def alert_script(tmp_path):
@@ -280,16 +279,12 @@ def test_a_sigstopped_watcher_is_critical_in_status_while_the_stored_verdict_is_
         os.kill(pid, signal.SIGCONT)
 
 
-def test_a_running_watcher_with_no_watchdog_warns_in_status_naming_the_fix(lifelog, db_path, monitor_env):
+def test_a_running_watcher_with_no_watchdog_warns_in_status_naming_the_fix(lifelog, db_path, monitor_env,
+                                                                             spawn):
     env = dict(monitor_env, LIFELOG_WATCHDOG_STALE_MINUTES="0.02")  # 1.2 s
-    proc = subprocess.Popen([sys.executable, "-m", "lifelog", "watcher"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: running_watcher(db_path), what="the watcher running")
-        r = wait_for(lambda: (lambda r: r if r.code == 1 else None)(lifelog("status", env=env)),
-                     what="status WARNING")
-        first = r.out.splitlines()[0]
-        assert first.startswith("WARNING: no watchdog pass ever") and "lifelog daemon" in first, r.out
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    spawn.lifelog("watcher", env=env)
+    wait_for(lambda: running_watcher(db_path), what="the watcher running")
+    r = wait_for(lambda: (lambda r: r if r.code == 1 else None)(lifelog("status", env=env)),
+                 what="status WARNING")
+    first = r.out.splitlines()[0]
+    assert first.startswith("WARNING: no watchdog pass ever") and "lifelog daemon" in first, r.out

@@ -17,7 +17,7 @@ from lifelog.db import open_db, set_meta, transaction
 from lifelog.status import Component, StatusReport
 from lifelog.timeutil import to_iso
 from lifelog.verdicts import Level
-from monitor_helpers import wait_for
+from support.helpers import wait_for
 
 NOW = datetime(2026, 11, 28, 14, 0, tzinfo=timezone.utc)
 

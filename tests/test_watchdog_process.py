@@ -17,7 +17,7 @@ from lifelog import identity, procs
 from lifelog.db import open_db, set_meta, transaction
 from lifelog.settings import load_settings, log_dir
 from lifelog.timeutil import now_iso, to_iso, utcnow
-from monitor_helpers import (
+from support.helpers import (
     FAST,
     alive,
     log_rows,
@@ -105,28 +105,24 @@ def test_a_hung_watcher_is_replaced_within_the_heartbeat_timeout_plus_one_interv
 
 @pytest.mark.parametrize("same_start_time", [False, True])
 def test_an_unrelated_process_whose_pid_is_recorded_is_never_signalled(lifelog, db_path, monitor_env,
-                                                                       same_start_time):
-    sleeper = subprocess.Popen(["sleep", "60"])
-    try:
-        db = open_db(db_path)
-        cmdline = [sys.executable, "-m", "lifelog", "watcher", "--db", str(db_path)]
-        created = psutil.Process(sleeper.pid).create_time() if same_start_time else 12345.0
-        with transaction(db):
-            set_meta(db, "watcher.pid", sleeper.pid)
-            set_meta(db, "watcher.process_created", repr(created))
-            set_meta(db, "watcher.cmdline", json.dumps(cmdline))
-            set_meta(db, "watcher.started_at", "2026-01-01T00:00:00.000000+00:00")
-            set_meta(db, "watcher.heartbeat_at", "2026-01-01T00:00:00.000000+00:00")
-        settings = load_settings()
-        assert procs.stop_watcher(db, settings) is False
-        doc = one_pass(lifelog)
-        assert doc["verdict"] == "restart:not_running" and "another process" in doc["reason"]
-        wait_for(lambda: running_watcher(db_path), what="a real watcher")
-        assert sleeper.poll() is None
-        assert psutil.Process(sleeper.pid).status() != psutil.STATUS_STOPPED
-    finally:
-        sleeper.kill()
-        sleeper.wait(10)
+                                                                       same_start_time, spawn):
+    sleeper = spawn(["sleep", "60"])
+    db = open_db(db_path)
+    cmdline = [sys.executable, "-m", "lifelog", "watcher", "--db", str(db_path)]
+    created = psutil.Process(sleeper.pid).create_time() if same_start_time else 12345.0
+    with transaction(db):
+        set_meta(db, "watcher.pid", sleeper.pid)
+        set_meta(db, "watcher.process_created", repr(created))
+        set_meta(db, "watcher.cmdline", json.dumps(cmdline))
+        set_meta(db, "watcher.started_at", "2026-01-01T00:00:00.000000+00:00")
+        set_meta(db, "watcher.heartbeat_at", "2026-01-01T00:00:00.000000+00:00")
+    settings = load_settings()
+    assert procs.stop_watcher(db, settings) is False
+    doc = one_pass(lifelog)
+    assert doc["verdict"] == "restart:not_running" and "another process" in doc["reason"]
+    wait_for(lambda: running_watcher(db_path), what="a real watcher")
+    assert sleeper.poll() is None
+    assert psutil.Process(sleeper.pid).status() != psutil.STATUS_STOPPED
 
 
 def test_two_passes_started_together_make_one_restart(db_path, monitor_env):

@@ -2,37 +2,19 @@
 
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from lifelog.timeutil import parse_iso
-from monitor_helpers import meta, wait_for
-
-
-def start_watcher(db_path, aw_url, **settings):
-    env = dict(os.environ, LIFELOG_AW_URL=aw_url, LIFELOG_POLL_INTERVAL_SECONDS="0.2",
-               LIFELOG_AW_TIMEOUT_SECONDS="2")
-    env.update({f"LIFELOG_{k.upper()}": str(v) for k, v in settings.items()})
-    return subprocess.Popen([sys.executable, "-m", "lifelog", "watcher", "--db", str(db_path)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+from support.helpers import meta, start_watcher, wait_for
 
 
 @pytest.fixture
-def watcher_proc(db_path, aw_server):
-    procs = []
-
+def watcher_proc(db_path, aw_server, spawn):
     def start(**kw):
-        p = start_watcher(db_path, kw.pop("aw_url", aw_server.url), **kw)
-        procs.append(p)
-        return p
+        return start_watcher(spawn, db_path, kw.pop("aw_url", aw_server.url), **kw)
 
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait(10)
+    return start
 
 
 def test_the_watcher_heartbeats_into_meta(db_path, watcher_proc):
@@ -65,7 +47,7 @@ def test_a_signal_stops_it_cleanly(db_path, watcher_proc, sig):
 
 
 def test_aw_down_keeps_the_heartbeat_and_reports_the_error(db_path, watcher_proc, tmp_path):
-    from awserver import free_port
+    from support.awserver import free_port
 
     watcher_proc(aw_url=f"http://127.0.0.1:{free_port()}")
     wait_for(lambda: meta(db_path, "watcher.last_error"), what="an error recorded")

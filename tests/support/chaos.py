@@ -31,9 +31,9 @@ from pathlib import Path
 import psutil
 import requests
 
-from awserver import AWServer
+from support.awserver import AWServer
 from lifelog.timeutil import parse_iso, to_iso
-from monitor_helpers import wait_for as _wait_for
+from support.helpers import wait_for as _wait_for
 
 UTC = timezone.utc
 

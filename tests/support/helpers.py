@@ -1,18 +1,16 @@
-"""Helpers for the monitoring end-to-end tests: sub-second settings, bounded
-waits, meta reads, and a fixture that kills every process left on the test's
-database (watchers the watchdog started detached are not our children)."""
+"""Helpers for the end-to-end tests: sub-second settings, bounded waits, and
+reads of what a database holds (meta, events, the watchdog's log, the
+processes that name it)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from lifelog.db import get_meta, open_db
 
@@ -104,26 +102,16 @@ def log_rows(db_path, where="1=1"):
         db.conn.close()
 
 
-@pytest.fixture
-def monitor_env(monkeypatch, db_path, aw_server):
-    """Sub-second settings in the environment (inherited by every process a
-    test or the watchdog starts); afterwards, every process on the database killed."""
-    for k, v in FAST.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("LIFELOG_AW_URL", aw_server.url)
-    monkeypatch.setenv("LIFELOG_DB_PATH", str(db_path))
-    yield dict(os.environ)
-    leftovers = processes_on(db_path)
-    for p in leftovers:
-        try:
-            p.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(leftovers, timeout=10)
-
-
 def one_pass(lifelog, env=None, *args) -> dict:
     r = lifelog("watchdog", "--once", "--json", *args, env=env)
     assert r.code == 0, r.err
     assert len(r.out.splitlines()) == 1, r.out
     return json.loads(r.out)
+
+
+def start_watcher(spawn, db_path, aw_url, **settings):
+    """`lifelog watcher` on the database, polling every 0.2 s, settings by name; output captured."""
+    env = dict(os.environ, LIFELOG_AW_URL=aw_url, LIFELOG_POLL_INTERVAL_SECONDS="0.2",
+               LIFELOG_AW_TIMEOUT_SECONDS="2")
+    env.update({f"LIFELOG_{k.upper()}": str(v) for k, v in settings.items()})
+    return spawn.lifelog("watcher", "--db", str(db_path), env=env, capture=True)
