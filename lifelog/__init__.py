@@ -1,16 +1,15 @@
 """LifeLog: a faithful, self-watching copy of ActivityWatch data in SQLite.
 
 The CLI (`lifelog.cli`) is a thin layer over these modules; each can be
-imported and used on its own:
+imported and used on its own. The README's "The code, module by module"
+says what each module owns; the ones to start from:
 
 - `lifelog.settings`  settings from options, environment, TOML and defaults
 - `lifelog.db`        opening the database, the schema, `get_meta`/`set_meta`
-- `lifelog.http`      bounded HTTP/1.1 over the standard library; `redact_url`
-- `lifelog.aw`        bounded HTTP calls to the ActivityWatch server
 - `lifelog.watcher`   the long-running watcher process
-- `lifelog.sources`   is each of AW's own watchers recording? (the pure judgment)
-- `lifelog.source_watch`  sources judged each watchdog pass, recorded, restarted; `lifelog sources`
-- `lifelog.servers`   each AW server's host name, by device_id
+- `lifelog.watchdog`  `decide()`, pure, and the pass that records and acts
+- `lifelog.monitor`   one refresh of the overall status, used by every part
+- `lifelog.registry`  where a capability (sources, backups, outward signals) plugs in
 """
 
 __version__ = "0.1.0"

@@ -25,11 +25,9 @@ Building 10 million rows takes a few minutes and about 8 GB of disk.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import random
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -38,19 +36,17 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from support.awserver import AWServer  # noqa: E402
+from support.localhttp import CountingProxy  # noqa: E402
 
 from lifelog import reconcile, watcher  # noqa: E402
 from lifelog.aw import AWClient  # noqa: E402
 from lifelog.db import apply_schema, connect, open_db  # noqa: E402
-from lifelog.merge import Window  # noqa: E402
 from lifelog.settings import Settings  # noqa: E402
 
 UTC = timezone.utc
@@ -262,52 +258,6 @@ def local_reconcile_side(db_path: Path, server: str) -> tuple[int, float]:
     return windows, elapsed
 
 
-class CountingProxy:
-    """Forwards GETs to aw-server and counts them, by endpoint."""
-
-    def __init__(self, upstream: str):
-        target = urlsplit(upstream)
-        self.paths: list[str] = []
-        paths = self.paths
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):  # noqa: N802
-                paths.append(unquote(urlsplit(self.path).path))
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
-                try:
-                    conn.request("GET", self.path, headers={"Accept": "application/json"})
-                    resp = conn.getresponse()
-                    body = resp.read()
-                finally:
-                    conn.close()
-                self.send_response(resp.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def summary(self) -> str:
-        counts = sum(p.endswith("/events/count") for p in self.paths)
-        fetches = sum(p.endswith("/events") for p in self.paths)
-        return f"{len(self.paths)} requests ({counts} counts, {fetches} window fetches)"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
 def sparse_history(aw: AWServer, years: float, now: datetime) -> int:
     """The 6 buckets in aw-server: one event a day each, `years` long, and one a minute ago."""
     days = round(years * 365.25)
@@ -330,14 +280,14 @@ def reconcile_figures(aw: AWServer, db_path: Path, years: float) -> None:
     db = open_db(db_path)
     with AWClient(aw.url, 60) as client:
         assert history.backfill(db, client, settings).complete
-    proxy = CountingProxy(aw.url)
+    proxy = CountingProxy(aw.url, timeout=120)
     try:
         for label, before in (("nothing differs", None), ("after one back-dated insert", "insert")):
             if before:
                 late = datetime.now(UTC) - timedelta(days=round(years * 365.25 / 2))
                 aw.insert(BUCKETS[0].bucket_id, [{"timestamp": late.isoformat(), "duration": 42,
                                                   "data": {"app": "late", "title": "back-dated"}}])
-            proxy.paths.clear()
+            proxy.requests.clear()
             with AWClient(proxy.url, 60) as client:
                 began = time.perf_counter()
                 report = reconcile.reconcile(db, client, settings)

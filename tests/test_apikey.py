@@ -14,8 +14,6 @@ import os
 import secrets
 import signal
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -30,6 +28,7 @@ from lifelog.settings import load_settings
 from lifelog.timeutil import parse_iso, to_iso
 from lifelog.verdicts import AWStatus
 from support.helpers import FAST, meta, processes_on, stored, wait_for
+from support.localhttp import LocalHTTPServer, QuietHandler
 
 KEY = "llk-" + secrets.token_hex(16)  # distinctive: found anywhere, it is a leak
 PING_TOKEN = "0b3c1a52-7d0f-4c2e-9a51-" + secrets.token_hex(6)
@@ -38,7 +37,7 @@ REJECTED = "ActivityWatch rejected the API key set in aw_api_key"
 RUST_401 = b'{"message": "Missing or invalid API key. Set \'Authorization: Bearer <key>\' header."}'
 
 
-class AuthProxy:
+class AuthProxy(LocalHTTPServer):
     """aw-server-rust's API-key check (its endpoints/apikey.rs) in front of a
     real aw-server: /api/ paths other than /api/0/info need the Bearer key,
     else 401 with rust's JSON. Records, per request, whether the key was right."""
@@ -47,7 +46,7 @@ class AuthProxy:
         proxy = self
         self.checked: list[tuple[str, bool]] = []  # (path, carried the right key)
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as Rocket does
 
             def _handle(self):
@@ -57,34 +56,15 @@ class AuthProxy:
                 right = self.headers.get("Authorization") == f"Bearer {key}"
                 proxy.checked.append((path, right))
                 if path.startswith("/api/") and path != "/api/0/info" and not right:
-                    return self._send(401, "application/json", RUST_401)
+                    return self.answer(401, RUST_401)
                 # The key is not passed on: upstream is behind the check.
                 r = requests.request(self.command, upstream + self.path, data=body, timeout=30,
                                      headers={"Content-Type": self.headers.get("Content-Type", "")})
-                self._send(r.status_code, r.headers.get("Content-Type", ""), r.content)
-
-            def _send(self, status, ctype, body):
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.answer(r.status_code, r.content, r.headers.get("Content-Type", ""))
 
             do_GET = do_POST = do_DELETE = _handle  # noqa: N815
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.serve(Handler)
 
 
 @pytest.fixture

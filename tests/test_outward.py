@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,41 +21,30 @@ from lifelog import metrics, ping
 from lifelog.timeutil import to_iso
 from lifelog.verdicts import Level
 from support.helpers import meta, one_pass, running_watcher, wait_for
+from support.localhttp import LocalHTTPServer, QuietHandler
 
 TOKEN = "5f2b9c1e-aaaa-bbbb-cccc-0123456789ab"
 
 
-class Recorder:
+class Recorder(LocalHTTPServer):
     """An HTTP server that records (method, path, query, body) and answers 200."""
 
     def __init__(self):
         self.calls: list[dict] = []
         recorder = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _record(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode() if length else ""
                 parts = urlsplit(self.path)
                 recorder.calls.append({"method": self.command, "path": parts.path,
                                        "query": parse_qs(parts.query), "body": body})
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"OK")
+                self.answer(200, b"OK", "text/plain")
 
             do_GET = do_POST = _record
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 @pytest.fixture

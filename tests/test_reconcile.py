@@ -7,13 +7,9 @@ aw-server shows what a reconcile asks for (SPEC section 6, the last rule).
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import json
-import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from hypothesis import given
@@ -27,6 +23,7 @@ from lifelog.reconcile import Unit
 from lifelog.settings import Settings
 from lifelog.store import Source
 from lifelog.timeutil import parse_iso, to_iso
+from support.localhttp import CountingProxy
 
 UTC = timezone.utc
 _names = itertools.count()
@@ -167,55 +164,6 @@ def test_it_descends_only_where_counts_differ_and_repairs_exactly(aw_server, buc
 
 
 # -- the cost, counted -----------------------------------------------------------
-
-class CountingProxy:
-    """An HTTP proxy in front of a real aw-server that records every request."""
-
-    def __init__(self, upstream: str, *, version: str | None = None):
-        target = urlsplit(upstream)
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        seen = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):  # noqa: N802
-                parts = urlsplit(self.path)
-                seen.append((unquote(parts.path), {k: v[0] for k, v in parse_qs(parts.query).items()}))
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                try:
-                    conn.request("GET", self.path, headers={"Accept": "application/json"})
-                    resp = conn.getresponse()
-                    body = resp.read()
-                finally:
-                    conn.close()
-                if version is not None and parts.path == "/api/0/info":  # pose as another server
-                    body = json.dumps(dict(json.loads(body), version=version)).encode()
-                self.send_response(resp.status)
-                self.send_header("Content-Type", resp.getheader("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def of(self, bucket_id: str, endpoint: str) -> list[dict[str, str]]:
-        """The query parameters of each request to one bucket's endpoint (`events`, `events/count`)."""
-        path = f"/api/0/buckets/{bucket_id}/{endpoint}"
-        return [q for p, q in self.requests if p == path]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
 
 @pytest.fixture
 def proxy(aw_server):

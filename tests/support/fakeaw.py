@@ -1,44 +1,29 @@
 """What a real aw-server cannot be made to do, faked: a socket that accepts
 and never answers, a 500 on the bucket list, an HTML page, garbage JSON.
 
-Each fake is a tiny http.server in a thread, stopped by the fixture."""
+Each fake is a tiny http.server in a thread (support.localhttp), stopped by the fixture."""
 
 from __future__ import annotations
 
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from support.localhttp import LocalHTTPServer, QuietHandler
 
 
-class FakeAW:
+class FakeAW(LocalHTTPServer):
     """Answers each path with a fixed (status, content type, body); 404 otherwise."""
 
     def __init__(self, routes: dict[str, tuple[int, str, bytes]]):
         self.routes = routes
         routes_ = routes
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):  # noqa: N802
                 status, ctype, body = routes_.get(self.path.split("?")[0], (404, "text/plain", b"nope"))
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.answer(status, body, ctype)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.serve(Handler)
 
 
 class SilentSocket:
