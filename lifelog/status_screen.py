@@ -75,13 +75,10 @@ def sources_of(meta) -> list[Source]:
     """Each source named by a `source.<bucket_id>.state` key (bucket ids may hold dots)."""
     out = []
     for key, value in meta.items():
-        if key.startswith("source.") and key.endswith(".state"):
-            bucket = key[len("source."):-len(".state")]
-            if not bucket:
-                continue
-            prefix = f"source.{bucket}."
-            out.append(Source(bucket, value or "?", meta.get(prefix + "since"), meta.get(prefix + "newest_end"),
-                              meta.get(prefix + "reason") or ""))
+        bucket = keys.source_of_state_key(key)
+        if bucket is not None:
+            out.append(Source(bucket, value or "?", meta.get(keys.source_since(bucket)),
+                              meta.get(keys.source_newest_end(bucket)), meta.get(keys.source_reason(bucket)) or ""))
     return sorted(out, key=lambda s: s.bucket_id)
 
 
@@ -114,7 +111,7 @@ def _gather(db, settings: Settings, interval: float, monitor) -> Screen:
         _, report = monitor.check_health(db, settings)
     else:
         report = monitor.refresh(db, settings, "status")
-    meta = read_meta(db, ("source.", "watchdog."))
+    meta = read_meta(db, (keys.SOURCE_PREFIX, "watchdog."))
     return Screen(report, utcnow(), interval, sources_of(meta), latest_verdicts(db),
                   meta.get(keys.WATCHDOG_VERDICT), meta.get(keys.WATCHDOG_CHECKED_AT))
 
