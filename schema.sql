@@ -166,8 +166,8 @@ CREATE TABLE IF NOT EXISTS watchdog_log (
 CREATE INDEX IF NOT EXISTS watchdog_log_by_time ON watchdog_log (at);
 
 -- One row per change of a source's state (an AW bucket judged by each
--- watchdog pass, SPEC section 10), the first judgement included: the
--- history that `lifelog coverage` explains gaps from.
+-- watchdog pass: README "When an ActivityWatch watcher goes quiet"), the
+-- first judgement included: the history `lifelog coverage` explains gaps from.
 CREATE TABLE IF NOT EXISTS source_log (
     id        INTEGER PRIMARY KEY,
     at        TEXT NOT NULL,
@@ -181,7 +181,7 @@ CREATE INDEX IF NOT EXISTS source_log_by_time ON source_log (at);
 
 -- The AW servers LifeLog has read from, by device_id (the `server` column
 -- above), with the host name and version /api/0/info gave: a bucket whose
--- hostname is not its server's belongs to another machine (SPEC section 10).
+-- hostname is not its server's belongs to another machine (a `remote` source).
 -- Written when the watcher connects and by each health check.
 CREATE TABLE IF NOT EXISTS servers (
     device_id TEXT PRIMARY KEY,

@@ -4,7 +4,7 @@ This is how events that reach AW with old timestamps (aw-sync, imports,
 queued heartbeats) reach LifeLog, and how rows AW no longer has are found
 (marked `deleted_in_aw_at`, never deleted).
 
-It costs what differs, not what exists (SPEC section 6): per bucket, AW's
+It costs what differs, not what exists (README "Ingestion"): per bucket, AW's
 `/events/count` is compared with the same count here over calendar years,
 descending into months and then UTC days only where the counts differ; a day
 that differs is fetched whole and merged. A reconcile where nothing differs

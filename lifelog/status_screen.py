@@ -3,9 +3,9 @@ seconds until Ctrl-C (or SIGTERM), then exit 0.
 
 One screen is: the overall verdict and every component (lifelog.status,
 worked out now through lifelog.monitor, so an alert still runs once per
-change), each source's state from the `source.*` meta keys (SPEC section
-10) when there are any, and the latest watchdog verdicts from
-`watchdog_log`. AW is checked afresh (a recorded health check, as
+change), each source's state as the watchdog passes recorded it (README
+"When an ActivityWatch watcher goes quiet"), and the latest watchdog
+verdicts from `watchdog_log`. AW is checked afresh (a recorded health check, as
 `lifelog status` does) only when the latest check is older than
 `aw_health_check_interval_minutes`: the daemon normally keeps it fresh, and
 a screen redrawn every two seconds must not fill `health_checks`.

@@ -2,7 +2,7 @@
 
 The windows (pure), the local count against the real aw-server's at every
 kind of edge, and the cost: a counting proxy between LifeLog and a real
-aw-server shows what a reconcile asks for (SPEC section 6, the last rule).
+aw-server shows what a reconcile asks for (README "Ingestion": reconcile costs what differs).
 """
 
 from __future__ import annotations

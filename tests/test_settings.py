@@ -36,7 +36,7 @@ SPEC_DEFAULTS = {
     "backup_keep_daily": 7,
     "backup_keep_weekly": 4,
     "backup_keep_monthly": 12,
-    # Beyond SPEC's table (README "Settings"): history at scale.
+    # Two more (README "Settings"): history at scale.
     "history_retention_days": 365,
     "reconcile_rust_days": 7,
 }
