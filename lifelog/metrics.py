@@ -20,8 +20,9 @@ from typing import Iterable, Mapping, NamedTuple
 from lifelog import keys, registry
 from lifelog.db import read_meta
 from lifelog.settings import Settings
+from lifelog.source_watch import recorded
 from lifelog.timeutil import try_parse_iso
-from lifelog.verdicts import Level
+from lifelog.verdicts import Level, SourceState
 
 PREFIX = "lifelog_"
 
@@ -118,17 +119,17 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def _sources(db, meta: Mapping[str, str | None]) -> list[tuple[dict[str, str], float | None, bool]]:
-    """Each judged source (its `source.<bucket>.state` key) with its labels."""
-    judged = {b: v for k, v in meta.items() if (b := keys.source_of_state_key(k)) is not None}
+    """Each source as the latest pass recorded it, with its labels."""
+    judged = recorded(meta)
     if not judged:
         return []
     facts = {r[0]: (r[1] or "", r[2] or "") for r in db.conn.execute(
         "SELECT bucket_id, type, hostname FROM buckets WHERE deleted_in_aw_at IS NULL")}
     out = []
-    for bucket_id, state in sorted(judged.items()):
-        type_, host = facts.get(bucket_id, ("", ""))
-        end = _epoch(meta, keys.source_newest_end(bucket_id))
-        out.append(({"bucket": bucket_id, "type": type_, "host": host}, end, state == "silent"))
+    for r in judged:
+        type_, host = facts.get(r.bucket_id, ("", ""))
+        end = None if r.newest_end is None else r.newest_end.timestamp()
+        out.append(({"bucket": r.bucket_id, "type": type_, "host": host}, end, r.state == SourceState.SILENT))
     return out
 
 

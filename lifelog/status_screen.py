@@ -17,7 +17,6 @@ Imported only by `status --watch`: rich costs tens of milliseconds to load.
 
 from __future__ import annotations
 
-import signal
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ from rich.text import Text
 from lifelog import keys, status
 from lifelog.db import read_meta
 from lifelog.settings import Settings
+from lifelog.signals import stop_on_signals
+from lifelog.source_watch import Recorded, recorded
 from lifelog.status import StatusReport
 from lifelog.timeutil import format_age, try_parse_iso, utcnow
 from lifelog.verdicts import Level
@@ -40,15 +41,6 @@ LEVEL_STYLE = {Level.OK: "bold green", Level.WARNING: "bold yellow", Level.CRITI
 STATE_STYLE = {"live": "green", "idle": "grey50", "silent": "bold red", "copy": "grey50", "remote": "grey50",
                "unjudged": "yellow"}
 VERDICTS_SHOWN = 6
-
-
-@dataclass(frozen=True)
-class Source:
-    bucket_id: str
-    state: str
-    since: str | None
-    newest_end: str | None
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -65,21 +57,10 @@ class Screen:
     report: StatusReport
     now: datetime
     interval: float
-    sources: list[Source] = field(default_factory=list)
+    sources: list[Recorded] = field(default_factory=list)
     verdicts: list[VerdictRow] = field(default_factory=list)  # newest first
     watchdog_verdict: str | None = None
     watchdog_checked_at: str | None = None
-
-
-def sources_of(meta) -> list[Source]:
-    """Each source named by a `source.<bucket_id>.state` key (bucket ids may hold dots)."""
-    out = []
-    for key, value in meta.items():
-        bucket = keys.source_of_state_key(key)
-        if bucket is not None:
-            out.append(Source(bucket, value or "?", meta.get(keys.source_since(bucket)),
-                              meta.get(keys.source_newest_end(bucket)), meta.get(keys.source_reason(bucket)) or ""))
-    return sorted(out, key=lambda s: s.bucket_id)
 
 
 def latest_verdicts(db, limit: int = VERDICTS_SHOWN) -> list[VerdictRow]:
@@ -112,12 +93,12 @@ def _gather(db, settings: Settings, interval: float, monitor) -> Screen:
     else:
         report = monitor.refresh(db, settings, "status")
     meta = read_meta(db, (keys.SOURCE_PREFIX, "watchdog."))
-    return Screen(report, utcnow(), interval, sources_of(meta), latest_verdicts(db),
+    return Screen(report, utcnow(), interval, recorded(meta), latest_verdicts(db),
                   meta.get(keys.WATCHDOG_VERDICT), meta.get(keys.WATCHDOG_CHECKED_AT))
 
 
-def _age(when: str | None, now: datetime) -> str:
-    t = try_parse_iso(when)
+def _age(when: str | datetime | None, now: datetime) -> str:
+    t = try_parse_iso(when) if isinstance(when, str) else when
     return "-" if t is None else format_age((now - t).total_seconds())
 
 
@@ -200,9 +181,7 @@ def watch(settings: Settings, interval: float, console: Console | None = None,
         if not console.is_terminal:  # a log: wide enough that lines stay whole
             console = Console(highlight=False, width=max(console.width, 120))
     if stop is None:
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())  # only record it; the loop stops
+        stop = stop_on_signals()
     database = _Database(settings)
     try:
         if console.is_terminal:

@@ -214,3 +214,28 @@ def test_the_metrics_file_follows_the_watcher_and_is_never_seen_half_written(lif
     assert seen and not torn, (len(seen), torn[:3])
     assert not [p for p in path.parent.iterdir() if p.name != path.name]  # no file left aside
     assert json.loads(lifelog("status", "--json", env=dead).out)["level"] == "CRITICAL"
+
+
+def test_the_metrics_file_has_each_recorded_source_with_its_labels(db_path, tmp_path):
+    from lifelog import keys
+    from lifelog.db import open_db, set_meta
+    from lifelog.settings import load_settings
+    from lifelog.status import StatusReport
+
+    path = tmp_path / "lifelog.prom"
+    settings = load_settings(overrides={"db_path": str(db_path), "metrics_file": str(path)}, environ={})
+    db = open_db(db_path)
+    db.conn.execute("INSERT INTO buckets (server, bucket_id, type, hostname, first_seen_at, last_seen_at)"
+                    " VALUES ('dev', 'aw-watcher-window_ada.lan', 'currentwindow', 'ada.lan', 'x', 'x')")
+    end = NOW - timedelta(minutes=20)
+    set_meta(db, keys.source_state("aw-watcher-window_ada.lan"), "silent")
+    set_meta(db, keys.source_newest_end("aw-watcher-window_ada.lan"), to_iso(end))
+    metrics.write_metrics(db, settings, StatusReport(Level.WARNING, "WARNING: x"), "watchdog")
+    samples = {(s.name, s.labels.get("bucket")): s for f in text_string_to_metric_families(path.read_text())
+               for s in f.samples}
+    silent = samples[("lifelog_source_silent", "aw-watcher-window_ada.lan")]
+    assert silent.value == 1 and silent.labels == {"bucket": "aw-watcher-window_ada.lan",
+                                                   "type": "currentwindow", "host": "ada.lan"}
+    assert samples[("lifelog_source_newest_event_timestamp_seconds", "aw-watcher-window_ada.lan")].value \
+        == end.timestamp()
+    assert samples[("lifelog_status", None)].value == 1

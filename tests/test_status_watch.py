@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from rich.console import Console
 
-from lifelog import status_screen
+from lifelog import source_watch, status_screen
 from lifelog.db import open_db, set_meta, transaction
 from lifelog.status import Component, StatusReport
 from lifelog.timeutil import to_iso
@@ -34,7 +34,7 @@ def test_sources_come_from_their_meta_keys_even_with_dots_in_the_bucket_id():
             "source.aw-watcher-window_ada.example.org.newest_end": to_iso(NOW - timedelta(minutes=22)),
             "source.aw-watcher-window_ada.example.org.reason": "no window event for 22 min while not-afk",
             "source.aw-watcher-afk_ada.state": "live", "watcher.state": "running"}
-    sources = status_screen.sources_of(meta)
+    sources = source_watch.recorded(meta)
     assert [(s.bucket_id, s.state) for s in sources] == [("aw-watcher-afk_ada", "live"),
                                                           ("aw-watcher-window_ada.example.org", "silent")]
     assert sources[1].reason.startswith("no window event")
@@ -47,8 +47,8 @@ def test_the_screen_shows_the_verdict_components_sources_and_latest_verdicts():
                           db="/data/lifelog.db")
     screen = status_screen.Screen(
         report, NOW, 2.0,
-        sources=[status_screen.Source("aw-watcher-window_ada", "silent", to_iso(NOW - timedelta(minutes=12)),
-                                      to_iso(NOW - timedelta(minutes=22)), "quiet while not-afk")],
+        sources=[source_watch.Recorded("aw-watcher-window_ada", "silent", NOW - timedelta(minutes=12),
+                                       NOW - timedelta(minutes=22), "quiet while not-afk")],
         verdicts=[status_screen.VerdictRow(to_iso(NOW - timedelta(seconds=5)), "restart:not_running",
                                            "watcher pid 41 is gone", "started lifelog watcher (pid 42)", "daemon")],
         watchdog_verdict="restart:not_running", watchdog_checked_at=to_iso(NOW - timedelta(seconds=5)))
