@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 
-from lifelog import keys
+from lifelog import commands, keys
 from lifelog.db import get_meta, set_meta, transaction
 from lifelog.settings import Settings
 from lifelog.timeutil import now_iso
@@ -50,22 +50,12 @@ def notify_if_changed(db, settings: Settings, report) -> bool:
 
 def run_alert(db, settings: Settings, level: str, previous: str, summary: str) -> None:
     """Run alert_command (no shell), bounded; its output goes to our stderr."""
-    import subprocess  # here: alerts are rare, and every command imports this module
-
     argv = settings.alert_command_argv
     if not argv:
         return
     env = dict(os.environ, LIFELOG_STATUS=level, LIFELOG_PREVIOUS_STATUS=previous,
                LIFELOG_SUMMARY=summary.splitlines()[0] if summary else "")
-    try:
-        # stdout goes to stderr: `--json` output on stdout must stay one document.
-        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=2, stderr=2,
-                              timeout=ALERT_TIMEOUT)
-        outcome = f"exit {proc.returncode}"
-    except subprocess.TimeoutExpired:
-        outcome = f"killed after {ALERT_TIMEOUT:g} s"
-    except OSError as e:
-        outcome = f"could not run {argv[0]!r}: {e.strerror or e}"
+    outcome = commands.run(argv, ALERT_TIMEOUT, env=env, output_to_stderr=True).text
     if outcome != "exit 0":
         log.error("alert_command %s", outcome)
     set_meta(db, keys.STATUS_ALERTED_AT, now_iso())

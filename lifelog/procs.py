@@ -17,7 +17,7 @@ from pathlib import Path
 
 from typing import Mapping
 
-from lifelog import keys
+from lifelog import commands, keys
 from lifelog.db import read_meta
 from lifelog.errors import LifelogError
 from lifelog.identity import LiveProc, WatcherFacts, identity_matches, live, watcher_facts
@@ -200,21 +200,10 @@ def start_watcher(settings: Settings) -> int:
     """
     argv = settings.restart_command_argv
     if argv:
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True)
-        except OSError as e:
-            raise StartFailed(f"watcher_restart_command {argv[0]!r} could not run: {e.strerror or e}") from None
-        try:
-            out, _ = proc.communicate(timeout=max(30.0, settings.stop_grace_seconds * 2))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise StartFailed(f"watcher_restart_command {argv[0]!r} did not finish in time") from None
-        if proc.returncode != 0:
-            tail = (out or "").strip().splitlines()[-1:] or [""]
-            raise StartFailed(f"watcher_restart_command exited {proc.returncode}: {tail[0][:200]}")
-        return proc.pid
+        ran = commands.run(argv, max(30.0, settings.stop_grace_seconds * 2))
+        if ran.code != 0 or ran.pid is None:
+            raise StartFailed(f"watcher_restart_command: {ran.text}")
+        return ran.pid
     log_path = watcher_log_path(settings)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     starter, watcher = detach_options(sys.platform)

@@ -16,11 +16,10 @@ command when the user gave one (README "When an ActivityWatch watcher goes quiet
 """
 
 import logging
-import os
 from datetime import datetime
 from typing import Mapping, NamedTuple
 
-from lifelog import keys, registry, servers, sources
+from lifelog import commands, keys, registry, servers, sources
 from lifelog.db import delete_meta, read_meta, set_meta, transaction
 from lifelog.identity import WatcherFacts
 from lifelog.liveness import age, ts
@@ -227,37 +226,8 @@ def restart_due(j: sources.Judgement, meta: Meta, now: datetime, settings: Setti
 def run_command(command: str, timeout: float = RESTART_TIMEOUT) -> str:
     """Run a restart command (split as a shell would, no shell), bounded; how it ended."""
     import shlex
-    import signal
-    import subprocess
-    import tempfile
 
-    argv = shlex.split(command)
-    posix = os.name == "posix"
-    # Output to a file, not a pipe: a child it leaves behind holding a pipe
-    # would keep a read waiting past the bound.
-    with tempfile.TemporaryFile() as out:
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=posix)
-        except OSError as e:
-            return f"could not run {argv[0]!r}: {e.strerror or e}"
-        try:
-            code = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            killed = False
-            if posix and hasattr(signal, "SIGKILL"):  # its whole session: what it started goes with it
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    killed = True
-                except OSError:
-                    pass
-            if not killed:
-                proc.kill()
-            proc.wait()
-            return f"killed after {timeout:g} s"
-        out.seek(0)
-        tail = out.read()[-2000:].decode("utf-8", "replace").strip().splitlines()
-    return f"exit {code}" + (f": {tail[-1][:200]}" if code and tail else "")
+    return commands.run(shlex.split(command), timeout).text
 
 
 def restart(db, r: Restart, reason: str, now: datetime, actor: str) -> str:

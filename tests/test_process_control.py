@@ -177,3 +177,15 @@ def test_no_module_names_a_posix_only_signal_unguarded():
     found = {path.name: bad for path in sorted(package.glob("*.py"))
              if (bad := unguarded_signal_names(path.read_text()))}
     assert found == {}
+
+
+def test_a_failing_watcher_restart_command_is_a_start_failure_saying_how_it_ended(db_path):
+    settings = load_settings(overrides={"db_path": str(db_path), "watcher_restart_command":
+                                        f"{sys.executable} -c 'print(\"unit not found\"); raise SystemExit(3)'"},
+                             environ={})
+    with pytest.raises(procs.StartFailed, match=r"watcher_restart_command: exit 3: unit not found"):
+        procs.start_watcher(settings)
+    settings = load_settings(overrides={"db_path": str(db_path), "watcher_restart_command": "/nonexistent/x"},
+                             environ={})
+    with pytest.raises(procs.StartFailed, match=r"could not run '/nonexistent/x'"):
+        procs.start_watcher(settings)
