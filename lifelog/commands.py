@@ -41,9 +41,14 @@ def run(argv: list[str], timeout: float, *, env: Mapping[str, str] | None = None
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL) if posix else proc.kill()
-            except OSError:
+            killed = False
+            if posix and hasattr(signal, "SIGKILL"):  # its whole session: what it started goes too
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    killed = True
+                except OSError:
+                    pass
+            if not killed:
                 proc.kill()
             proc.wait()
             return Ran(None, proc.pid, f"killed after {timeout:g} s")
