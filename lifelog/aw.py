@@ -83,8 +83,6 @@ class AWClient:
 
     def __repr__(self) -> str:
         return f"AWClient({http.redact_url(self.url)!r}, {self.timeout!r})"
-        # The latest /api/0/info answer: who connects may record it (lifelog.servers).
-        self.last_info: dict[str, Any] | None = None
 
     def close(self) -> None:
         self._conn.close()
@@ -118,8 +116,7 @@ class AWClient:
     # -- the endpoints LifeLog uses -------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        self.last_info = self.get_json("/api/0/info", expect=dict)
-        return self.last_info
+        return self.get_json("/api/0/info", expect=dict)
 
     def buckets(self) -> dict[str, dict[str, Any]]:
         # Without the trailing slash the server answers 308.

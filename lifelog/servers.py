@@ -1,8 +1,9 @@
 """The AW servers LifeLog reads from: their host name and version, by device_id.
 
 AW's `/api/0/info` names the host it runs on; a bucket whose `hostname`
-differs belongs to another machine: `remote`, never judged (README "When an ActivityWatch watcher goes quiet"). The watcher records it each time it connects to AW, and so does
-the health check; the row is rewritten only when it changed or is a minute
+differs belongs to another machine: `remote`, never judged (README "When an
+ActivityWatch watcher goes quiet"). The watcher records it each time it
+connects to AW, and so does the health check; the row is rewritten only when it changed or is a minute
 old, so a poll every few seconds costs one indexed read.
 """
 
@@ -23,7 +24,7 @@ class Server(NamedTuple):
 
 
 def key_of(info: Mapping[str, Any]) -> str:
-    """How LifeLog names a server in its tables (as lifelog.sync's Source.connect does)."""
+    """How LifeLog names a server in its tables (lifelog.store.Source uses it too)."""
     return str(info.get("device_id") or info.get("hostname") or "unknown")
 
 

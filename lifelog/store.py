@@ -77,9 +77,12 @@ class Source:
 
     @classmethod
     def connect(cls, client: AWClient) -> "Source":
-        info = client.info()
-        server = str(info.get("device_id") or info.get("hostname") or "unknown")
-        return cls(client, server, str(info.get("version", "")).endswith("(rust)"))
+        return cls.of(client, client.info())
+
+    @classmethod
+    def of(cls, client: AWClient, info: dict[str, Any]) -> "Source":
+        """The server as its `/api/0/info` answer names it."""
+        return cls(client, servers.key_of(info), str(info.get("version", "")).endswith("(rust)"))
 
     def events(self, bucket_id: str, *, start: datetime | None = None, end: datetime | None = None,
                limit: int = -1) -> list[Event]:
@@ -132,8 +135,9 @@ class Page:
 
 def connect(db, client: AWClient, settings: Settings) -> tuple[Source, dict[str, dict], list[str]]:
     """The server, its bucket listing (recorded) and the buckets chosen by the settings."""
-    src = Source.connect(client)
-    servers.record(db, src.server, client.last_info)  # AW's host name: lifelog.sources tells remote buckets by it
+    info = client.info()
+    src = Source.of(client, info)
+    servers.record(db, src.server, info)  # AW's host name: lifelog.sources tells remote buckets by it
     listing = client.buckets()
     record_buckets(db, src.server, listing)
     return src, listing, buckets_mod.selected(listing.keys(), settings.bucket_patterns)
