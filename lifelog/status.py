@@ -27,7 +27,7 @@ from lifelog import keys, registry
 from lifelog.identity import WatcherFacts
 from lifelog.liveness import AWView, Freshness, age, heartbeat_age, judge_data, ts, watcher_started
 from lifelog.settings import Settings
-from lifelog.timeutil import format_age, to_iso, utcnow
+from lifelog.timeutil import format_age, to_iso, try_parse_iso, utcnow
 from lifelog.verdicts import SEVERITY, Level
 
 RESTARTS_CRITICAL = 3
@@ -93,7 +93,7 @@ def unknown(reason: str, db: str = "") -> StatusReport:
 
 
 def _rounded_age(when: str | None, now: datetime) -> float | None:
-    seconds = age(ts({"t": when}, "t"), now)
+    seconds = age(try_parse_iso(when), now)
     return None if seconds is None else round(seconds, 1)
 
 
