@@ -119,6 +119,7 @@ def test_a_healthy_pass_posts_the_summary_once_per_interval(lifelog, db_path, mo
     assert (recorder.calls[-1]["method"], recorder.calls[-1]["path"]) == ("POST", f"/ping/{TOKEN}")
     assert recorder.calls[-1]["body"].startswith("OK: ")
     assert meta(db_path, "ping.last_sent") == "ok" and meta(db_path, "ping.last_result") == "200"
+    assert meta(db_path, "ping.last_at")
 
 
 def test_critical_pings_fail_at_once_and_a_template_gets_down(lifelog, db_path, monitor_env, recorder, tmp_path):
@@ -214,6 +215,9 @@ def test_the_metrics_file_follows_the_watcher_and_is_never_seen_half_written(lif
     assert seen and not torn, (len(seen), torn[:3])
     assert not [p for p in path.parent.iterdir() if p.name != path.name]  # no file left aside
     assert json.loads(lifelog("status", "--json", env=dead).out)["level"] == "CRITICAL"
+    path.unlink()  # a health check rewrites it too
+    lifelog("health", env=dead)
+    assert values()["lifelog_aw_up"] in (0, 1)
 
 
 def test_the_metrics_file_has_each_recorded_source_with_its_labels(db_path, tmp_path):

@@ -149,7 +149,7 @@ def test_a_silent_window_watcher_while_you_are_active_warns_within_the_threshold
     assert len(sent) == 1 and src.window in sent[0]["LIFELOG_SUMMARY"]
 
 
-def test_a_silent_window_watcher_while_you_are_away_is_idle(src, db_path):
+def test_a_silent_window_watcher_while_you_are_away_is_idle(src, db_path, lifelog):
     src.bucket(src.afk, "afkstatus")
     src.bucket(src.window, "currentwindow")
     with Feeder(src.aw, {src.afk: {"status": "afk"}}):
@@ -163,6 +163,9 @@ def test_a_silent_window_watcher_while_you_are_away_is_idle(src, db_path):
         assert src.state(src.window) == "idle"
         assert "silent" not in src.log(src.window)
         assert "you were away" in meta(db_path, keys.source_reason(src.window))
+        r = lifelog("sources", "--json", env=src.env)
+        assert r.code == 0, r.out  # none silent
+        assert {d["bucket_id"]: d["state"] for d in json.loads(r.out)}[src.window] == "idle"
 
 
 def test_a_browser_bucket_is_idle_while_a_terminal_has_focus_and_silent_while_its_browser_has(src, db_path):
