@@ -350,12 +350,12 @@ def _check_space(folder: Path, size: int) -> None:
     free = st.f_bavail * st.f_frsize
     if free < size + SPACE_RESERVE_BYTES:
         raise BackupFailed(
-            f"not enough space in {folder}: the backup needs {_mib(size)} and {_mib(SPACE_RESERVE_BYTES)} "
-            f"kept free, {_mib(free)} are free; no backup was made; free some space, or choose another "
+            f"not enough space in {folder}: the backup needs {mib(size)} and {mib(SPACE_RESERVE_BYTES)} "
+            f"kept free, {mib(free)} are free; no backup was made; free some space, or choose another "
             "folder with --dest or the backup_dir setting")
 
 
-def _mib(n: int) -> str:
+def mib(n: int) -> str:
     return f"{n / 1048576:.1f} MiB"
 
 

@@ -66,6 +66,13 @@ def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell; the last one (a reason, an age) left free."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        _out("  ".join([cell.ljust(w) for cell, w in zip(row, widths)] + [row[-1]]).rstrip())
+
+
 def _quiet_logging() -> None:
     """One-shot commands print their result on stdout; the log shows only
     trouble on stderr unless LIFELOG_LOG_LEVEL asks for more."""
@@ -110,9 +117,7 @@ def cmd_meta_show(args) -> int:
     table = [("KEY", "VALUE", "UPDATED_AT", "AGE")] + [
         (r["key"], _clip(r["value"] or ""), r["updated_at"], format_age(r["age_seconds"])) for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(3)]
-    for row in table:
-        _out("  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)))
+    _print_table(table)
     return 0
 
 
@@ -296,9 +301,7 @@ def cmd_sources(args) -> int:
         table.append((j.bucket_id, j.type, j.hostname, str(j.state),
                       j.newest_end.isoformat(timespec="seconds") if j.newest_end else "-",
                       format_age(j.age(now)), j.reason))
-    widths = [max(len(row[i]) for row in table) for i in range(6)]
-    for row in table:
-        _out("  ".join(cell.ljust(widths[i]) if i < 6 else cell for i, cell in enumerate(row)).rstrip())
+    _print_table(table)
     return 1 if silent else 0
 
 
@@ -411,7 +414,7 @@ def cmd_backup(args) -> int:
             _print_json(plan.to_json())
             return 0
         _out(f"dry run: nothing written or removed. A backup now would copy {settings.db_path} "
-             f"({_mib(plan.bytes)}, {plan.events:,} events) to {plan.path}")
+             f"({backup.mib(plan.bytes)}, {plan.events:,} events) to {plan.path}")
         _out(f"retention ({plan.policy.describe()}) would then keep:")
         for kept in plan.plan.keep:
             new = " (this backup)" if kept.name == plan.path.name else ""
@@ -426,15 +429,11 @@ def cmd_backup(args) -> int:
     if args.json:
         _print_json(result.to_json())
         return 0
-    _out(f"backup verified: {result.path} ({_mib(result.bytes)}, {result.events:,} events, "
+    _out(f"backup verified: {result.path} ({backup.mib(result.bytes)}, {result.events:,} events, "
          f"{result.seconds:.1f} s)")
     removed = f": {', '.join(result.removed)}" if result.removed else ""
     _out(f"retention: kept {len(result.plan.keep)}, removed {len(result.removed)}{removed}")
     return 0
-
-
-def _mib(n: int) -> str:
-    return f"{n / 1048576:.1f} MiB"
 
 
 def cmd_restore(args) -> int:
