@@ -11,5 +11,3 @@ from lifelog import status  # noqa: F401  (aw, watcher, data, restarts, watchdog
 from lifelog import metrics, ping  # noqa: F401  (outputs: the metrics file, the dead man's switch)
 from lifelog import backup_status  # noqa: F401  (backups: status component, daemon job)
 from lifelog import source_watch  # noqa: F401  (sources: AW's own watchers)
-
-LOADED = True

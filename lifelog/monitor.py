@@ -18,7 +18,8 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from lifelog import alerts, capabilities, clocks, health, registry, status, watchdog
+from lifelog import alerts, clocks, health, registry, status, watchdog
+from lifelog import capabilities  # noqa: F401  (every capability registers its parts)
 from lifelog.db import read_meta
 from lifelog.errors import LifelogError
 from lifelog.health import HealthResult
@@ -31,8 +32,6 @@ from lifelog.verdicts import RESTART_VERDICTS
 from lifelog.watchdog import PassResult
 
 log = logging.getLogger("lifelog.monitor")
-
-assert capabilities.LOADED  # every capability has registered its parts
 
 
 def recent_restarts(db, now: datetime) -> tuple[tuple[str, str], ...]:
