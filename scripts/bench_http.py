@@ -11,8 +11,7 @@
 2. The status path without the command-line layer (settings, database, a
    live AW health check of two requests, the verdict) against a real
    aw-server started here, as is, and with `http.client` or `requests`
-   imported on top, which is what it would cost to use them; and, for
-   scale, with the database opened by `lifelog.db.open_db` (sqlite-utils).
+   imported on top, which is what it would cost to use them.
 
 Medians and minimums over n fresh interpreters; the machine's load moves
 them, so compare the rows of one run.
@@ -31,16 +30,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = ("import json, sqlite3, logging, datetime, dataclasses, pathlib, urllib.parse\n"
-        "import lifelog.settings, lifelog.db, lifelog.status, lifelog.timeutil\n")
-# The database is opened as the cron fast path opens it (without sqlite-utils,
-# which alone takes longer to import than the budget); the last row shows open_db.
+        "import lifelog.settings, lifelog.db, lifelog.monitor, lifelog.timeutil\n")
+# What `lifelog status` does below its command line (lifelog.monitor.status_now).
 STATUS_PATH = """
 from lifelog.settings import load_settings
-from lifelog.fastpath import open_lite as open_db
-from lifelog import status
+from lifelog.db import open_db
+from lifelog import monitor
 settings = load_settings()
-report = status.check_and_report(open_db(settings.db_path), settings)
-assert report.components[0].state.startswith("AW healthy"), report.summary
+report = monitor.status_now(open_db(settings.db_path), settings)
+aw = report.components[0]
+assert (aw.name, aw.level.name) == ("aw", "OK"), report.summary
 """
 
 
@@ -94,9 +93,6 @@ def main() -> None:
                                  ("import http.client\n", "+ import http.client"),
                                  ("import requests\n", "+ import requests")):
                 row(label, wall(extra + STATUS_PATH, env, args.n))
-            with_open_db = STATUS_PATH.replace("from lifelog.fastpath import open_lite as open_db",
-                                               "from lifelog.db import open_db")
-            row("lifelog.http, database by open_db", wall(with_open_db, env, args.n))
         finally:
             aw.stop()
 

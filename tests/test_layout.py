@@ -69,3 +69,37 @@ def test_the_cron_pass_and_status_never_load_the_heavy_modules():
             f"print([m for m in {heavy!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def lifelog_names_used(path: Path) -> set[tuple[str, str | None]]:
+    """(module, name) for every `from lifelog… import name` and `import lifelog.x` in a file."""
+    used = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            used |= {(a.name, None) for a in node.names if a.name.startswith("lifelog")}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("lifelog"):
+            used |= {(node.module, a.name) for a in node.names}
+    return used
+
+
+def test_the_scripts_import_only_what_lifelog_has():
+    # The benchmarks run by hand, not in the suite: a module they import that
+    # was renamed or removed would otherwise go unnoticed until someone measures.
+    import importlib
+
+    scripts = sorted((PACKAGE.parent / "scripts").glob("*.py"))
+    assert len(scripts) >= 5
+    missing = []
+    for script in scripts:
+        for module, name in sorted(lifelog_names_used(script), key=str):
+            try:
+                found = importlib.import_module(module)
+            except ImportError:
+                missing.append(f"{script.name}: {module}")
+                continue
+            if name is not None and not hasattr(found, name):
+                try:
+                    importlib.import_module(f"{module}.{name}")
+                except ImportError:
+                    missing.append(f"{script.name}: {module}.{name}")
+    assert missing == []
