@@ -18,8 +18,8 @@ from lifelog import keys, registry
 from lifelog.db import Database, read_meta
 from lifelog.liveness import CLOCK_SKEW, age, ts
 from lifelog.settings import Settings
-from lifelog.status import Component, Snapshot
-from lifelog.timeutil import format_age, utcnow
+from lifelog.status import Component, Snapshot, component_at
+from lifelog.timeutil import format_span, utcnow
 from lifelog.verdicts import Level
 
 log = logging.getLogger("lifelog.backup")
@@ -45,10 +45,6 @@ def due(meta: Mapping[str, str | None], now: datetime, settings: Settings) -> bo
     return since is None or since >= interval or since < -CLOCK_SKEW
 
 
-def _age_text(seconds: float) -> str:
-    return format_age(seconds).removesuffix(" ago")
-
-
 @registry.component("backup", order=70)
 def backup_component(snap: Snapshot, settings: Settings) -> Component:
     """WARNING when backups are on and the newest verified one is older than
@@ -56,36 +52,34 @@ def backup_component(snap: Snapshot, settings: Settings) -> Component:
     meta, now = snap.meta, snap.now
     last_ok = meta.get(keys.BACKUP_LAST_OK_AT)
     last_age = age(ts(meta, keys.BACKUP_LAST_OK_AT), now)
-    shown_age = None if last_age is None else round(last_age, 1)
     error = meta.get(keys.BACKUP_LAST_ERROR) or ""
     failed = f"; the latest attempt failed: {error}" if error else ""
     interval = interval_seconds(settings)
     newest = Path(meta.get(keys.BACKUP_LAST_PATH) or "?").name
     if interval is None:
         reason = "scheduled backups off (backup_interval_hours = 0)"
-        return Component("backup", Level.OK, reason + (f"; newest {newest}" if last_ok else ""),
-                         last_ok, shown_age)
+        return component_at("backup", Level.OK, reason + (f"; newest {newest}" if last_ok else ""), snap, last_ok)
     limit = 2 * interval
     fix = "run 'lifelog backup', and keep 'lifelog daemon' running (or add 'lifelog backup' to cron)"
     if last_ok is None:
         created_age = age(ts(meta, keys.DB_CREATED_AT), now)
         if created_age is not None and created_age > limit:
-            return Component("backup", Level.WARNING,
-                             f"no verified backup yet, and the database is {_age_text(created_age)} old"
-                             f"{failed}; {fix}", None, None)
-        return Component("backup", Level.OK, f"no backup yet{failed}", None, None)
+            return component_at("backup", Level.WARNING,
+                                f"no verified backup yet, and the database is {format_span(created_age)} old"
+                                f"{failed}; {fix}", snap)
+        return component_at("backup", Level.OK, f"no backup yet{failed}", snap)
     if last_age is None or last_age > limit or last_age < -CLOCK_SKEW:
         if last_age is None:
             when = f"of unknown age (backup.last_ok_at is {last_ok!r})"
         elif last_age < 0:
             when = "in the future (the clock stepped back?)"
         else:
-            when = f"{_age_text(last_age)} old"
-        return Component("backup", Level.WARNING,
-                         f"backup overdue: the newest verified backup is {when}, over twice "
-                         f"backup_interval_hours ({settings.backup_interval_hours:g} h){failed}; {fix}",
-                         last_ok, shown_age)
-    return Component("backup", Level.OK, f"newest verified backup {newest}{failed}", last_ok, shown_age)
+            when = f"{format_span(last_age)} old"
+        return component_at("backup", Level.WARNING,
+                            f"backup overdue: the newest verified backup is {when}, over twice "
+                            f"backup_interval_hours ({settings.backup_interval_hours:g} h){failed}; {fix}",
+                            snap, last_ok)
+    return component_at("backup", Level.OK, f"newest verified backup {newest}{failed}", snap, last_ok)
 
 
 # -- the daemon's job --------------------------------------------------------------------------

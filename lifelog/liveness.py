@@ -55,6 +55,11 @@ def in_window(age_seconds: float | None, window: float) -> bool:
 # -- sleep ----------------------------------------------------------------------------
 
 
+def format_clocks(readings: tuple[float, float]) -> str:
+    """(awake, since boot) as recorded in meta; parse_clocks reads it back."""
+    return f"{readings[0]!r} {readings[1]!r}"
+
+
 def parse_clocks(text: str | None) -> tuple[float, float] | None:
     try:
         awake, since_boot = (float(x) for x in str(text).split())

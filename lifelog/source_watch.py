@@ -22,9 +22,9 @@ from typing import Mapping, NamedTuple
 from lifelog import commands, keys, registry, servers, sources
 from lifelog.db import delete_meta, read_meta, set_meta, transaction
 from lifelog.identity import WatcherFacts
-from lifelog.liveness import age, ts
+from lifelog.liveness import age, format_clocks, parse_clocks, ts
 from lifelog.settings import Settings
-from lifelog.status import Component, Snapshot
+from lifelog.status import Component, Snapshot, component_at
 from lifelog.timeutil import format_span, to_iso, try_parse_iso, utcnow
 from lifelog.verdicts import Level, SourceState, Verdict
 from lifelog.watchdog import MAX_LEVEL, PassContext, backoff_level, backoff_remaining
@@ -107,20 +107,29 @@ def read_windows(db, device: str, bucket_id: str, since: datetime,
 
 
 def read_awake(meta: Meta) -> sources.Awake | None:
-    from lifelog.liveness import parse_clocks
-
     since = ts(meta, keys.SOURCES_AWAKE_SINCE)
     clocks = parse_clocks(meta.get(keys.SOURCES_CLOCKS))
     return None if since is None or clocks is None else sources.Awake(since, clocks)
 
 
-def read_previous(meta: Meta) -> dict[str, sources.Previous]:
-    found = {}
+class Recorded(NamedTuple):
+    bucket_id: str
+    state: str
+    since: datetime | None
+    newest_end: datetime | None
+    reason: str
+
+
+def recorded(meta: Meta) -> list[Recorded]:
+    """The sources as the latest pass recorded them."""
+    found = []
     for key, value in meta.items():
         bucket_id = keys.source_of_state_key(key)
         if bucket_id is not None and value:
-            found[bucket_id] = sources.Previous(value, ts(meta, keys.source_newest_end(bucket_id)))
-    return found
+            found.append(Recorded(bucket_id, value, ts(meta, keys.source_since(bucket_id)),
+                                  ts(meta, keys.source_newest_end(bucket_id)),
+                                  meta.get(keys.source_reason(bucket_id)) or ""))
+    return sorted(found, key=lambda r: r.bucket_id)
 
 
 class Gathered(NamedTuple):
@@ -148,7 +157,8 @@ def read_facts(db, settings: Settings, meta: Meta, watcher: WatcherFacts, now: d
             elif local and b.type == sources.WINDOW_TYPE and window_from is not None:
                 windows[b.bucket_id] = read_windows(db, device, b.bucket_id, window_from, browsers)
     facts = sources.Facts(hostname, tuple(buckets), not_afk, windows, sources.evidence_horizon(now, settings),
-                          trouble, awake.since, read_previous(meta))
+                          trouble, awake.since,
+                          {r.bucket_id: sources.Previous(r.state, r.newest_end) for r in recorded(meta)})
     return Gathered(device, facts, awake)
 
 
@@ -177,11 +187,11 @@ def record(db, gathered: Gathered, judged: list[sources.Judgement], meta: Meta, 
         writes.update({k: v for k, v in values.items() if meta.get(k) != v})
     awake = gathered.awake
     for key, value in ((keys.SOURCES_AWAKE_SINCE, to_iso(awake.since) if awake.since else ""),
-                       (keys.SOURCES_CLOCKS, f"{awake.clocks[0]!r} {awake.clocks[1]!r}" if awake.clocks else "")):
+                       (keys.SOURCES_CLOCKS, format_clocks(awake.clocks) if awake.clocks else "")):
         if (meta.get(key) or "") != value:
             writes[key] = value
     # A bucket AW no longer lists (or `buckets` no longer selects) is no source.
-    gone = set(read_previous(meta)) - {j.bucket_id for j in judged}
+    gone = {r.bucket_id for r in recorded(meta)} - {j.bucket_id for j in judged}
     if not (writes or gone):
         return changed
     with transaction(db):
@@ -305,26 +315,6 @@ def survey(db, settings: Settings, now: datetime | None = None) -> list[SourceVi
 # -- the status component -----------------------------------------------------------------------
 
 
-class Recorded(NamedTuple):
-    bucket_id: str
-    state: str
-    since: datetime | None
-    newest_end: datetime | None
-    reason: str
-
-
-def recorded(meta: Meta) -> list[Recorded]:
-    """The sources as the latest pass recorded them."""
-    found = []
-    for key, value in meta.items():
-        bucket_id = keys.source_of_state_key(key)
-        if bucket_id is not None and value:
-            found.append(Recorded(bucket_id, value, ts(meta, keys.source_since(bucket_id)),
-                                  ts(meta, keys.source_newest_end(bucket_id)),
-                                  meta.get(keys.source_reason(bucket_id)) or ""))
-    return sorted(found, key=lambda r: r.bucket_id)
-
-
 def silent_text(r: Recorded, now: datetime) -> str:
     quiet = age(r.newest_end or r.since, now)
     how_long = f" for {format_span(quiet)}" if quiet is not None else ""
@@ -346,7 +336,7 @@ def sources_component(snap: Snapshot, settings: Settings) -> Component:
         old = f" (as judged {format_span(judged_age)} ago: no watchdog pass since)"
     if not found:
         text = "no source judged yet" if judged_at is None else "no sources: AW lists no selected bucket"
-        return Component("sources", Level.OK, text + old, judged_at, _rounded(judged_age))
+        return component_at("sources", Level.OK, text + old, snap, judged_at)
     silent = sorted((r for r in found if r.state == SourceState.SILENT),
                     key=lambda r: r.since or now)
     if silent:
@@ -356,15 +346,10 @@ def sources_component(snap: Snapshot, settings: Settings) -> Component:
         level = Level.CRITICAL if critical else Level.WARNING
         text = "; ".join(silent_text(r, now) for r in shown)
         since = to_iso(shown[0].since) if shown[0].since else None
-        return Component("sources", level, f"{text}; see 'lifelog sources'{old}", since,
-                         _rounded(age(shown[0].since, now)))
+        return component_at("sources", level, f"{text}; see 'lifelog sources'{old}", snap, since)
     counts: dict[str, int] = {}
     for r in found:
         counts[r.state] = counts.get(r.state, 0) + 1
     order = [str(s) for s in SourceState]
     summary = ", ".join(f"{counts[s]} {s}" for s in sorted(counts, key=lambda s: order.index(s) if s in order else 99))
-    return Component("sources", Level.OK, f"no source silent ({summary}){old}", judged_at, _rounded(judged_age))
-
-
-def _rounded(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 1)
+    return component_at("sources", Level.OK, f"no source silent ({summary}){old}", snap, judged_at)

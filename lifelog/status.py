@@ -97,7 +97,8 @@ def _rounded_age(when: str | None, now: datetime) -> float | None:
     return None if seconds is None else round(seconds, 1)
 
 
-def _component(name: str, level: Level, reason: str, snap: Snapshot, since: str | None = None) -> Component:
+def component_at(name: str, level: Level, reason: str, snap: Snapshot, since: str | None = None) -> Component:
+    """A component whose age is counted from `since` (an ISO time, or None)."""
     return Component(name, level, reason, since, _rounded_age(since, snap.now))
 
 
@@ -110,20 +111,20 @@ def aw_component(snap: Snapshot, settings: Settings) -> Component:
     status, checked = meta.get(keys.AW_STATUS), meta.get(keys.AW_CHECKED_AT)
     error = meta.get(keys.AW_ERROR) or ""
     if status == "degraded":
-        return _component("aw", Level.WARNING, f"AW degraded: {error}", snap, checked)
+        return component_at("aw", Level.WARNING, f"AW degraded: {error}", snap, checked)
     if status == "unhealthy":
         failures = meta.get(keys.AW_CONSECUTIVE_FAILURES) or "?"
-        return _component("aw", Level.CRITICAL, f"AW unhealthy: {error} ({failures} checks in a row)",
+        return component_at("aw", Level.CRITICAL, f"AW unhealthy: {error} ({failures} checks in a row)",
                           snap, checked)
     if status != "healthy":
-        return _component("aw", Level.OK, "AW not checked yet", snap)
+        return component_at("aw", Level.OK, "AW not checked yet", snap)
     version = meta.get(keys.AW_VERSION) or "?"
     checked_age = _rounded_age(checked, snap.now)
     stale_after = AW_CHECK_STALE_INTERVALS * settings.aw_health_check_interval_minutes * 60
     if checked_age is not None and checked_age > stale_after:
         # Shown as what it is, an old answer; status itself checks AW live.
-        return _component("aw", Level.OK, f"AW healthy at its last check ({version})", snap, checked)
-    return _component("aw", Level.OK, f"AW healthy ({version})", snap, checked)
+        return component_at("aw", Level.OK, f"AW healthy at its last check ({version})", snap, checked)
+    return component_at("aw", Level.OK, f"AW healthy ({version})", snap, checked)
 
 
 @registry.component("watcher", order=20)
@@ -131,13 +132,13 @@ def watcher_component(snap: Snapshot, settings: Settings) -> Component:
     facts = snap.watcher
     hb = snap.meta.get(keys.WATCHER_HEARTBEAT_AT)
     if not facts.running:
-        return _component("watcher", Level.CRITICAL, f"watcher not running ({facts.reason})", snap, hb)
+        return component_at("watcher", Level.CRITICAL, f"watcher not running ({facts.reason})", snap, hb)
     hb_age, how = heartbeat_age(snap.meta, facts, snap.now, snap.now_clocks)
     if hb_age > settings.heartbeat_timeout_seconds:
         shown = "none" if hb_age == float("inf") else f"{hb_age:.0f} s"
-        return _component("watcher", Level.CRITICAL,
+        return component_at("watcher", Level.CRITICAL,
                           f"watcher pid {facts.pid} heartbeat stale ({how}: {shown})", snap, hb)
-    return _component("watcher", Level.OK, f"watcher running (pid {facts.pid})", snap, hb)
+    return component_at("watcher", Level.OK, f"watcher running (pid {facts.pid})", snap, hb)
 
 
 @registry.component("data", order=30)
@@ -146,22 +147,22 @@ def data_component(snap: Snapshot, settings: Settings) -> Component:
     judged = judge_data(snap.meta, snap.now, settings.watcher_timestamp_threshold_minutes * 60.0, snap.aw)
     if judged.freshness is Freshness.FRESH:
         reason = "no event stored yet" if last is None else "data fresh"
-        return _component("data", Level.OK, reason, snap, last)
+        return component_at("data", Level.OK, reason, snap, last)
     if judged.freshness is Freshness.STALE:
-        return _component("data", Level.WARNING,
+        return component_at("data", Level.WARNING,
                           f"data stale ({judged.reason}); the watchdog restarts the watcher", snap, last)
-    return _component("data", Level.WARNING, f"data held stale ({judged.freshness}: {judged.reason})",
+    return component_at("data", Level.WARNING, f"data held stale ({judged.freshness}: {judged.reason})",
                       snap, last)
 
 
 @registry.component("restarts", order=40)
 def restarts_component(snap: Snapshot, settings: Settings) -> Component:
     if not snap.restarts:
-        return _component("restarts", Level.OK, "no failed watcher replaced in the last hour", snap)
+        return component_at("restarts", Level.OK, "no failed watcher replaced in the last hour", snap)
     n = len(snap.restarts)
     at, verdict = snap.restarts[0]
     level = Level.CRITICAL if n >= RESTARTS_CRITICAL else Level.WARNING
-    return _component("restarts", level,
+    return component_at("restarts", level,
                       f"watchdog replaced a failed watcher {n} time{'s' if n > 1 else ''} in the last hour"
                       f" (latest: {verdict})", snap, at)
 
@@ -171,7 +172,7 @@ def watchdog_component(snap: Snapshot, settings: Settings) -> Component:
     meta = snap.meta
     checked = meta.get(keys.WATCHDOG_CHECKED_AT)
     if (meta.get(keys.WATCHDOG_PAUSED) or "") not in ("", "0"):
-        return _component("watchdog", Level.WARNING, "watchdog paused ('lifelog watchdog resume' to resume)",
+        return component_at("watchdog", Level.WARNING, "watchdog paused ('lifelog watchdog resume' to resume)",
                           snap, meta.get(keys.WATCHDOG_PAUSED_AT))
     last_pass = ts(meta, keys.WATCHDOG_CHECKED_AT)
     if snap.watcher.running:
@@ -180,14 +181,14 @@ def watchdog_component(snap: Snapshot, settings: Settings) -> Component:
         silent_for = age(since, snap.now)
         if silent_for is not None and silent_for > settings.watchdog_stale_minutes * 60:
             what = "no watchdog pass" if last_pass is not None else "no watchdog pass ever"
-            return _component(
+            return component_at(
                 "watchdog", Level.WARNING,
                 f"{what} for {silent_for / 60:.0f} min while the watcher runs: nothing would restart it; "
                 "run 'lifelog daemon', or add the cron line that 'scripts/install-os-files cron' prints",
                 snap, checked)
     if last_pass is None:
-        return _component("watchdog", Level.OK, "watchdog has not run yet", snap)
-    return _component("watchdog", Level.OK, f"last verdict {meta.get(keys.WATCHDOG_VERDICT) or '?'}",
+        return component_at("watchdog", Level.OK, "watchdog has not run yet", snap)
+    return component_at("watchdog", Level.OK, f"last verdict {meta.get(keys.WATCHDOG_VERDICT) or '?'}",
                       snap, checked)
 
 

@@ -26,6 +26,7 @@ from lifelog import clocks, keys
 from lifelog.aw import AWClient, AWError
 from lifelog.db import get_meta, open_db, set_meta, transaction
 from lifelog.identity import identity_meta
+from lifelog.liveness import format_clocks
 from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
 from lifelog.signals import stop_on_signals
@@ -87,7 +88,7 @@ def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None
         readings = clocks.readings()
         if readings is not None:
             # Read by the watchdog to tell a sleeping machine from a hung watcher.
-            set_meta(db, keys.WATCHER_HEARTBEAT_CLOCKS, f"{readings[0]!r} {readings[1]!r}")
+            set_meta(db, keys.WATCHER_HEARTBEAT_CLOCKS, format_clocks(readings))
         set_meta(db, keys.WATCHER_LAST_ERROR, outcome.error)
         if outcome.ok:
             set_meta(db, keys.WATCHER_LAST_POLL_OK_AT, now)
