@@ -3,7 +3,8 @@
 LifeLog does not use aw-client for this: it sets no HTTP timeouts (a hung
 server blocks a call for ever) and its constructor takes a per-name lock file
 and calls sys.exit when another process holds it. Every call here has a
-connect and a read timeout of `aw_timeout_seconds`.
+connect and a read timeout of `aw_timeout_seconds`, and the whole answer
+must come within it too (a page of events: within EVENTS_TOTAL_TIMEOUTS times it).
 
 Failures come in two kinds, which the health check tells apart:
 `AWUnreachable` (no answer: refused, name not found, timeout, reset) and
@@ -23,6 +24,9 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from lifelog import http, redact
 from lifelog.timeutil import to_aw_param
+
+# A page of events may be megabytes; it has this many timeouts to arrive whole.
+EVENTS_TOTAL_TIMEOUTS = 10
 
 
 class AWError(Exception):
@@ -93,19 +97,24 @@ class AWClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get_raw(self, path: str, params: dict[str, Any] | None = None) -> http.Response:
-        """GET with both timeouts; raises AWUnreachable when nothing answers."""
+    def get_raw(self, path: str, params: dict[str, Any] | None = None, *,
+                total_timeouts: float = 1) -> http.Response:
+        """GET, bounded twice: no silence longer than the timeout, and the whole
+        answer within `total_timeouts` times it (a server that trickles a byte
+        now and then must not hold a health check for ever). Raises
+        AWUnreachable when nothing whole answers."""
         target = self._prefix + path + (f"?{urlencode(params)}" if params else "")
         try:
-            return self._conn.request("GET", target, self._headers)
+            return self._conn.request("GET", target, self._headers, total=self.timeout * total_timeouts)
         except http.NoAnswer as e:
             raise AWUnreachable(str(e)) from None
         except http.BadAnswer as e:
             raise AWBadAnswer(str(e)) from None
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None, *, expect: type = object) -> Any:
+    def get_json(self, path: str, params: dict[str, Any] | None = None, *, expect: type = object,
+                 total_timeouts: float = 1) -> Any:
         """GET and decode JSON of the expected type, or raise AWError."""
-        resp = self.get_raw(path, params)
+        resp = self.get_raw(path, params, total_timeouts=total_timeouts)
         self._check_auth(resp, path)
         return decode(resp, path, expect)
 
@@ -136,7 +145,8 @@ class AWClient:
             params["start"] = to_aw_param(start)
         if end is not None:
             params["end"] = to_aw_param(end)
-        return self.get_json(f"/api/0/buckets/{quote(bucket_id, safe='')}/events", params, expect=list)
+        return self.get_json(f"/api/0/buckets/{quote(bucket_id, safe='')}/events", params, expect=list,
+                             total_timeouts=EVENTS_TOTAL_TIMEOUTS)
 
     def event(self, bucket_id: str, event_id: int, *, missing_on_500: bool = False) -> dict[str, Any] | None:
         """One event, never clipped; None when AW no longer has it.

@@ -287,7 +287,8 @@ class _Reader:
                 raise _Closed("connection reset") from None
             raise _no_answer(e, self.timeout, self.url) from None
         except TimeoutError:
-            if self.deadline is not None and time.monotonic() >= self.deadline:
+            # Silence from the start is no answer at all, whatever bound ended it.
+            if self.got_any and self.deadline is not None and time.monotonic() >= self.deadline:
                 raise self.out_of_time() from None
             raise _no_answer(TimeoutError(), self.timeout, self.url) from None
         except OSError as e:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from support.awserver import free_port
-from support.fakeaw import BUCKETS, HTML_500, INFO, FakeAW, SilentSocket
+from support.fakeaw import BUCKETS, HTML_500, INFO, FakeAW, RawServer, SilentSocket
 from lifelog.db import get_meta, open_db
 from lifelog.health import run_check
 from lifelog.settings import load_settings
@@ -76,6 +76,28 @@ def test_a_socket_that_never_answers_is_unhealthy_within_the_timeout(lifelog, db
     # one 1 s read timeout, plus the interpreter's start
     assert elapsed < 1.0 + 3.0
     assert "ActivityWatch server unhealthy: no answer within 1 s" in r.err
+
+
+def test_a_server_that_trickles_is_unhealthy_within_the_timeout(lifelog, db_path):
+    # Each byte comes well inside the read timeout: only the bound on the
+    # whole answer ends the check.
+    def handle(server, conn):
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        while not server.stopping.wait(0.1):
+            conn.sendall(b"X")
+
+    trickle = RawServer(handle)
+    try:
+        began = time.monotonic()
+        r = lifelog("health", "--json", "--db", str(db_path), env=env_for(trickle.url, timeout=1.0), timeout=30)
+        elapsed = time.monotonic() - began
+    finally:
+        trickle.close()
+    assert r.code == 2
+    doc = json.loads(r.out)
+    assert doc["status"] == "unhealthy" and doc["error"].startswith("no whole answer within the 1 s allowed")
+    assert elapsed < 1.0 + 3.0
 
 
 def test_refused_connections_are_unhealthy_and_failures_count_until_a_healthy_check(db_path, aw_server):
