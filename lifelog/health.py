@@ -10,14 +10,15 @@ object (a 500, a Werkzeug HTML page, garbage) is `degraded`.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from typing import NamedTuple
 
-from lifelog import keys, servers
+from lifelog import keys, pruning, servers
 from lifelog.db import get_meta, set_meta, transaction
 from lifelog.liveness import AWView
 from lifelog.settings import Settings
-from lifelog.timeutil import now_iso
+from lifelog.timeutil import now_iso, utcnow
 from lifelog.verdicts import AWStatus
 
 log = logging.getLogger("lifelog.health")
@@ -119,6 +120,12 @@ def run_check(db, settings: Settings) -> HealthResult:
     adds the status refresh that every check is followed by.)"""
     result = check(settings)
     record(db, result)
+    # Here, not in the daemon: every setup runs health checks (cron, timer,
+    # daemon, `lifelog status`), and a steady check finds nothing to prune.
+    try:
+        pruning.prune(db, utcnow(), settings.history_retention_days)
+    except sqlite3.Error as e:  # housekeeping; the next check tries again
+        log.warning("could not prune LifeLog's history: %s", e)
     if result.status is AWStatus.HEALTHY:
         log.info("%s", result.line())
     elif result.status is AWStatus.DEGRADED:

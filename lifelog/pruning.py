@@ -3,7 +3,8 @@
 One row per health check (every 15 minutes) and per watchdog decision other
 than `ok` add up over years; rows older than `history_retention_days` are
 deleted in small batches, each its own short transaction, so pruning a large
-backlog never holds the write lock long. The daemon's health job calls it.
+backlog never holds the write lock long. Every health check calls it
+(lifelog.health.run_check), whatever runs the checks.
 Events are never pruned: they are what LifeLog keeps.
 """
 

@@ -1,8 +1,9 @@
 """LifeLog's own history (health_checks, watchdog_log) is kept for
-history_retention_days, pruned in small batches by the daemon's health job."""
+history_retention_days, pruned in small batches by every health check."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
@@ -69,3 +70,14 @@ def test_the_daemons_health_job_prunes_what_is_past_retention(db_path, aw_server
     assert kept(db, "watchdog_log", "at") == [to_iso(now - timedelta(days=10))]
     checks = kept(db)
     assert len(checks) == 2 and checks[0] == to_iso(now - timedelta(days=10))  # and the one just made
+
+
+def test_a_health_check_from_the_command_line_prunes_too(lifelog, db_path, aw_server):
+    # Cron and timer setups run no daemon: their health checks prune.
+    db = open_db(db_path)
+    now = datetime.now(UTC)
+    add_history(db, [to_iso(now - timedelta(days=400)), to_iso(now - timedelta(days=10))])
+    r = lifelog("health", "--db", str(db_path), env=dict(os.environ, LIFELOG_AW_URL=aw_server.url))
+    assert r.code == 0, r.err
+    assert kept(db, "watchdog_log", "at") == [to_iso(now - timedelta(days=10))]
+    assert len(kept(db)) == 2
