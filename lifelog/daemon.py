@@ -25,7 +25,7 @@ from typing import Callable
 from lifelog import clocks, keys, monitor, procs, pruning, registry, watchdog
 from lifelog.db import get_meta, open_db, read_meta, set_meta, transaction
 from lifelog.identity import watcher_facts
-from lifelog.liveness import heartbeat_age
+from lifelog.liveness import age, heartbeat_age, in_window
 from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
 from lifelog.signals import stop_on_signals
@@ -80,7 +80,7 @@ def _due_always(db, settings: Settings) -> bool:
 def _reconcile_due(db, settings: Settings) -> bool:
     """`schedule` forgets across restarts; the last run's time in meta does not."""
     last = try_parse_iso(get_meta(db, keys.RECONCILE_FINISHED_AT))
-    return last is None or (utcnow() - last).total_seconds() >= settings.reconcile_interval_hours * 3600
+    return not in_window(age(last, utcnow()), settings.reconcile_interval_hours * 3600)
 
 
 @registry.daemon_job("health", interval=lambda s: s.aw_health_check_interval_minutes * 60,
@@ -88,7 +88,6 @@ def _reconcile_due(db, settings: Settings) -> bool:
 def _health_job(settings: Settings, stop: threading.Event) -> None:
     with open_db(settings.db_path) as db:
         monitor.check_health(db, settings)
-        pruning.prune(db, utcnow(), settings.history_retention_days)
 
 
 # The watchdog's first pass comes after one interval, once the watcher has

@@ -28,7 +28,8 @@ from rich.table import Table
 from rich.text import Text
 
 from lifelog import keys, status
-from lifelog.db import read_meta
+from lifelog.db import get_meta, read_meta
+from lifelog.liveness import age, in_window
 from lifelog.settings import Settings
 from lifelog.signals import stop_on_signals
 from lifelog.source_watch import Recorded, recorded
@@ -85,10 +86,8 @@ def gather(db, settings: Settings, interval: float) -> Screen:
 
 
 def _gather(db, settings: Settings, interval: float, monitor) -> Screen:
-    meta = read_meta(db, (keys.AW_CHECKED_AT,))
-    checked = try_parse_iso(meta.get(keys.AW_CHECKED_AT))
-    now = utcnow()
-    if checked is None or (now - checked).total_seconds() >= settings.aw_health_check_interval_minutes * 60:
+    checked = try_parse_iso(get_meta(db, keys.AW_CHECKED_AT))
+    if not in_window(age(checked, utcnow()), settings.aw_health_check_interval_minutes * 60):
         _, report = monitor.check_health(db, settings)
     else:
         report = monitor.refresh(db, settings, "status")
@@ -99,7 +98,7 @@ def _gather(db, settings: Settings, interval: float, monitor) -> Screen:
 
 def _age(when: str | datetime | None, now: datetime) -> str:
     t = try_parse_iso(when) if isinstance(when, str) else when
-    return "-" if t is None else format_age((now - t).total_seconds())
+    return format_age(age(t, now))
 
 
 def _clock(when: str) -> str:
