@@ -1,10 +1,11 @@
 """Never silent: run `alert_command` once per change of the overall status.
 
 Every refresh of the overall status (after a health check, a watchdog pass,
-or `lifelog status`; lifelog.monitor.refresh) calls `notify_if_changed` once. The change is a compare-and-swap on the meta key
-`status.level` inside one BEGIN IMMEDIATE transaction: of two processes that
-notice the same change, the first swaps and runs the command; the second
-finds the level already recorded and does nothing.
+or `lifelog status`; lifelog.monitor.refresh) calls `notify_if_changed` once.
+The change is a compare-and-swap on the meta key `status.level` inside one
+BEGIN IMMEDIATE transaction (taken only when a plain read sees another
+level): of two processes that notice the same change, the first swaps and
+runs the command; the second finds the level already recorded and does nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def notify_if_changed(db, settings: Settings, report) -> bool:
     not OK (an install that starts broken is news; one that starts fine is not).
     UNKNOWN reports (the database could not be read) are not recorded."""
     if report.level is Level.UNKNOWN:
+        return False
+    # A plain read first: a steady level (nearly every refresh) takes no write lock.
+    if get_meta(db, keys.STATUS_LEVEL) == report.level.name:
         return False
     with transaction(db):
         previous_text = get_meta(db, keys.STATUS_LEVEL)

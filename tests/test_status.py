@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from datetime import datetime, timedelta, timezone
@@ -136,6 +137,20 @@ def test_the_first_level_alerts_only_when_it_is_not_ok(db_path, tmp_path):
     other = tmp_path / "other.db"
     assert alerts.notify_if_changed(open_db(other), settings, report(Level.CRITICAL)) is True
     assert alerts_sent(out)[-1]["LIFELOG_PREVIOUS_STATUS"] == "UNKNOWN"
+
+
+def test_a_steady_level_takes_no_write_lock(db_path):
+    settings = load_settings(overrides={"db_path": str(db_path)}, environ={})
+    db = open_db(db_path)
+    assert alerts.notify_if_changed(db, settings, report(Level.WARNING)) is True
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # someone holds the write lock for long
+    try:
+        db.conn.execute("PRAGMA busy_timeout = 100")  # waiting would fail fast, not pass slowly
+        assert alerts.notify_if_changed(db, settings, report(Level.WARNING)) is False
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
 
 
 def test_a_failing_alert_command_is_recorded_not_raised(db_path):
