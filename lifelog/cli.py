@@ -390,14 +390,8 @@ def cmd_reconcile(args) -> int:
         client.close()
         db.close()
     for b in report.buckets:
-        c = b.counts
-        _out(f"{b.bucket_id}: {b.days_checked} days checked, {b.days_differing} differed; "
-             f"{c.inserted} inserted, {c.updated} updated, {c.replaced} replaced, "
-             f"{c.marked_deleted} marked deleted in AW")
-    t = report.totals
-    _out(f"reconcile: {len(report.buckets)} buckets, {report.days_differing} days differed; "
-         f"{t.inserted} inserted, {t.updated} updated, {t.replaced} replaced, "
-         f"{t.marked_deleted} marked deleted in AW")
+        _out(b.summary())
+    _out(f"reconcile: {report.summary()}")
     return 0
 
 

@@ -110,7 +110,7 @@ def _reconcile_job(settings: Settings, stop: threading.Event) -> None:
 
     with open_db(settings.db_path) as db, AWClient.from_settings(settings) as client:
         report = reconcile.reconcile(db, client, settings, should_stop=stop.is_set)
-    log.info("reconcile: %s", report)
+    log.info("reconcile: %s", report.summary())
 
 
 def default_jobs() -> dict[str, Job]:

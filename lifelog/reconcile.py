@@ -115,13 +115,13 @@ class BucketReconcile:
     bucket_id: str
     days_checked: int = 0     # days the compared range covers
     days_differing: int = 0   # windows fetched whole (days, or the newest minutes)
-    counts_asked: int = 0     # /events/count requests
     counts: Counts = field(default_factory=Counts)
 
-    @property
-    def requests(self) -> int:
-        """Requests to AW for this bucket: counts, windows fetched, events fetched by id."""
-        return self.counts_asked + self.days_differing + self.counts.fetched_by_id
+    def summary(self) -> str:
+        c = self.counts
+        return (f"{self.bucket_id}: {self.days_checked} days checked, {self.days_differing} differed; "
+                f"{c.inserted} inserted, {c.updated} updated, {c.replaced} replaced, "
+                f"{c.marked_deleted} marked deleted in AW")
 
 
 @dataclass
@@ -140,9 +140,12 @@ class ReconcileReport:
     def days_differing(self) -> int:
         return sum(b.days_differing for b in self.buckets)
 
-    @property
-    def requests(self) -> int:
-        return sum(b.requests for b in self.buckets)
+    def summary(self) -> str:
+        """One line: the meta key reconcile.summary, the command's last line, the daemon's log."""
+        t = self.totals
+        return (f"{len(self.buckets)} buckets, {self.days_differing} days differed; "
+                f"{t.inserted} inserted, {t.updated} updated, {t.replaced} replaced, "
+                f"{t.marked_deleted} marked deleted in AW")
 
 
 def _first_day(db, server: str, bucket_id: str, bucket: dict[str, Any]) -> datetime:
@@ -181,7 +184,6 @@ class _BucketRun:
     def differs(self, window: Window) -> bool:
         if self.src.is_rust:
             return True  # its count ignores the window: only fetching tells
-        self.report.counts_asked += 1
         return (self.src.count(self.bucket_id, start=window.start, end=window.end)
                 != local_count(self.db, self.src.server, self.bucket_id, window))
 
@@ -246,11 +248,10 @@ def reconcile(
         run.compare(split(edge, end, Unit.YEAR), Unit.YEAR)
         if not should_stop():
             record_reconciled(db, src.server, bucket_id, now_iso())
-    totals = report.totals
+    if should_stop():
+        # Cut short: not finished, so the daemon's next launch runs it again.
+        return report
     with transaction(db):
         set_meta(db, keys.RECONCILE_FINISHED_AT, now_iso())
-        set_meta(db, keys.RECONCILE_SUMMARY,
-                 f"{len(report.buckets)} buckets, {report.days_differing} days differed; "
-                 f"{totals.inserted} inserted, {totals.updated} updated, {totals.replaced} replaced, "
-                 f"{totals.marked_deleted} marked deleted")
+        set_meta(db, keys.RECONCILE_SUMMARY, report.summary())
     return report

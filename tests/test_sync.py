@@ -198,6 +198,11 @@ def test_reconcile_picks_up_a_back_dated_event_and_marks_a_deleted_one(aw_server
                            (bucket, victim)).fetchone()
     assert kept is not None and kept[0] is not None
     assert "1 inserted" in get_meta(db, "reconcile.summary")
+    finished = get_meta(db, "reconcile.finished_at")
+    assert finished
+    # Stopped (the daemon's SIGTERM): not finished, so the next launch runs it again.
+    reconcile.reconcile(db, client, settings, since=now() - timedelta(days=3), should_stop=lambda: True)
+    assert get_meta(db, "reconcile.finished_at") == finished
     again = reconcile.reconcile(db, client, settings, since=now() - timedelta(days=3))
     assert again.days_differing == 0 and again.totals.changed == 0
 
