@@ -242,7 +242,8 @@ def cmd_coverage(args) -> int:
     import time
     from pathlib import Path
 
-    from lifelog.coverage_query import boot_time_now, coverage_of, resolve_range
+    from lifelog.clocks import boot_time
+    from lifelog.coverage_query import coverage_of, resolve_range
 
     settings = _settings(args)
     since, until = resolve_range(args.since, args.until, args.slot_minutes, time.time(), None)
@@ -250,7 +251,7 @@ def cmd_coverage(args) -> int:
         raise UsageError(f"--html {args.html}: its folder does not exist; create it or give another path")
     _quiet_logging()
     with _open_existing(settings) as db:
-        cov = coverage_of(db, settings, since, until, args.slot_minutes, boot_now=boot_time_now())
+        cov = coverage_of(db, settings, since, until, args.slot_minutes, boot_now=boot_time())
     if args.html:
         from lifelog.coverage_html import write_html
 
@@ -477,7 +478,9 @@ def build_parser(argv: list[str] | None = None) -> Parser:
     wanted = _command_of(argv)
     common = _common()
     parser = Parser(prog=PROG, description="A faithful, self-watching copy of your ActivityWatch data in SQLite.")
-    # An explicit prog spares argparse a help formatter (and shutil) at every start.
+    # An explicit prog spares argparse formatting the main usage line at every
+    # start. (argparse still imports shutil, ~5 ms, for the formatter that
+    # add_argument builds.)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", prog=PROG)
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help: str, *, group=commands,

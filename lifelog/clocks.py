@@ -24,6 +24,14 @@ def readings() -> tuple[float, float] | None:
     return None
 
 
+def boot_time() -> float | None:
+    """When the machine booted (unix seconds): the wall clock less the
+    since-boot clock. The watcher records it per run; coverage compares it
+    with the current one to tell a reboot from a LifeLog that was down."""
+    now = readings()
+    return None if now is None else time.time() - now[1]
+
+
 def _windows_readings() -> tuple[float, float] | None:
     """Windows: the unbiased interrupt time (100 ns units) leaves out sleep
     and hibernation; the tick count (ms) is the same interrupt time with

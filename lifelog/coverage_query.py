@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-from lifelog import clocks
 from lifelog.coverage import (
     CELL_SECONDS,
     Coverage,
@@ -132,11 +131,6 @@ def read_runs(db) -> list[Run]:
         if s is not None and e is not None:
             runs.append(Run(s, max(s, e), _epoch(boot)))
     return runs
-
-
-def boot_time_now() -> float | None:
-    readings = clocks.readings()
-    return None if readings is None else time.time() - readings[1]
 
 
 def coverage_of(db, settings: Settings, since: float, until: float, slot_minutes: int, *,

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lifelog import clocks, keys, monitor, procs, pruning, registry, watchdog
+from lifelog import clocks, keys, monitor, procs, registry, watchdog
 from lifelog.db import get_meta, open_db, read_meta, set_meta, transaction
 from lifelog.identity import watcher_facts
 from lifelog.liveness import age, heartbeat_age, in_window

@@ -150,9 +150,6 @@ class Connection:
             except _Closed as e:
                 self.close()
                 raise NoAnswer(e.reason, self.url) from None
-        except HTTPError:
-            self.close()
-            raise
         except BaseException:
             self.close()  # a half-read answer must not be read as the next one
             raise

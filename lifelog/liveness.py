@@ -85,12 +85,6 @@ def clock_gap(meta: Meta, now_clocks: tuple[float, float] | None) -> tuple[float
     return awake, max(total - awake, 0.0)
 
 
-def slept_since_heartbeat(meta: Meta, now_clocks: tuple[float, float] | None) -> float:
-    """Seconds the machine slept since the watcher's latest heartbeat (0 if unknown)."""
-    gap = clock_gap(meta, now_clocks)
-    return gap[1] if gap is not None and gap[1] > SLEEP_MIN else 0.0
-
-
 # -- the watcher's heartbeat ---------------------------------------------------------------
 
 

@@ -82,7 +82,6 @@ class Plan:
     replaces: list[Event] = field(default_factory=list)    # another event under the same id
     fetch_ids: list[int] = field(default_factory=list)     # suspect and not covered: get whole by id
     unchanged: int = 0
-    covered: int = 0                                        # suspect, but the stored row spans it
 
 
 def canonical_ts(text: str) -> str:
@@ -194,19 +193,13 @@ def plan(
         seen.add(e.event_id)
         if suspect(e, window):
             s = stored.get(e.event_id)
-            if trust_covering and s is not None and covers(s, e, window):
-                out.covered += 1
-            else:
+            if not (trust_covering and s is not None and covers(s, e, window)):
                 out.fetch_ids.append(e.event_id)
             continue
         decide(stored.get(e.event_id), e, out)
     for e in whole_by_id.values():
         decide(stored.get(e.event_id), e, out)
     return out
-
-
-def day_bounds(day_start: datetime) -> Window:
-    return Window(day_start, day_start + timedelta(days=1))
 
 
 def utc_midnight(dt: datetime) -> datetime:

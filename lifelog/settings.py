@@ -157,13 +157,6 @@ _POSITIVE = {
     "watchdog_stale_minutes",
     "ping_interval_seconds",
 }
-_NON_NEGATIVE = {
-    "startup_grace_seconds",
-    "restart_backoff_initial_seconds",
-    "restart_backoff_max_seconds",
-    "stop_grace_seconds",
-    "backup_interval_hours",
-}
 _COUNTS = {"backup_keep_daily", "backup_keep_weekly", "backup_keep_monthly"}
 _COMMANDS = {"watcher_restart_command", "alert_command"}
 _PATHS = {"metrics_file", "backup_dir"}

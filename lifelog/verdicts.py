@@ -34,7 +34,6 @@ RESTART_VERDICTS = frozenset(
 )
 # Restarts that stop a live (but failing) process first.
 STOP_FIRST_VERDICTS = frozenset({Verdict.RESTART_HEARTBEAT_STALE, Verdict.RESTART_DATA_STALE})
-HOLD_VERDICTS = frozenset({Verdict.HOLD_AW_UNHEALTHY, Verdict.HOLD_SOURCE_STALE})
 
 
 class SourceState(enum.StrEnum):

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 
 from lifelog import clocks, keys
 from lifelog.aw import AWClient, AWError
@@ -30,7 +30,7 @@ from lifelog.liveness import format_clocks
 from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
 from lifelog.signals import stop_on_signals
-from lifelog.timeutil import now_iso, to_iso, utcnow
+from lifelog.timeutil import UTC, now_iso, to_iso
 
 log = logging.getLogger("lifelog.watcher")
 
@@ -63,11 +63,8 @@ def record_start(db, identity: dict[str, str]) -> None:
 
 
 def _boot_at() -> str | None:
-    """When the machine booted: the wall clock less the since-boot clock."""
-    readings = clocks.readings()
-    if readings is None:
-        return None
-    return to_iso(utcnow() - timedelta(seconds=readings[1]))
+    boot = clocks.boot_time()
+    return None if boot is None else to_iso(datetime.fromtimestamp(boot, UTC))
 
 
 def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None) -> None:
