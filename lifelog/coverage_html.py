@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from lifelog.coverage import Cause, Coverage, Kind, Stretch, local_date, local_midnight, to_local_iso
+from lifelog.files import write_atomically
 
 CLASS_COLOUR = {Kind.ACTIVE: "#2e9e5b", Kind.AWAY: "#9db4cc", Kind.GAP: "#d7263d", Kind.NO_DATA: "#e4e4ea"}
 CAUSE_COLOUR = {Cause.AW_DOWN: "#f08c00", Cause.SOURCE_SILENT: "#7b3fb5", Cause.LIFELOG_DOWN: "#1f6fd1",
@@ -245,17 +245,4 @@ def render_html(cov: Coverage, generated_at: datetime | None = None) -> str:
 
 def write_html(cov: Coverage, path: str | os.PathLike[str]) -> Path:
     """Write the page atomically (aside, then renamed): a reader never sees half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(render_html(cov))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return write_atomically(path, render_html(cov))

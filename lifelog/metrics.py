@@ -13,16 +13,15 @@ reads half of it.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple
 
 from lifelog import keys, registry
 from lifelog.db import read_meta
+from lifelog.files import write_atomically
 from lifelog.settings import Settings
-from lifelog.source_watch import recorded
+from lifelog.source_watch import current_server, recorded
 from lifelog.timeutil import try_parse_iso
-from lifelog.verdicts import Level, SourceState
+from lifelog.verdicts import AWStatus, Level, SourceState
 
 PREFIX = "lifelog_"
 
@@ -100,31 +99,15 @@ def collect(meta: Mapping[str, str | None], level: Level, watcher_up: bool, aw_u
     ]
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write aside in the same folder, then rename over: readers see the old
-    file or the new one, never a part."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # node_exporter usually runs as another user
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-
-
 def _sources(db, meta: Mapping[str, str | None]) -> list[tuple[dict[str, str], float | None, bool]]:
     """Each source as the latest pass recorded it, with its labels."""
     judged = recorded(meta)
     if not judged:
         return []
+    # The current server's rows: another server's buckets may share the ids.
     facts = {r[0]: (r[1] or "", r[2] or "") for r in db.conn.execute(
-        "SELECT bucket_id, type, hostname FROM buckets WHERE deleted_in_aw_at IS NULL")}
+        "SELECT bucket_id, type, hostname FROM buckets WHERE server = ? AND deleted_in_aw_at IS NULL",
+        (current_server(db)[0],))}
     out = []
     for r in judged:
         type_, host = facts.get(r.bucket_id, ("", ""))
@@ -141,7 +124,7 @@ def write_metrics(db, settings: Settings, report, trigger: str, context=None) ->
         return
     meta = read_meta(db)
     watcher = report.component("watcher")
-    aw_up = meta.get(keys.AW_STATUS) == "healthy"
+    aw_up = meta.get(keys.AW_STATUS) == AWStatus.HEALTHY
     metrics = collect(meta, report.level, watcher is not None and watcher.level is Level.OK, aw_up,
                       _sources(db, meta))
     write_atomically(settings.metrics_file, render(metrics))

@@ -43,17 +43,22 @@ OVERLAP_ROWS = 8
 # -- facts from the database ------------------------------------------------------------
 
 
+def current_server(db) -> tuple[str | None, str | None]:
+    """(device_id, AW's host name) of the server LifeLog copies now."""
+    server = servers.current(db)
+    if server is not None:
+        return server.device_id, server.hostname
+    # A database from before the servers table: its newest buckets, host unknown.
+    row = db.conn.execute("SELECT server FROM buckets WHERE deleted_in_aw_at IS NULL"
+                          " ORDER BY last_seen_at DESC LIMIT 1").fetchone()
+    return (row[0] if row else None), None
+
+
 def read_buckets(db, settings: Settings) -> tuple[str | None, str | None, list[sources.Bucket]]:
     """(server device_id, AW's host name, the selected buckets AW lists) from the tables."""
     from lifelog.buckets import selected
 
-    server = servers.current(db)
-    if server is not None:
-        device, hostname = server.device_id, server.hostname
-    else:  # a database from before the servers table: its newest buckets, host unknown
-        row = db.conn.execute("SELECT server FROM buckets WHERE deleted_in_aw_at IS NULL"
-                              " ORDER BY last_seen_at DESC LIMIT 1").fetchone()
-        device, hostname = (row[0] if row else None), None
+    device, hostname = current_server(db)
     if device is None:
         return None, hostname, []
     rows = db.conn.execute(
