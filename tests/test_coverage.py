@@ -85,6 +85,22 @@ def test_the_range_cuts_the_first_and_last_slot():
     assert len(slots) == 4
 
 
+def test_the_default_range_is_local_midnight_seven_days_ago_up_to_now():
+    from lifelog.coverage_query import resolve_range
+
+    now = at(BERLIN, 2026, 11, 28, 14, 37) + 25.5
+    assert resolve_range(None, None, 15, now, BERLIN) == (at(BERLIN, 2026, 11, 21), at(BERLIN, 2026, 11, 28, 14, 37))
+    # Half an hour into the local day (still the 27th in UTC): seven local days back.
+    assert resolve_range(None, None, 15, at(BERLIN, 2026, 11, 28, 0, 30), BERLIN)[0] == at(BERLIN, 2026, 11, 21)
+    # Across the spring DST change: the local midnight, not 7 x 24 h back.
+    lo, hi = resolve_range(None, None, 15, at(BERLIN, 2026, 3, 30, 10), BERLIN)
+    assert lo == at(BERLIN, 2026, 3, 23) and hi - lo == 7 * 86400 + 9 * 3600
+    # --until defaults to now when --since is given, and --since to 7 days ago when --until is.
+    assert resolve_range("2026-11-27", None, 15, now, BERLIN) == (at(BERLIN, 2026, 11, 27),
+                                                                  at(BERLIN, 2026, 11, 28, 14, 37))
+    assert resolve_range(None, "2026-11-25", 15, now, BERLIN) == (at(BERLIN, 2026, 11, 21), at(BERLIN, 2026, 11, 25))
+
+
 def test_the_summing_unit_falls_inside_one_slot_on_dst_days():
     since = at(BERLIN, 2026, 10, 24)
     slots = make_slots(since, at(BERLIN, 2026, 10, 27), 900, BERLIN)

@@ -49,6 +49,27 @@ def test_the_json_gives_the_planted_stretches_and_causes(db_path, planted, lifel
                       "away_seconds": 0, "gap_seconds": 0, "no_data_seconds": 8 * 3600}
 
 
+def test_without_since_and_until_the_range_is_local_midnight_seven_days_ago_to_now(db_path, lifelog):
+    import time
+    from datetime import datetime, time as clock
+    from zoneinfo import ZoneInfo
+
+    open_db(db_path).close()
+    zone = ZoneInfo("America/New_York")  # the machine's TZ, as the command sees it
+    before = time.time()
+    r = lifelog("coverage", "--db", str(db_path), "--json", env=dict(os.environ, TZ=zone.key))
+    after = time.time()
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    # (Either side of a midnight, should the command straddle one.)
+    expected = {datetime.combine(datetime.fromtimestamp(t, zone).date() - timedelta(days=7), clock(0), zone)
+                .isoformat(timespec="seconds") for t in (before, after)}
+    assert doc["since"] in expected, (doc["since"], expected)
+    until = datetime.fromisoformat(doc["until"])
+    assert until.utcoffset() == datetime.fromtimestamp(after, zone).utcoffset()
+    assert before - 60 < until.timestamp() <= after  # now, as a whole minute
+
+
 def test_the_terminal_picture_shows_one_cell_per_slot_coloured_by_class(db_path, planted):
     from lifelog.coverage_picture import print_picture
     from lifelog.coverage_query import coverage_of

@@ -122,3 +122,66 @@ def test_a_job_that_raises_does_not_stop_the_daemon(db_path, aw_server, monkeypa
         t.join(20)
     assert not t.is_alive()
     assert processes_using(db_path) == []
+
+
+# -- the timetable and what is due at launch (pure: settings and a fixed `now`) ----------------
+
+
+def test_the_daemons_timetable_under_default_settings(db_path):
+    from lifelog import capabilities, registry  # noqa: F401  (capabilities: registers the daemon's jobs)
+    from lifelog import daemon as daemon_mod
+    from lifelog.settings import load_settings
+
+    defaults = load_settings(overrides={"db_path": str(db_path)}, environ={})
+    intervals = {e.name: e.interval(defaults) for e in registry.DAEMON_JOBS}
+    assert intervals == {"health": 15 * 60, "watchdog": 30, "reconcile": 4 * 3600, "backup": 24 * 3600}
+    # The timetable the daemon builds from them, in seconds, one entry per job.
+    scheduler = daemon_mod.build_scheduler(defaults, daemon_mod.default_jobs(), threading.Event())
+    assert {(next(iter(j.tags)), j.interval, j.unit) for j in scheduler.get_jobs()} == {
+        ("health", 900, "seconds"), ("watchdog", 30, "seconds"),
+        ("reconcile", 14400, "seconds"), ("backup", 86400, "seconds")}
+    # backup_interval_hours = 0 turns scheduled backups off.
+    off = defaults._replace(backup_interval_hours=0)
+    scheduler = daemon_mod.build_scheduler(off, daemon_mod.default_jobs(), threading.Event())
+    assert sorted(next(iter(j.tags)) for j in scheduler.get_jobs()) == ["health", "reconcile", "watchdog"]
+
+
+def test_a_reconcile_is_due_at_launch_once_the_interval_has_passed_since_the_last(db_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from lifelog import daemon as daemon_mod
+    from lifelog.db import open_db, set_meta
+    from lifelog.settings import load_settings
+    from lifelog.timeutil import to_iso
+
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(daemon_mod, "utcnow", lambda: now)
+    settings = load_settings(overrides={"db_path": str(db_path)}, environ={})
+    interval = timedelta(hours=settings.reconcile_interval_hours)
+    assert interval == timedelta(hours=4)
+    db = open_db(db_path)
+
+    def started_at_launch() -> bool:
+        """What the daemon's launch starts, of a reconcile job that records its run."""
+        ran = []
+        jobs = {"reconcile": daemon_mod.Job("reconcile", lambda settings, stop: ran.append(1))}
+        started = daemon_mod.start_due_jobs(db, settings, jobs, threading.Event())
+        if started:
+            jobs["reconcile"].thread.join(10)
+        assert started == (["reconcile"] if ran else []), (started, ran)
+        return bool(ran)
+
+    try:
+        assert started_at_launch()  # never reconciled
+        set_meta(db, "reconcile.finished_at", to_iso(now - interval + timedelta(microseconds=1)))
+        assert not started_at_launch()  # just inside the interval
+        set_meta(db, "reconcile.finished_at", to_iso(now - interval))
+        assert started_at_launch()  # exactly the interval
+        set_meta(db, "reconcile.finished_at", to_iso(now - interval - timedelta(seconds=1)))
+        assert started_at_launch()  # just outside
+        set_meta(db, "reconcile.finished_at", to_iso(now - timedelta(minutes=1)))
+        assert not started_at_launch()  # a minute ago
+        set_meta(db, "reconcile.finished_at", "not a time")
+        assert started_at_launch()  # unreadable: run it rather than never
+    finally:
+        db.conn.close()

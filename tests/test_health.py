@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -60,6 +61,10 @@ def test_the_human_form_is_the_log_line(lifelog, db_path, aw_server):
     assert r.code == 0
     assert r.out.startswith("ActivityWatch server healthy (version v0.12")
     assert "INFO lifelog.health" in r.err and "ActivityWatch server healthy (version" in r.err
+    # `ActivityWatch server healthy (version …, N ms)`, on stdout and as the INFO log line.
+    line = re.compile(r"ActivityWatch server healthy \(version v0\.12[^,()]*, \d+ ms\)$", re.M)
+    assert line.match(r.out), r.out
+    assert re.search(r" INFO lifelog\.health\[\d+\]: " + line.pattern, r.err, re.M), r.err
 
 
 def test_a_socket_that_never_answers_is_unhealthy_within_the_timeout(lifelog, db_path):

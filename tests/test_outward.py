@@ -93,10 +93,23 @@ def test_the_metrics_text_is_what_prometheus_parses():
     value = {name: f.samples[0].value for name, f in families.items()}
     assert value["lifelog_status"] == 1 and value["lifelog_watcher_up"] == 1 and value["lifelog_aw_up"] == 0
     assert value["lifelog_watcher_heartbeat_timestamp_seconds"] == NOW.timestamp()
+    assert value["lifelog_last_event_timestamp_seconds"] == (NOW - timedelta(seconds=3)).timestamp()
+    assert value["lifelog_watchdog_last_pass_timestamp_seconds"] == NOW.timestamp()
     assert families["lifelog_watchdog_restarts"].samples[0].value == 4  # a counter: _total in the text
     [silent] = families["lifelog_source_silent"].samples
     assert silent.labels == {"bucket": 'aw-watcher-window_a"b', "type": "currentwindow", "host": "a"}
     assert "lifelog_backup_last_success_timestamp_seconds" not in families  # no backup yet
+
+
+def test_the_metrics_text_has_the_newest_backup_once_one_exists():
+    backed_up = NOW - timedelta(hours=5, microseconds=250000)
+    meta_ = {"watchdog.checked_at": to_iso(NOW), "backup.last_ok_at": to_iso(backed_up)}
+    text = metrics.render(metrics.collect(meta_, Level.OK, True, True))
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    [sample] = families["lifelog_backup_last_success_timestamp_seconds"].samples
+    assert sample.value == backed_up.timestamp() and sample.labels == {}
+    assert families["lifelog_aw_up"].samples[0].value == 1
+    assert families["lifelog_status"].samples[0].value == 0
 
 
 # -- end to end: real passes ----------------------------------------------------------------
@@ -216,8 +229,8 @@ def test_the_metrics_file_follows_the_watcher_and_is_never_seen_half_written(lif
     assert not [p for p in path.parent.iterdir() if p.name != path.name]  # no file left aside
     assert json.loads(lifelog("status", "--json", env=dead).out)["level"] == "CRITICAL"
     path.unlink()  # a health check rewrites it too
-    lifelog("health", env=dead)
-    assert values()["lifelog_aw_up"] in (0, 1)
+    assert lifelog("health", env=dead).code == 0  # the shared aw-server is healthy
+    assert values()["lifelog_aw_up"] == 1
 
 
 def test_the_metrics_file_has_each_recorded_source_with_its_labels(db_path, tmp_path):
@@ -234,6 +247,8 @@ def test_the_metrics_file_has_each_recorded_source_with_its_labels(db_path, tmp_
     end = NOW - timedelta(minutes=20)
     set_meta(db, keys.source_state("aw-watcher-window_ada.lan"), "silent")
     set_meta(db, keys.source_newest_end("aw-watcher-window_ada.lan"), to_iso(end))
+    backed_up = NOW - timedelta(hours=3)
+    set_meta(db, keys.BACKUP_LAST_OK_AT, to_iso(backed_up))
     metrics.write_metrics(db, settings, StatusReport(Level.WARNING, "WARNING: x"), "watchdog")
     samples = {(s.name, s.labels.get("bucket")): s for f in text_string_to_metric_families(path.read_text())
                for s in f.samples}
@@ -243,3 +258,4 @@ def test_the_metrics_file_has_each_recorded_source_with_its_labels(db_path, tmp_
     assert samples[("lifelog_source_newest_event_timestamp_seconds", "aw-watcher-window_ada.lan")].value \
         == end.timestamp()
     assert samples[("lifelog_status", None)].value == 1
+    assert samples[("lifelog_backup_last_success_timestamp_seconds", None)].value == backed_up.timestamp()

@@ -541,11 +541,21 @@ def test_record_logs_each_change_once_and_keeps_since_while_the_state_holds(db_p
     db = open_db(db_path)
     g = Gathered("dev", facts(afk(), window(5)), Awake(at(3600), (1.0, 1.0)))
 
-    def judged(window_state, reason="r"):
+    def judged(window_state, reason="r", window_end=at(5)):
         return [Judgement(AFK, "afkstatus", HOST, SourceState.LIVE, "recording", at(5)),
-                Judgement(WINDOW, "currentwindow", HOST, window_state, reason, at(5))]
+                Judgement(WINDOW, "currentwindow", HOST, window_state, reason, window_end)]
+
+    def log_count():
+        return db.conn.execute("SELECT count(*) FROM source_log").fetchone()[0]
 
     assert len(record(db, g, judged(SourceState.LIVE), read_meta(db), NOW)) == 2  # the first judgement
+    meta = read_meta(db)
+    for bucket_id, state, reason in ((AFK, "live", "recording"), (WINDOW, "live", "r")):
+        assert meta[keys.source_state(bucket_id)] == state
+        assert meta[keys.source_since(bucket_id)] == to_iso(NOW)
+        assert meta[keys.source_newest_end(bucket_id)] == to_iso(at(5))
+        assert meta[keys.source_reason(bucket_id)] == reason
+    assert log_count() == 2
     before = list(db.query("SELECT key, value, updated_at FROM meta ORDER BY key"))
     assert record(db, g, judged(SourceState.LIVE), read_meta(db), NOW + timedelta(seconds=30)) == []
     # Nothing changed: nothing written (a steady pass takes no write lock for the sources).
@@ -553,6 +563,18 @@ def test_record_logs_each_change_once_and_keeps_since_while_the_state_holds(db_p
     meta = read_meta(db)
     assert meta[keys.source_since(WINDOW)] == to_iso(NOW)
     assert meta[keys.SOURCES_AWAKE_SINCE] == to_iso(at(3600))
+    # The state holds while its newest end moves, then while its reason changes: each
+    # key follows, since stays, and no source_log row is added.
+    moved = NOW + timedelta(seconds=40)
+    assert record(db, g, judged(SourceState.LIVE, window_end=moved), read_meta(db), moved) == []
+    meta = read_meta(db)
+    assert meta[keys.source_newest_end(WINDOW)] == to_iso(moved)
+    assert meta[keys.source_state(WINDOW)] == "live" and meta[keys.source_since(WINDOW)] == to_iso(NOW)
+    assert meta[keys.source_newest_end(AFK)] == to_iso(at(5))
+    assert record(db, g, judged(SourceState.LIVE, "r2", window_end=moved), read_meta(db), moved) == []
+    meta = read_meta(db)
+    assert meta[keys.source_reason(WINDOW)] == "r2" and meta[keys.source_since(WINDOW)] == to_iso(NOW)
+    assert log_count() == 2
     later = NOW + timedelta(seconds=60)
     changed = record(db, g, judged(SourceState.SILENT, "while you were active (x)"), read_meta(db), later)
     assert [j.bucket_id for j in changed] == [WINDOW]
@@ -564,6 +586,32 @@ def test_record_logs_each_change_once_and_keeps_since_while_the_state_holds(db_p
     # A bucket AW no longer lists is no longer a source.
     record(db, g, judged(SourceState.SILENT)[:1], read_meta(db), later)
     assert not [k for k in read_meta(db) if k.startswith(f"source.{WINDOW}.")]
+
+
+def test_a_source_restart_runs_its_command_split_as_a_shell_would_bounded_to_30_s(db_path, monkeypatch):
+    from lifelog import commands, source_watch
+    from lifelog.db import open_db, read_meta
+
+    calls = []
+
+    def recorder(argv, timeout, **kw):
+        calls.append((argv, timeout, kw))
+        return commands.Ran(0, 4242, "exit 0")
+
+    monkeypatch.setattr(commands, "run", recorder)
+    db = open_db(db_path)
+    due = restart_due(silent_window(), {}, NOW, S)
+    action = source_watch.restart(db, due, "while you were active", NOW, "cron")
+    assert calls == [(["systemctl", "--user", "restart", "aw-watcher-window"], 30.0, {})]
+    assert action == "ran the restart command of aw-watcher-window: exit 0"
+    [row] = db.query("SELECT at, verdict, reason, action, actor, backoff_level FROM watchdog_log")
+    assert dict(row) == {"at": to_iso(NOW), "verdict": "restart:source_silent",
+                         "reason": f"{WINDOW} silent: while you were active", "action": action,
+                         "actor": "cron", "backoff_level": 1}
+    meta = read_meta(db)
+    assert meta[keys.source_last_restart_at(WINDOW)] == to_iso(NOW)
+    assert meta[keys.source_restart_level(WINDOW)] == "1"
+    db.conn.close()
 
 
 def test_a_restart_command_is_bounded_and_never_goes_through_a_shell(tmp_path):

@@ -134,8 +134,11 @@ def test_a_silent_window_watcher_while_you_are_active_warns_within_the_threshold
 
         r = lifelog("sources", env=src.env)
         assert r.code == 1, r.err
+        header = r.out.splitlines()[0]
+        assert header.split() == ["BUCKET", "TYPE", "HOST", "STATE", "NEWEST", "END", "AGE", "REASON"], r.out
         line = next(x for x in r.out.splitlines() if x.startswith(src.window))
         assert " silent " in line and "while you were active (" in line and "not-afk since its newest event" in line
+        assert line.index(" silent ") + 1 == header.index("STATE")  # one column under its heading
         r = lifelog("sources", "--json", env=src.env)
         docs = {d["bucket_id"]: d for d in json.loads(r.out)}
         assert r.code == 1

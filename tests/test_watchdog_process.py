@@ -69,6 +69,7 @@ def test_a_killed_watcher_is_restarted(lifelog, db_path, monitor_env):
     assert row["old_uptime_seconds"] is not None and row["backoff_level"] >= 1
     assert meta(db_path, "watchdog.restart_count") == "2"
     assert meta(db_path, "watchdog.last_restart_reason") == "restart:not_running"
+    assert meta(db_path, "watchdog.last_restart_at") == row["at"]
 
 
 def test_a_hung_watcher_is_replaced_within_the_heartbeat_timeout_plus_one_interval(db_path, monitor_env):
@@ -191,18 +192,30 @@ def test_aw_down_is_a_hold_not_a_restart_storm_and_aw_newer_means_a_data_restart
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pid = wait_for(lambda: running_watcher(db_path), what="the stuck watcher running")
     assert pid == stuck.pid
-    wait_for(lambda: one_pass(lifelog, env)["verdict"] == "restart:data_stale", what="a data restart")
+    passes = []  # every pass of this test, in order
+
+    def verdict():
+        passes.append(one_pass(lifelog, env))
+        return passes[-1]["verdict"]
+
+    wait_for(lambda: verdict() == "restart:data_stale", what="a data restart")
     assert stuck.wait(10) == 0  # stopped by the watchdog with SIGTERM
     pid = wait_for(lambda: (p := running_watcher(db_path)) != stuck.pid and p, what="the restarted watcher")
     wait_for(lambda: meta(db_path, "watcher.last_event_ts"), what="the new watcher to ingest")
     fresh_aw.stop()
     count = meta(db_path, "watchdog.restart_count")
-    wait_for(lambda: one_pass(lifelog, env)["verdict"] != "wait:startup_grace", what="the grace over")
-    seen = [one_pass(lifelog, env)["verdict"] for _ in range(5)]
+    wait_for(lambda: verdict() != "wait:startup_grace", what="the grace over")
+    seen = [verdict() for _ in range(5)]
     assert seen == ["hold:aw_unhealthy"] * 5
     assert meta(db_path, "watchdog.restart_count") == count
     assert running_watcher(db_path) == pid
     assert "connection refused" in meta(db_path, "watchdog.reason")
+    # watchdog_log: one row per decision other than ok, the holds included.
+    rows = log_rows(db_path)
+    assert [(r["at"], r["verdict"]) for r in rows] == [(d["at"], d["verdict"]) for d in passes
+                                                        if d["verdict"] != "ok"]
+    assert [r["verdict"] for r in rows[-5:]] == ["hold:aw_unhealthy"] * 5
+    assert all("connection refused" in r["reason"] and r["action"] == "" for r in rows[-5:])
 
 
 def test_aw_with_nothing_newer_is_held_as_source_stale(lifelog, db_path, monitor_env, fresh_aw):
@@ -263,6 +276,9 @@ def test_after_the_machine_slept_the_first_pass_waits_and_the_next_judges(lifelo
     one_pass(lifelog, env)
     pid = wait_for(lambda: running_watcher(db_path), what="the watcher running")
     wait_for(lambda: one_pass(lifelog, env)["verdict"] == "ok", what="the grace over")
+    # The ok passes (one at least) added no watchdog_log row; the start did.
+    assert "ok" not in [r["verdict"] for r in log_rows(db_path)]
+    assert log_rows(db_path)[0]["verdict"] == "restart:not_running"
     awake, since_boot = time.clock_gettime(time.CLOCK_MONOTONIC), time.clock_gettime(time.CLOCK_BOOTTIME)
     # As if the watcher started 700 s ago and heartbeated 20 s of awake time and 600 s of sleep ago.
     db = open_db(db_path)
