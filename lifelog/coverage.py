@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
+from lifelog.verdicts import AWStatus, SourceState
+
 # The summary's unit: per bucket and minute, the seconds covered (coverage_cells).
 CELL_SECONDS = 60
 
@@ -59,8 +61,6 @@ KINDS = (Kind.ACTIVE, Kind.AWAY, Kind.GAP, Kind.NO_DATA)
 
 AFK = "afk"
 NOT_AFK = "not-afk"
-SILENT = "silent"
-HEALTHY = "healthy"
 
 
 # -- local days and slots ------------------------------------------------------------------------
@@ -269,7 +269,7 @@ def aw_down_spans(checks: Iterable[tuple[float, str]], reach: float) -> Spans:
     rows = sorted(checks)
     spans = []
     for i, (t, status) in enumerate(rows):
-        if status == HEALTHY:
+        if status == AWStatus.HEALTHY:
             continue
         lo = t - reach if i == 0 else max(t - reach, (rows[i - 1][0] + t) / 2)
         hi = t + reach if i == len(rows) - 1 else min(t + reach, (t + rows[i + 1][0]) / 2)
@@ -283,7 +283,7 @@ def silent_spans(changes: Iterable[tuple[float, str]], lead: float, end: float) 
     rows = sorted(changes)
     spans = []
     for i, (at, state) in enumerate(rows):
-        if state == SILENT:
+        if state == SourceState.SILENT:
             spans.append((at - lead, rows[i + 1][0] if i + 1 < len(rows) else max(end, at)))
     return Spans(spans)
 

@@ -35,10 +35,9 @@ from lifelog.coverage import (
 from lifelog.coverage_cells import Summary
 from lifelog.errors import UsageError
 from lifelog.settings import Settings
+from lifelog.sources import AFK_TYPE, WINDOW_TYPE
 from lifelog.timeutil import to_iso, try_parse_iso
 
-AFK_TYPE = "afkstatus"
-WINDOW_TYPE = "currentwindow"
 DEFAULT_DAYS = 7
 MAX_SLOT_MINUTES = 24 * 60
 

@@ -132,6 +132,24 @@ def heartbeat_age(meta: Meta, facts: WatcherFacts, now: datetime,
     return max(wall, 0.0), "heartbeat age"
 
 
+class WatcherDown(NamedTuple):
+    running: bool  # False: no process; True: a process whose heartbeat is stale
+    detail: str    # the process check's reason, or how the heartbeat was aged and its age
+
+
+def watcher_down(meta: Meta, facts: WatcherFacts, now: datetime, now_clocks: tuple[float, float] | None,
+                 timeout: float) -> WatcherDown | None:
+    """Why LifeLog's watcher cannot be counted on now; None while it runs and
+    heartbeats. The status's watcher component and the sources' judgment
+    (which never calls a source silent while LifeLog lags) both ask this."""
+    if not facts.running:
+        return WatcherDown(False, facts.reason)
+    hb_age, how = heartbeat_age(meta, facts, now, now_clocks)
+    if hb_age > timeout:
+        return WatcherDown(True, f"{how}: {'none' if math.isinf(hb_age) else f'{hb_age:.0f} s'}")
+    return None
+
+
 # -- data freshness -------------------------------------------------------------------------
 
 

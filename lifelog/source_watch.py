@@ -154,9 +154,9 @@ def read_facts(db, settings: Settings, meta: Meta, watcher: WatcherFacts, now: d
     windows: dict[str, tuple[tuple[sources.Span, str], ...]] = {}
     browsers = frozenset(filter(None, (sources.browser_of(b.bucket_id) for b in buckets
                                        if b.type == sources.WEB_TYPE)))
-    if device is not None and hostname is not None:
+    if device is not None:
         for b in buckets:
-            local = sources.SYNCED_MARK not in b.bucket_id and sources.same_host(b, hostname)
+            local = sources.is_local(b, hostname)
             if local and b.type == sources.AFK_TYPE and afk_from is not None:
                 not_afk[b.bucket_id] = read_not_afk(db, device, b.bucket_id, afk_from)
             elif local and b.type == sources.WINDOW_TYPE and window_from is not None:

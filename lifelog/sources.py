@@ -37,7 +37,7 @@ from typing import Iterable, Mapping, NamedTuple
 
 from lifelog import keys
 from lifelog.identity import WatcherFacts
-from lifelog.liveness import SLEEP_MIN, heartbeat_age, ts, watcher_started
+from lifelog.liveness import SLEEP_MIN, ts, watcher_down, watcher_started
 from lifelog.settings import Settings
 from lifelog.timeutil import format_span
 from lifelog.verdicts import EVIDENCE_STATES, RESTART_VERDICTS, AWStatus, SourceState, Verdict
@@ -206,12 +206,11 @@ def lifelog_trouble(meta: Meta, facts: WatcherFacts, now: datetime, now_clocks: 
     source look silent."""
     if verdict in RESTART_VERDICTS or verdict is Verdict.WAIT_BACKOFF:
         return f"the watchdog is replacing LifeLog's watcher ({verdict})"
-    if not facts.running:
-        return f"LifeLog's watcher is not running ({facts.reason or 'no process'})"
-    hb_age, how = heartbeat_age(meta, facts, now, now_clocks)
-    if hb_age > settings.heartbeat_timeout_seconds:
-        shown = "none" if math.isinf(hb_age) else f"{hb_age:.0f} s"
-        return f"LifeLog's watcher heartbeat is stale ({how}: {shown})"
+    down = watcher_down(meta, facts, now, now_clocks, settings.heartbeat_timeout_seconds)
+    if down is not None and not down.running:
+        return f"LifeLog's watcher is not running ({down.detail or 'no process'})"
+    if down is not None:
+        return f"LifeLog's watcher heartbeat is stale ({down.detail})"
     heartbeat = ts(meta, keys.WATCHER_HEARTBEAT_AT)
     started = watcher_started(meta, facts, now)
     if heartbeat is None or (started is not None and heartbeat < started):
@@ -278,10 +277,10 @@ def evidence_needed(buckets: Iterable[Bucket], server_hostname: str | None, trou
     afk_from: datetime | None = None
     window_from: datetime | None = None
     for b in buckets:
-        if b.type not in (WINDOW_TYPE, INPUT_TYPE, WEB_TYPE) or SYNCED_MARK in b.bucket_id:
+        if b.type not in (WINDOW_TYPE, INPUT_TYPE, WEB_TYPE) or not is_local(b, server_hostname):
             continue
         start = b.newest_end or b.created
-        if not same_host(b, server_hostname) or start is None or (now - start).total_seconds() <= threshold:
+        if start is None or (now - start).total_seconds() <= threshold:
             continue
         at = max(start, horizon)
         afk_from = at if afk_from is None else min(afk_from, at)
@@ -294,6 +293,11 @@ def same_host(bucket: Bucket, hostname: str) -> bool:
     if bucket.hostname.casefold() == hostname.casefold():
         return True
     return bucket.type == WEB_TYPE and bucket.hostname == UNKNOWN_HOST
+
+
+def is_local(bucket: Bucket, hostname: str | None) -> bool:
+    """Recorded on AW's own machine (`hostname`), and not a copy synced from another."""
+    return hostname is not None and SYNCED_MARK not in bucket.bucket_id and same_host(bucket, hostname)
 
 
 def judge(facts: Facts, now: datetime, settings: Settings) -> list[Judgement]:
@@ -320,9 +324,7 @@ class _Judge:
 
     # The evidence: local, non-copy buckets of a type, with their own states.
     def _evidence(self, type_: str) -> list[Bucket]:
-        return [b for b in self.facts.buckets
-                if b.type == type_ and SYNCED_MARK not in b.bucket_id
-                and self.facts.server_hostname is not None and same_host(b, self.facts.server_hostname)]
+        return [b for b in self.facts.buckets if b.type == type_ and is_local(b, self.facts.server_hostname)]
 
     def _usable(self, type_: str, what: str) -> tuple[list[Bucket], str]:
         """The evidence buckets that may be read, or the reason there are none."""

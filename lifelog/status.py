@@ -25,7 +25,7 @@ from typing import Mapping, NamedTuple
 
 from lifelog import keys, registry
 from lifelog.identity import WatcherFacts
-from lifelog.liveness import AWView, Freshness, age, heartbeat_age, judge_data, ts, watcher_started
+from lifelog.liveness import AWView, Freshness, age, judge_data, ts, watcher_down, watcher_started
 from lifelog.settings import Settings
 from lifelog.timeutil import format_age, to_iso, try_parse_iso, utcnow
 from lifelog.verdicts import SEVERITY, Level
@@ -115,7 +115,7 @@ def aw_component(snap: Snapshot, settings: Settings) -> Component:
     if status == "unhealthy":
         failures = meta.get(keys.AW_CONSECUTIVE_FAILURES) or "?"
         return component_at("aw", Level.CRITICAL, f"AW unhealthy: {error} ({failures} checks in a row)",
-                          snap, checked)
+                            snap, checked)
     if status != "healthy":
         return component_at("aw", Level.OK, "AW not checked yet", snap)
     version = meta.get(keys.AW_VERSION) or "?"
@@ -131,13 +131,12 @@ def aw_component(snap: Snapshot, settings: Settings) -> Component:
 def watcher_component(snap: Snapshot, settings: Settings) -> Component:
     facts = snap.watcher
     hb = snap.meta.get(keys.WATCHER_HEARTBEAT_AT)
-    if not facts.running:
-        return component_at("watcher", Level.CRITICAL, f"watcher not running ({facts.reason})", snap, hb)
-    hb_age, how = heartbeat_age(snap.meta, facts, snap.now, snap.now_clocks)
-    if hb_age > settings.heartbeat_timeout_seconds:
-        shown = "none" if hb_age == float("inf") else f"{hb_age:.0f} s"
+    down = watcher_down(snap.meta, facts, snap.now, snap.now_clocks, settings.heartbeat_timeout_seconds)
+    if down is not None and not down.running:
+        return component_at("watcher", Level.CRITICAL, f"watcher not running ({down.detail})", snap, hb)
+    if down is not None:
         return component_at("watcher", Level.CRITICAL,
-                          f"watcher pid {facts.pid} heartbeat stale ({how}: {shown})", snap, hb)
+                            f"watcher pid {facts.pid} heartbeat stale ({down.detail})", snap, hb)
     return component_at("watcher", Level.OK, f"watcher running (pid {facts.pid})", snap, hb)
 
 
@@ -150,9 +149,9 @@ def data_component(snap: Snapshot, settings: Settings) -> Component:
         return component_at("data", Level.OK, reason, snap, last)
     if judged.freshness is Freshness.STALE:
         return component_at("data", Level.WARNING,
-                          f"data stale ({judged.reason}); the watchdog restarts the watcher", snap, last)
+                            f"data stale ({judged.reason}); the watchdog restarts the watcher", snap, last)
     return component_at("data", Level.WARNING, f"data held stale ({judged.freshness}: {judged.reason})",
-                      snap, last)
+                        snap, last)
 
 
 @registry.component("restarts", order=40)
@@ -163,8 +162,8 @@ def restarts_component(snap: Snapshot, settings: Settings) -> Component:
     at, verdict = snap.restarts[0]
     level = Level.CRITICAL if n >= RESTARTS_CRITICAL else Level.WARNING
     return component_at("restarts", level,
-                      f"watchdog replaced a failed watcher {n} time{'s' if n > 1 else ''} in the last hour"
-                      f" (latest: {verdict})", snap, at)
+                        f"watchdog replaced a failed watcher {n} time{'s' if n > 1 else ''} in the last hour"
+                        f" (latest: {verdict})", snap, at)
 
 
 @registry.component("watchdog", order=50)
@@ -173,7 +172,7 @@ def watchdog_component(snap: Snapshot, settings: Settings) -> Component:
     checked = meta.get(keys.WATCHDOG_CHECKED_AT)
     if (meta.get(keys.WATCHDOG_PAUSED) or "") not in ("", "0"):
         return component_at("watchdog", Level.WARNING, "watchdog paused ('lifelog watchdog resume' to resume)",
-                          snap, meta.get(keys.WATCHDOG_PAUSED_AT))
+                            snap, meta.get(keys.WATCHDOG_PAUSED_AT))
     last_pass = ts(meta, keys.WATCHDOG_CHECKED_AT)
     if snap.watcher.running:
         # Nothing watches the watcher: counted from its start when no pass ever ran.
@@ -189,7 +188,7 @@ def watchdog_component(snap: Snapshot, settings: Settings) -> Component:
     if last_pass is None:
         return component_at("watchdog", Level.OK, "watchdog has not run yet", snap)
     return component_at("watchdog", Level.OK, f"last verdict {meta.get(keys.WATCHDOG_VERDICT) or '?'}",
-                      snap, checked)
+                        snap, checked)
 
 
 # -- combining --------------------------------------------------------------------------------
