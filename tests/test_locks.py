@@ -155,3 +155,15 @@ def test_on_windows_an_unexpected_locking_error_is_raised_not_taken_for_a_holder
         ProcessLock(db_path, "watcher").acquire()
     assert not isinstance(failed.value, AlreadyRunning) and failed.value.errno == errno.EINVAL
 
+
+
+def test_a_watchdog_pass_that_cannot_get_the_lock_exits_1_in_one_line(db_path, holder, cli, monkeypatch):
+    # The watchdog itself failed (SPEC's exit codes): 1, naming the holder, nothing else.
+    from lifelog import watchdog
+
+    monkeypatch.setattr(watchdog, "pass_lock_wait", lambda settings: 0.3)
+    child = holder("watchdog")
+    r = cli("watchdog", "--once", "--db", str(db_path))
+    assert r.code == 1
+    assert r.err.count("\n") == 1 and "Traceback" not in r.err
+    assert f"(pid {child.pid})" in r.err and "held it over 0.3 s" in r.err

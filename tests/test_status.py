@@ -303,3 +303,19 @@ def test_a_running_watcher_with_no_watchdog_warns_in_status_naming_the_fix(lifel
                  what="status WARNING")
     first = r.out.splitlines()[0]
     assert first.startswith("WARNING: no watchdog pass ever") and "lifelog daemon" in first, r.out
+
+
+def test_an_alert_that_prints_leaves_json_output_pure(lifelog, db_path):
+    # --json prints one JSON document on stdout and nothing else there: what
+    # the alert command prints goes to stderr.
+    from support.awserver import free_port
+
+    env = dict(os.environ, LIFELOG_AW_URL=f"http://127.0.0.1:{free_port()}", LIFELOG_AW_TIMEOUT_SECONDS="1",
+               LIFELOG_ALERT_COMMAND=f"{sys.executable} -c \"print('noise from the alert')\"")
+    assert lifelog("init", "--db", str(db_path), env=env).code == 0
+    r = lifelog("status", "--json", "--db", str(db_path), env=env)
+    assert r.code == 2
+    assert json.loads(r.out)["level"] == "CRITICAL"
+    assert "noise from the alert" in r.err
+    with open_db(db_path) as db:
+        assert get_meta(db, "status.alert_result") == "exit 0"
