@@ -36,7 +36,7 @@ from lifelog.coverage_cells import Summary
 from lifelog.errors import UsageError
 from lifelog.settings import Settings
 from lifelog.sources import AFK_TYPE, WINDOW_TYPE
-from lifelog.timeutil import to_iso, try_parse_iso
+from lifelog.timeutil import epoch_of, iso_of_epoch
 
 DEFAULT_DAYS = 7
 MAX_SLOT_MINUTES = 24 * 60
@@ -92,15 +92,6 @@ def _minute(t: float) -> float:
     return float(int(t // CELL_SECONDS) * CELL_SECONDS)
 
 
-def _dt(t: float) -> datetime:
-    return datetime.fromtimestamp(t).astimezone()
-
-
-def _epoch(text: str | None) -> float | None:
-    dt = try_parse_iso(text)
-    return None if dt is None else dt.timestamp()
-
-
 def read_buckets(db) -> list[Bucket]:
     rows = db.conn.execute(
         "SELECT server, bucket_id, type, hostname FROM buckets WHERE type IN (?, ?) ORDER BY hostname, bucket_id",
@@ -110,25 +101,25 @@ def read_buckets(db) -> list[Bucket]:
 
 def read_health(db, lo: float, hi: float) -> list[tuple[float, str]]:
     rows = db.conn.execute("SELECT checked_at, status FROM health_checks WHERE checked_at >= ? AND checked_at < ?"
-                           " ORDER BY checked_at", (to_iso(_dt(lo)), to_iso(_dt(hi))))
-    return [(t, status) for at, status in rows if (t := _epoch(at)) is not None]
+                           " ORDER BY checked_at", (iso_of_epoch(lo), iso_of_epoch(hi)))
+    return [(t, status) for at, status in rows if (t := epoch_of(at)) is not None]
 
 
 def read_source_changes(db, bucket: Bucket, hi: float) -> list[tuple[float, str]]:
     rows = db.conn.execute("SELECT at, server, state FROM source_log WHERE bucket_id = ? AND at < ? ORDER BY at",
-                           (bucket.bucket_id, to_iso(_dt(hi))))
+                           (bucket.bucket_id, iso_of_epoch(hi)))
     # Rows written before the server column existed, or by hand, name no server.
     return [(t, state) for at, server, state in rows
-            if server in ("", bucket.server) and (t := _epoch(at)) is not None]
+            if server in ("", bucket.server) and (t := epoch_of(at)) is not None]
 
 
 def read_runs(db) -> list[Run]:
     runs = []
     for started, last, boot in db.conn.execute(
             "SELECT started_at, last_heartbeat_at, boot_at FROM watcher_runs ORDER BY started_at"):
-        s, e = _epoch(started), _epoch(last)
+        s, e = epoch_of(started), epoch_of(last)
         if s is not None and e is not None:
-            runs.append(Run(s, max(s, e), _epoch(boot)))
+            runs.append(Run(s, max(s, e), epoch_of(boot)))
     return runs
 
 

@@ -20,7 +20,7 @@ from lifelog.db import read_meta
 from lifelog.files import write_atomically
 from lifelog.settings import Settings
 from lifelog.source_watch import current_server, recorded
-from lifelog.timeutil import try_parse_iso
+from lifelog.timeutil import epoch_of
 from lifelog.verdicts import AWStatus, Level, SourceState
 
 PREFIX = "lifelog_"
@@ -59,11 +59,6 @@ def render(metrics: Iterable[Metric]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _epoch(meta: Mapping[str, str | None], key: str) -> float | None:
-    when = try_parse_iso(meta.get(key))
-    return None if when is None else when.timestamp()
-
-
 def _gauge(name: str, help: str, value: float | None) -> Metric:
     return Metric(PREFIX + name, help, "gauge", () if value is None else (({}, value),))
 
@@ -81,12 +76,12 @@ def collect(meta: Mapping[str, str | None], level: Level, watcher_up: bool, aw_u
         _gauge("status", "Overall status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", float(int(level))),
         _gauge("watcher_up", "1 when the watcher process runs and heartbeats.", float(watcher_up)),
         _gauge("watcher_heartbeat_timestamp_seconds", "When the watcher last finished a poll.",
-               _epoch(meta, keys.WATCHER_HEARTBEAT_AT)),
+               epoch_of(meta.get(keys.WATCHER_HEARTBEAT_AT))),
         _gauge("last_event_timestamp_seconds", "End of the newest event stored.",
-               _epoch(meta, keys.WATCHER_LAST_EVENT_TS)),
+               epoch_of(meta.get(keys.WATCHER_LAST_EVENT_TS))),
         _gauge("aw_up", "1 when the latest ActivityWatch health check was healthy.", float(aw_up)),
         _gauge("watchdog_last_pass_timestamp_seconds", "When the watchdog last made a pass.",
-               _epoch(meta, keys.WATCHDOG_CHECKED_AT)),
+               epoch_of(meta.get(keys.WATCHDOG_CHECKED_AT))),
         Metric(PREFIX + "watchdog_restarts_total", "Restarts of the watcher by the watchdog.", "counter",
                () if restarts is None else (({}, restarts),)),
         Metric(PREFIX + "source_newest_event_timestamp_seconds",
@@ -95,7 +90,7 @@ def collect(meta: Mapping[str, str | None], level: Level, watcher_up: bool, aw_u
         Metric(PREFIX + "source_silent", "1 when the source is silent while it should record.", "gauge",
                tuple((labels, float(silent)) for labels, _, silent in sources)),
         _gauge("backup_last_success_timestamp_seconds", "When the newest verified backup was made.",
-               _epoch(meta, keys.BACKUP_LAST_OK_AT)),
+               epoch_of(meta.get(keys.BACKUP_LAST_OK_AT))),
     ]
 
 

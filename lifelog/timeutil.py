@@ -51,6 +51,17 @@ def parse_iso(text: str) -> datetime:
     return dt.astimezone(UTC)
 
 
+def iso_of_epoch(seconds: float) -> str:
+    """Unix seconds as LifeLog stores times (to_iso)."""
+    return to_iso(datetime.fromtimestamp(seconds, UTC))
+
+
+def epoch_of(text: str | None) -> float | None:
+    """A stored time as unix seconds; None for missing or malformed input."""
+    when = try_parse_iso(text)
+    return None if when is None else when.timestamp()
+
+
 def try_parse_iso(text: str | None) -> datetime | None:
     """Like parse_iso, but None for missing or malformed input (hand-edited meta)."""
     if not text:

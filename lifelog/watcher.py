@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 
 from lifelog import clocks, keys
 from lifelog.aw import AWClient, AWError
@@ -30,7 +29,7 @@ from lifelog.liveness import format_clocks
 from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
 from lifelog.signals import stop_on_signals
-from lifelog.timeutil import UTC, now_iso, to_iso
+from lifelog.timeutil import iso_of_epoch, now_iso
 
 log = logging.getLogger("lifelog.watcher")
 
@@ -64,7 +63,7 @@ def record_start(db, identity: dict[str, str]) -> None:
 
 def _boot_at() -> str | None:
     boot = clocks.boot_time()
-    return None if boot is None else to_iso(datetime.fromtimestamp(boot, UTC))
+    return None if boot is None else iso_of_epoch(boot)
 
 
 def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None) -> None:
