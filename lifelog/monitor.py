@@ -79,10 +79,10 @@ def refresh(db, settings: Settings, trigger: str, *, aw: AWView | None = None,
     return report
 
 
-def check_health(db, settings: Settings) -> tuple[HealthResult, StatusReport]:
+def check_health(db, settings: Settings, trigger: str = "health") -> tuple[HealthResult, StatusReport]:
     """`lifelog health` and the daemon's health job: one check, recorded, then a refresh."""
     result = health.run_check(db, settings)
-    return result, refresh(db, settings, "health", aw=result.aw_view, context=result)
+    return result, refresh(db, settings, trigger, aw=result.aw_view, context=result)
 
 
 def watchdog_pass(db, settings: Settings, *, actor: str = "cron", now: datetime | None = None) -> PassResult:
@@ -97,8 +97,7 @@ def status_now(db, settings: Settings) -> StatusReport:
     the next scheduled check), then the refresh. UNKNOWN, never an exception,
     when the database cannot be read or written."""
     try:
-        result = health.run_check(db, settings)
-        return refresh(db, settings, "status", aw=result.aw_view, context=result)
+        return check_health(db, settings, "status")[1]
     except sqlite3.Error as e:
         return status.unknown(f"cannot use the database {settings.db_path}: {e}", str(settings.db_path))
 
