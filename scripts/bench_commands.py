@@ -16,30 +16,20 @@ around it; `--no-pyc` keeps it as it is.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"bench: timed out waiting for {what}")
+from support.awserver import AWServer  # noqa: E402  (the tests' real-server fixture)
+from support.helpers import wait_for  # noqa: E402
 
 
 def run_ok(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -51,34 +41,25 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=30, help="runs of each command (default 30)")
     parser.add_argument("--no-pyc", action="store_true", help="keep PYTHONDONTWRITEBYTECODE as it is")
     args = parser.parse_args()
-    bindir = Path(sys.executable).parent
-    lifelog = str(bindir / "lifelog")
+    lifelog = str(Path(sys.executable).parent / "lifelog")
     with tempfile.TemporaryDirectory() as home:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LIFELOG_")}
+        aw = AWServer(Path(home) / "aw")
+        env = {k: v for k, v in aw.env.items() if not k.startswith("LIFELOG_")}
         if not args.no_pyc:
             env.pop("PYTHONDONTWRITEBYTECODE", None)
-        port = free_port()
-        env.update(HOME=home, XDG_STATE_HOME=f"{home}/state", XDG_DATA_HOME=f"{home}/data",
-                   XDG_CONFIG_HOME=f"{home}/config", XDG_CACHE_HOME=f"{home}/cache",
-                   LIFELOG_AW_URL=f"http://127.0.0.1:{port}", LIFELOG_STARTUP_GRACE_SECONDS="0.5",
-                   LIFELOG_POLL_INTERVAL_SECONDS="2", LIFELOG_DB_PATH=f"{home}/bench.db")
-        aw = subprocess.Popen([str(bindir / "aw-server"), "--testing", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        env.update(HOME=home, XDG_STATE_HOME=f"{home}/state", LIFELOG_AW_URL=aw.url,
+                   LIFELOG_STARTUP_GRACE_SECONDS="0.5", LIFELOG_POLL_INTERVAL_SECONDS="2",
+                   LIFELOG_DB_PATH=f"{home}/bench.db")
         watcher = None
         try:
-            wait_until(lambda: run_ok([lifelog, "health"], env).returncode == 0, 30, "aw-server")
-            bucket = f"{env['LIFELOG_AW_URL']}/api/0/buckets/bench_host"
-            subprocess.run([sys.executable, "-c", (
-                "import sys, requests\n"
-                "requests.post(sys.argv[1], json={'client': 'bench', 'type': 'currentwindow', "
-                "'hostname': 'host'}, timeout=10)\n"
-                "requests.post(sys.argv[1] + '/heartbeat?pulsetime=5', json={'timestamp': "
-                "__import__('datetime').datetime.now(__import__('datetime').timezone.utc).isoformat(), "
-                "'duration': 0, 'data': {'app': 'bench'}}, timeout=10)\n"), bucket], check=True, env=env)
+            aw.start()
+            aw.create_bucket("bench_host", hostname="host")
+            aw.heartbeat("bench_host", {"timestamp": datetime.now(timezone.utc).isoformat(), "duration": 0,
+                                        "data": {"app": "bench"}}, pulsetime=5)
             watcher = subprocess.Popen([lifelog, "watcher"], env=env, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
-            wait_until(lambda: run_ok([lifelog, "meta", "get", "watcher.state"], env).stdout.strip() == "running",
-                       30, "the watcher")
+            wait_for(lambda: run_ok([lifelog, "meta", "get", "watcher.state"], env).stdout.strip() == "running",
+                     30, what="the watcher")
             run_ok([lifelog, "watchdog", "--once"], env)
             time.sleep(1.0)  # past the startup grace: the steady state cron sees
             first = run_ok([lifelog, "watchdog", "--once"], env).stdout.strip()
@@ -98,14 +79,14 @@ def main() -> None:
                                    timeout=60)
                     times[name].append(time.perf_counter() - began)
         finally:
-            for proc in (watcher, aw):
-                if proc is not None and proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(10)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait(10)
+            if watcher is not None and watcher.poll() is None:
+                watcher.send_signal(signal.SIGTERM)
+                try:
+                    watcher.wait(10)
+                except subprocess.TimeoutExpired:
+                    watcher.kill()
+                    watcher.wait(10)
+            aw.stop()
     bare = statistics.median(times["python -c pass"])
     print(f"steady-state pass: {first[:90]}")
     print(f"{'command':<30} {'median':>9} {'ratio to python -c pass':>24}   (n={args.n})")
