@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,11 +35,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from support.awserver import free_port  # noqa: E402
 from lifelog import keys  # noqa: E402
 from lifelog.db import open_db, set_meta, transaction  # noqa: E402
 from lifelog.identity import identity_meta  # noqa: E402
+from lifelog.liveness import format_clocks  # noqa: E402
 from lifelog.timeutil import to_iso, utcnow  # noqa: E402
 
 HOST = "laptop"
@@ -147,14 +148,8 @@ def fresh_watcher(db_path: Path, identity: dict[str, str]) -> None:
         set_meta(db, keys.WATCHER_LAST_EVENT_TS, now)
         readings = clocks.readings()
         if readings is not None:
-            set_meta(db, keys.WATCHER_HEARTBEAT_CLOCKS, f"{readings[0]!r} {readings[1]!r}")
+            set_meta(db, keys.WATCHER_HEARTBEAT_CLOCKS, format_clocks(readings))
     db.close()
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -202,7 +197,7 @@ def main() -> None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.update(HOME=home, XDG_STATE_HOME=f"{home}/state", XDG_DATA_HOME=f"{home}/data",
                    XDG_CONFIG_HOME=f"{home}/config", XDG_CACHE_HOME=f"{home}/cache",
-                   LIFELOG_DB_PATH=str(db_path), LIFELOG_AW_URL=f"http://127.0.0.1:{closed_port()}",
+                   LIFELOG_DB_PATH=str(db_path), LIFELOG_AW_URL=f"http://127.0.0.1:{free_port()}",
                    LIFELOG_STARTUP_GRACE_SECONDS="0")
         began = time.perf_counter()
         events = build(db_path, args.days, utcnow())
