@@ -41,31 +41,10 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from support import bigdb  # noqa: E402
 from support.awserver import AWServer  # noqa: E402
+from support.helpers import HeartbeatSampler  # noqa: E402
 
 BUCKET = "aw-watcher-window_bench-backup"
 GB = 1_000_000_000
-
-
-class Sampler(threading.Thread):
-    """Monotonic times at which a new heartbeat value appeared."""
-
-    def __init__(self, db_path: Path):
-        super().__init__(daemon=True)
-        self.db_path, self.stop, self.marks = db_path, threading.Event(), []
-
-    def run(self) -> None:
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
-        last = None
-        while not self.stop.wait(0.005):
-            row = conn.execute("SELECT value FROM meta WHERE key = 'watcher.heartbeat_at'").fetchone()
-            if row and row[0] != last:
-                last = row[0]
-                self.marks.append(time.monotonic())
-        conn.close()
-
-    def largest_gap(self, start: float, end: float) -> float:
-        marks = [start] + [t for t in self.marks if start < t < end] + [end]
-        return max(b - a for a, b in zip(marks, marks[1:]))
 
 
 def feed(aw: AWServer, stop: threading.Event) -> None:
@@ -79,7 +58,7 @@ def feed(aw: AWServer, stop: threading.Event) -> None:
             pass
 
 
-def timed(sampler: Sampler, action) -> tuple[float, float, object]:
+def timed(sampler: HeartbeatSampler, action) -> tuple[float, float, object]:
     began = time.monotonic()
     result = action()
     ended = time.monotonic()
@@ -102,7 +81,7 @@ def main() -> int:
         aw = AWServer(work / "aw").start()
         stop = threading.Event()
         watcher = None
-        sampler = Sampler(db_path)
+        sampler = HeartbeatSampler(db_path, interval=0.005)
         try:
             aw.create_bucket(BUCKET)
             threading.Thread(target=feed, args=(aw, stop), daemon=True).start()
@@ -112,7 +91,7 @@ def main() -> int:
                                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             sampler.start()
             deadline = time.monotonic() + 60
-            while len(sampler.marks) < 20:
+            while len(sampler.changes) < 20:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the watcher did not heartbeat within 60 s")
                 time.sleep(0.1)

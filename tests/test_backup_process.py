@@ -22,7 +22,7 @@ from lifelog import keys
 from lifelog.db import open_db, set_meta
 from lifelog.retention import NAME_RE
 from lifelog.timeutil import to_iso, utcnow
-from support.helpers import FAST, meta, wait_for
+from support.helpers import FAST, HeartbeatSampler, meta, wait_for
 
 LIVE_BUCKET = "aw-watcher-window_backup-live"
 
@@ -71,31 +71,6 @@ class Feeder(threading.Thread):
             self.aw.insert(LIVE_BUCKET, [{"timestamp": at.isoformat(), "duration": 0.5,
                                           "data": {"app": "editor", "title": f"live {self.sent}"}}])
             self.sent += 1
-
-
-class HeartbeatSampler(threading.Thread):
-    """Notes (monotonic time) each new `watcher.heartbeat_at` value, every 10 ms."""
-
-    def __init__(self, db_path):
-        super().__init__(daemon=True)
-        self.db_path, self.stop, self.changes = db_path, threading.Event(), []
-
-    def run(self):
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
-        last = None
-        try:
-            while not self.stop.wait(0.01):
-                row = conn.execute("SELECT value FROM meta WHERE key = 'watcher.heartbeat_at'").fetchone()
-                if row and row[0] != last:
-                    last = row[0]
-                    self.changes.append(time.monotonic())
-        finally:
-            conn.close()
-
-    def largest_gap(self, start: float, end: float) -> float:
-        """The longest stretch within [start, end] without a new heartbeat."""
-        marks = [start] + [t for t in self.changes if start < t < end] + [end]
-        return max(b - a for a, b in zip(marks, marks[1:]))
 
 
 def live_events(path) -> set[tuple[int, str]]:

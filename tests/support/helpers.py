@@ -7,12 +7,40 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import psutil
 
 from lifelog.db import get_meta, open_db
+
+class HeartbeatSampler(threading.Thread):
+    """Notes (monotonic time) each new `watcher.heartbeat_at` value, every
+    `interval` s: how long a writer (a backup, a reconcile) kept the watcher
+    from heartbeating. Used by the tests and the backup benchmark."""
+
+    def __init__(self, db_path, interval: float = 0.01):
+        super().__init__(daemon=True)
+        self.db_path, self.interval, self.stop, self.changes = db_path, interval, threading.Event(), []
+
+    def run(self):
+        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+        last = None
+        try:
+            while not self.stop.wait(self.interval):
+                row = conn.execute("SELECT value FROM meta WHERE key = 'watcher.heartbeat_at'").fetchone()
+                if row and row[0] != last:
+                    last = row[0]
+                    self.changes.append(time.monotonic())
+        finally:
+            conn.close()
+
+    def largest_gap(self, start: float, end: float) -> float:
+        """The longest stretch within [start, end] without a new heartbeat."""
+        marks = [start] + [t for t in self.changes if start < t < end] + [end]
+        return max(b - a for a, b in zip(marks, marks[1:]))
+
 
 FAST = {
     "LIFELOG_POLL_INTERVAL_SECONDS": "0.2",
