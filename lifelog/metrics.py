@@ -112,12 +112,13 @@ def _sources(db, meta: Mapping[str, str | None]) -> list[tuple[dict[str, str], f
 
 
 @registry.output("metrics", order=10)
-def write_metrics(db, settings: Settings, report, trigger: str, context=None) -> None:
+def write_metrics(db, settings: Settings, report, trigger: str, context=None,
+                  meta: Mapping[str, str | None] | None = None) -> None:
     """After every health check and watchdog pass (and `status`), when
     `metrics_file` is set."""
     if settings.metrics_file is None:
         return
-    meta = read_meta(db)
+    meta = read_meta(db) if meta is None else meta
     watcher = report.component("watcher")
     aw_up = meta.get(keys.AW_STATUS) == AWStatus.HEALTHY
     metrics = collect(meta, report.level, watcher is not None and watcher.level is Level.OK, aw_up,

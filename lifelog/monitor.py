@@ -73,7 +73,7 @@ def refresh(db, settings: Settings, trigger: str, *, aw: AWView | None = None,
         log.warning("could not record the status level: %s", e)
     for entry in registry.OUTPUTS:
         try:
-            entry.func(db, settings, report, trigger, context)
+            entry.func(db, settings, report, trigger, context, meta=snap.meta)
         except Exception:  # an output's trouble (a full disk, a dead monitor) changes no verdict
             log.exception("status output %s failed", entry.name)
     return report

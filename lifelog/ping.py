@@ -94,7 +94,7 @@ def send(ping: Ping, timeout: float) -> str:
 
 
 @registry.output("ping", order=20)
-def ping_after_pass(db, settings: Settings, report, trigger: str, context=None) -> None:
+def ping_after_pass(db, settings: Settings, report, trigger: str, context=None, meta=None) -> None:
     """After each watchdog pass, when `ping_url` is set and a ping is due."""
     if not settings.ping_url or trigger != "watchdog":
         return

@@ -62,8 +62,9 @@ def pass_step(name: str, order: float = 0.0):
 
 
 def output(name: str, order: float = 0.0):
-    """Register `func(db, settings, report, trigger, context) -> None`, run after each
-    status refresh; `trigger` is "health", "watchdog" or "status"."""
+    """Register `func(db, settings, report, trigger, context, meta=...) -> None`, run
+    after each status refresh; `trigger` is "health", "watchdog" or "status";
+    `meta` is the table as the refresh read it (all but its own status.* keys)."""
     def register(func):
         _add(OUTPUTS, Entry(name, func, order))
         return func
