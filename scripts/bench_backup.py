@@ -41,7 +41,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from support import bigdb  # noqa: E402
 from support.awserver import AWServer  # noqa: E402
-from support.helpers import HeartbeatSampler  # noqa: E402
+from support.helpers import HeartbeatSampler, stop_process  # noqa: E402
 
 BUCKET = "aw-watcher-window_bench-backup"
 GB = 1_000_000_000
@@ -144,13 +144,7 @@ def main() -> int:
         finally:
             stop.set()
             sampler.stop.set()
-            if watcher is not None:
-                watcher.terminate()
-                try:
-                    watcher.wait(15)
-                except subprocess.TimeoutExpired:
-                    watcher.kill()
-                    watcher.wait(10)
+            stop_process(watcher, 15)
             aw.stop()
     return 0
 

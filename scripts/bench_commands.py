@@ -16,7 +16,6 @@ around it; `--no-pyc` keeps it as it is.
 from __future__ import annotations
 
 import argparse
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from support.awserver import AWServer  # noqa: E402  (the tests' real-server fixture)
-from support.helpers import wait_for  # noqa: E402
+from support.helpers import stop_process, wait_for  # noqa: E402
 
 
 def run_ok(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -79,13 +78,7 @@ def main() -> None:
                                    timeout=60)
                     times[name].append(time.perf_counter() - began)
         finally:
-            if watcher is not None and watcher.poll() is None:
-                watcher.send_signal(signal.SIGTERM)
-                try:
-                    watcher.wait(10)
-                except subprocess.TimeoutExpired:
-                    watcher.kill()
-                    watcher.wait(10)
+            stop_process(watcher)
             aw.stop()
     bare = statistics.median(times["python -c pass"])
     print(f"steady-state pass: {first[:90]}")

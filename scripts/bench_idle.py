@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from support.awserver import AWServer  # noqa: E402
+from support.helpers import stop_process  # noqa: E402
 
 
 def cpu(p: psutil.Process) -> float:
@@ -96,13 +96,7 @@ def main() -> int:
                 print(f"{name:8}  {used:6.2f}  {100 * used / elapsed:6.3f}  {1000 * used / elapsed:5.2f}  {rss:7.1f}")
         finally:
             stop.set()
-            if daemon is not None:
-                daemon.send_signal(signal.SIGTERM)
-                try:
-                    daemon.wait(30)
-                except subprocess.TimeoutExpired:
-                    daemon.kill()
-                    daemon.wait(10)
+            stop_process(daemon, 30)
             aw.stop()
     return 0
 

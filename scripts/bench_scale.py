@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from support.awserver import AWServer  # noqa: E402
+from support.helpers import stop_process  # noqa: E402
 from support.localhttp import CountingProxy  # noqa: E402
 
 from lifelog import reconcile, watcher  # noqa: E402
@@ -232,12 +232,7 @@ def time_commands(db_path: Path, env: dict[str, str], n: int) -> dict[str, float
             out[name] = median_ms([LIFELOG, *argv], env, n)
         return out
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc, 30)
 
 
 def local_reconcile_side(db_path: Path, server: str) -> tuple[int, float]:
