@@ -246,6 +246,17 @@ def apply_schema(conn: sqlite3.Connection) -> None:
 
 
 @contextmanager
+def lock_wait(db: Database, seconds: float) -> Iterator[Database]:
+    """Wait at most `seconds` (not BUSY_TIMEOUT_SECONDS) for the write lock
+    inside the block: for a caller that must not wait behind a stuck writer."""
+    db.conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    try:
+        yield db
+    finally:
+        db.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+
+
+@contextmanager
 def transaction(db: Database) -> Iterator[Database]:
     """One write transaction (BEGIN IMMEDIATE); joins an enclosing one."""
     conn = db.conn

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from lifelog import alerts, clocks, health, registry, status, watchdog
 from lifelog import capabilities  # noqa: F401  (every capability registers its parts)
-from lifelog.db import read_meta
+from lifelog.db import lock_wait, read_meta
 from lifelog.errors import LifelogError
 from lifelog.health import HealthResult
 from lifelog.identity import watcher_facts
@@ -86,9 +86,15 @@ def check_health(db, settings: Settings, trigger: str = "health") -> tuple[Healt
 
 
 def watchdog_pass(db, settings: Settings, *, actor: str = "cron", now: datetime | None = None) -> PassResult:
-    """One watchdog pass, then a refresh; the result carries the overall level."""
-    result = watchdog.run_pass(db, settings, now=now, actor=actor)
-    report = refresh(db, settings, "watchdog", aw=result.aw, context=result)
+    """One watchdog pass, then a refresh; the result carries the overall level.
+
+    Its writes wait for the lock no longer than watchdog.write_wait: a
+    watcher hung inside a transaction holds the lock, and a pass that waited
+    the full busy timeout behind it, pass after pass, would never get to the
+    pass that stops it (that one stops it before writing)."""
+    with lock_wait(db, watchdog.write_wait(settings)):
+        result = watchdog.run_pass(db, settings, now=now, actor=actor)
+        report = refresh(db, settings, "watchdog", aw=result.aw, context=result)
     return result._replace(status=report.level.name, status_summary=report.summary)
 
 

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Mapping, NamedTuple
 
 from lifelog import keys, registry
-from lifelog.db import read_meta, set_meta, transaction
+from lifelog.db import BUSY_TIMEOUT_SECONDS, read_meta, set_meta, transaction
 from lifelog.errors import AlreadyRunning, LifelogError
 from lifelog.identity import WatcherFacts, spawned_meta, watcher_facts
 from lifelog.liveness import (
@@ -218,6 +218,13 @@ def pass_lock_wait(settings: Settings) -> float:
     return settings.stop_grace_seconds + 2 * settings.aw_timeout_seconds + 45.0
 
 
+def write_wait(settings: Settings) -> float:
+    """How long a pass's writes wait for the database's write lock: the busy
+    timeout, but at most half the heartbeat timeout, so that a pass blocked
+    by a hung writer fails in time for the next one to act on the hang."""
+    return min(BUSY_TIMEOUT_SECONDS, settings.heartbeat_timeout_seconds / 2)
+
+
 class PassBusy(LifelogError):
     """Another watchdog pass held the lock for longer than a pass can take."""
 
@@ -310,14 +317,18 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
                 old_uptime = round((last - began).total_seconds(), 1)
         # A watcher ran before: this replaces a failure, not a first start.
         replaced = int(bool(meta.get(keys.WATCHER_PID) or meta.get(keys.WATCHDOG_SPAWNED_PID)))
-        # Record the intent first: a pass killed mid-restart still counts
-        # for the backoff, so a crash cannot turn into a restart storm.
+        # A live one is stopped before anything is written: a watcher hung
+        # inside a transaction holds the write lock, and every write of this
+        # pass would wait behind it until the busy timeout, pass after pass.
+        stopped, stop_failed = _stop_old(db, settings, verdict, facts)
+        # Then the intent, before the start: a pass killed mid-restart still
+        # counts for the backoff, so a crash cannot turn into a restart storm.
         with transaction(db):
             set_meta(db, keys.WATCHDOG_LAST_RESTART_AT, at)
             set_meta(db, keys.WATCHDOG_LAST_RESTART_REASON, str(verdict))
             set_meta(db, keys.WATCHDOG_RESTART_COUNT, _int(meta.get(keys.WATCHDOG_RESTART_COUNT)) + 1)
             set_meta(db, keys.WATCHDOG_BACKOFF_LEVEL, level)
-        action = _restart(db, settings, verdict, facts)
+        action = stopped if stop_failed else _start_new(db, settings, stopped)
     elif verdict is Verdict.WAIT_RESUMED:
         action = "none; judging again next pass"
     with transaction(db):
@@ -345,18 +356,25 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
     return PassResult(verdict, decision.reason, action, at, actor, level)
 
 
-def _restart(db, settings: Settings, verdict: Verdict, facts: WatcherFacts) -> str:
-    """Stop the old watcher (if it is ours and alive), then start one. Returns the action text."""
+def _stop_old(db, settings: Settings, verdict: Verdict, facts: WatcherFacts) -> tuple[str, bool]:
+    """Stop the old watcher when the verdict says so and it is ours and alive:
+    (what was done, "" when nothing; True when it would not stop)."""
     from lifelog import procs
 
-    parts = []
-    if verdict in STOP_FIRST_VERDICTS and facts.running:
-        try:
-            stopped = procs.stop_watcher(db, settings, dump_stack=verdict is Verdict.RESTART_HEARTBEAT_STALE)
-        except LifelogError as e:
-            # Never start a second watcher beside one that would not die.
-            return f"stop failed: {e}"
-        parts.append(f"stopped pid {facts.pid}" if stopped else f"pid {facts.pid} already gone")
+    if verdict not in STOP_FIRST_VERDICTS or not facts.running:
+        return "", False
+    try:
+        stopped = procs.stop_watcher(db, settings, dump_stack=verdict is Verdict.RESTART_HEARTBEAT_STALE)
+    except LifelogError as e:
+        return f"stop failed: {e}", True
+    return (f"stopped pid {facts.pid}" if stopped else f"pid {facts.pid} already gone"), False
+
+
+def _start_new(db, settings: Settings, stopped: str) -> str:
+    """Start a watcher (never beside one that would not stop). Returns the action text."""
+    from lifelog import procs
+
+    parts = [stopped] if stopped else []
     try:
         pid = procs.start_watcher(settings)
     except LifelogError as e:

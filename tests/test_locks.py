@@ -167,3 +167,16 @@ def test_a_watchdog_pass_that_cannot_get_the_lock_exits_1_in_one_line(db_path, h
     assert r.code == 1
     assert r.err.count("\n") == 1 and "Traceback" not in r.err
     assert f"(pid {child.pid})" in r.err and "held it over 0.3 s" in r.err
+
+
+def test_a_pass_waits_for_the_write_lock_at_most_half_the_heartbeat_timeout(db_path):
+    from lifelog import watchdog
+    from lifelog.db import BUSY_TIMEOUT_SECONDS, lock_wait, open_db
+    from lifelog.settings import Settings
+
+    assert watchdog.write_wait(Settings(db_path=db_path)) == BUSY_TIMEOUT_SECONDS  # the default 120 s
+    assert watchdog.write_wait(Settings(db_path=db_path, heartbeat_timeout_seconds=1.5)) == 0.75
+    db = open_db(db_path)
+    with lock_wait(db, 0.75):
+        assert db.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 750
+    assert db.conn.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_SECONDS * 1000

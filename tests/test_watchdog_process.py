@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -102,6 +103,55 @@ def test_a_hung_watcher_is_replaced_within_the_heartbeat_timeout_plus_one_interv
     docs = [json.loads(line) for line in out.splitlines()]
     assert {"verdict", "reason", "action", "status"} <= set(docs[0])
     assert "restart:heartbeat_stale" in [d["verdict"] for d in docs]
+
+
+def test_a_watcher_hung_inside_a_transaction_is_replaced_all_the_same(db_path, monitor_env):
+    # Stopped while it holds the database's write lock: a pass that wrote
+    # anything before stopping it would wait behind it, pass after pass.
+    loop = subprocess.Popen([sys.executable, "-m", "lifelog", "watchdog"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=monitor_env)
+    probe = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    try:
+        old = wait_for(lambda: running_watcher(db_path), what="the watcher running")
+        wait_for(lambda: meta(db_path, "watchdog.verdict") == "ok", what="an ok pass (grace over)")
+
+        def locked() -> bool:
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return True
+            probe.execute("ROLLBACK")
+            return False
+
+        def stopped_holding_the_lock() -> bool:
+            os.kill(old, signal.SIGSTOP)
+            # Still locked a moment later: the stopped watcher holds it, not a passing write.
+            if locked() and not wait_for_false(locked, 0.2):
+                return True
+            os.kill(old, signal.SIGCONT)
+            return False
+
+        wait_for(stopped_holding_the_lock, timeout=60, interval=0.002, what="the watcher stopped mid-transaction")
+        new = wait_for(lambda: (p := running_watcher(db_path)) and p != old and p,
+                       timeout=10, what="a replacement watcher")
+        assert not alive(old)
+        [row] = log_rows(db_path, f"verdict = 'restart:heartbeat_stale' AND old_pid = {old}")
+        assert row["action"].startswith(f"stopped pid {old}; started lifelog watcher (pid {new})")
+    finally:
+        probe.close()
+        loop.send_signal(signal.SIGTERM)
+        loop.wait(20)
+    assert loop.returncode == 0
+
+
+def wait_for_false(predicate, seconds: float) -> bool:
+    """True as soon as `predicate` is false within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not predicate():
+            return True
+        time.sleep(0.01)
+    return False
 
 
 @pytest.mark.parametrize("same_start_time", [False, True])
@@ -271,11 +321,16 @@ def test_watchdog_pause_without_a_database_is_an_error_and_creates_nothing(lifel
 
 
 def test_after_the_machine_slept_the_first_pass_waits_and_the_next_judges(lifelog, db_path, monitor_env):
-    # A slow poll, so the watcher writes no heartbeat while the test runs.
-    env = dict(monitor_env, LIFELOG_POLL_INTERVAL_SECONDS="60")
+    # A slow poll of no bucket (the shared aw-server holds other tests' history,
+    # which a watcher would catch up on, poll after poll), so the watcher
+    # writes no heartbeat while the test runs.
+    env = dict(monitor_env, LIFELOG_POLL_INTERVAL_SECONDS="60", LIFELOG_BUCKETS="no-bucket-matches-this-*")
     one_pass(lifelog, env)
     pid = wait_for(lambda: running_watcher(db_path), what="the watcher running")
     wait_for(lambda: one_pass(lifelog, env)["verdict"] == "ok", what="the grace over")
+    # Its first (and, with this poll interval, only) heartbeat written, so none
+    # lands after the one planted below.
+    wait_for(lambda: meta(db_path, "watcher.last_poll_ok_at"), what="the watcher's first poll")
     # The ok passes (one at least) added no watchdog_log row; the start did.
     assert "ok" not in [r["verdict"] for r in log_rows(db_path)]
     assert log_rows(db_path)[0]["verdict"] == "restart:not_running"
