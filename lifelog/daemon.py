@@ -11,16 +11,26 @@ job still running when its next turn comes is skipped, not queued: a long
 reconcile or a health check waiting out its timeout never delays the
 watchdog. A job that raises is logged and the daemon goes on (`schedule`
 itself would stop at the first exception).
+
+The timetable runs on elapsed time. `schedule` keeps it in naive local time
+(`datetime.now()`), so a daylight-saving change or a stepped clock (NTP, a
+manual change) would move every job: an hour back stalls them all for the
+hour, an hour forward runs each at once. Each turn of the loop reads the wall
+clock beside a clock no one sets; when the two disagree on how much time
+passed, the wall clock was stepped, and every job's time is moved by the
+step, so each keeps its place in elapsed time (`run_turn`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from datetime import datetime, timedelta
+from typing import Callable, NamedTuple
 
 from lifelog import clocks, keys, monitor, procs, registry, watchdog
 from lifelog.db import get_meta, open_db, read_meta, set_meta, transaction
@@ -36,6 +46,13 @@ log = logging.getLogger("lifelog.daemon")
 # How long the daemon waits for running jobs at shutdown before it goes on
 # to stop the watcher; jobs are daemon threads and die with the process.
 JOB_JOIN_SECONDS = 2.0
+# The wall clock counts as stepped when it disagrees with elapsed time by more
+# than this between two turns. The two clocks are read a moment apart, which a
+# busy machine can stretch to milliseconds, and NTP slewing adds at most 0.5 ms
+# a second: no step. A smaller step leaves each job under half a second off,
+# which no interval here notices; a daylight-saving change (an hour) or an NTP
+# step of a second is corrected at the next turn.
+STEP_TOLERANCE = 0.5
 
 
 @dataclass
@@ -111,6 +128,91 @@ def _reconcile_job(settings: Settings, stop: threading.Event) -> None:
     with open_db(settings.db_path) as db, AWClient.from_settings(settings) as client:
         report = reconcile.reconcile(db, client, settings, should_stop=stop.is_set)
     log.info("reconcile: %s", report.summary())
+
+
+# -- the timetable on elapsed time -------------------------------------------------------
+
+
+class Reading(NamedTuple):
+    """The two clocks at one moment."""
+
+    elapsed: float  # seconds on a clock no one sets, counting suspend (since boot)
+    wall: datetime  # naive local time: the clock `schedule` reads
+
+
+def read_clocks() -> Reading:
+    # Since boot, not the awake clock: a job whose interval passed while the
+    # lid was closed is due at wake, as by the wall clock; a suspend is no step.
+    now = clocks.readings()
+    return Reading(now[1] if now is not None else time.monotonic(), datetime.now())
+
+
+def wall_step(then: Reading, now: Reading) -> timedelta | None:
+    """How far the wall clock was moved between two readings, beyond the time
+    that passed: +1 h for a daylight-saving start, -1 h for its end; None when
+    within STEP_TOLERANCE (or the readings cannot be compared)."""
+    step = (now.wall - then.wall).total_seconds() - (now.elapsed - then.elapsed)
+    if not math.isfinite(step) or abs(step) <= STEP_TOLERANCE:
+        return None
+    return timedelta(seconds=step)
+
+
+def shift_jobs(jobs, step: timedelta) -> None:
+    """Move the jobs' times with a wall clock that moved by `step`: each job
+    stays as far from now in elapsed time as it was."""
+    for job in jobs:
+        if job.next_run is not None:
+            job.next_run += step
+        if job.last_run is not None:
+            job.last_run += step
+
+
+def run_turn(scheduler, last: Reading) -> Reading:
+    """One turn of the timetable: correct it for a step of the wall clock
+    since `last` (the previous turn's closing reading), run what is due, and
+    return this turn's closing reading.
+
+    `schedule` reads the wall clock again while it runs the due jobs: a step
+    that lands in that moment is caught by the closing reading. The jobs that
+    did not run still hold times on the clock before it and move with it; the
+    jobs that ran were started just now, so their next run is one interval
+    from now (by then `schedule` may have set it on either side of the step).
+    Such a step forward may have started a job once early; it is not repeated.
+    """
+    before = read_clocks()
+    step = wall_step(last, before)
+    if step is not None:
+        shift_jobs(scheduler.jobs, step)
+        log.info("the wall clock moved %+.1f s (a daylight-saving change or a stepped clock); "
+                 "the timetable keeps its place in elapsed time", step.total_seconds())
+    last_runs = {job: job.last_run for job in scheduler.jobs}
+    scheduler.run_pending()
+    after = read_clocks()
+    step = wall_step(before, after)
+    if step is not None:
+        ran = [job for job in scheduler.jobs if job.last_run is not last_runs.get(job)]
+        shift_jobs([job for job in scheduler.jobs if job not in ran], step)
+        reschedule_from(ran, after.wall)
+        log.info("the wall clock moved %+.1f s while jobs were starting; the timetable keeps its place",
+                 step.total_seconds())
+    return after
+
+
+def reschedule_from(jobs, now: datetime) -> None:
+    """The jobs ran (or were scheduled) just now: the next run is one interval away."""
+    for job in jobs:
+        job.last_run = now if job.last_run is not None else None
+        job.next_run = now + timedelta(**{job.unit: job.interval})
+
+
+def start_timetable(settings: Settings, jobs: dict[str, Job], stop: threading.Event):
+    """The timetable and the clocks it was built on, for the first `run_turn`."""
+    before = read_clocks()
+    scheduler = build_scheduler(settings, jobs, stop)
+    after = read_clocks()
+    if wall_step(before, after) is not None:  # the clock moved while the jobs were set
+        reschedule_from(scheduler.jobs, after.wall)
+    return scheduler, after
 
 
 def default_jobs() -> dict[str, Job]:
@@ -192,10 +294,10 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
         set_meta(db, keys.DAEMON_STATE, "running")
         log.info("daemon started (pid %d) on %s", os.getpid(), settings.db_path)
         adopt_or_start_watcher(db, settings)
-        scheduler = build_scheduler(settings, jobs, stop)
+        scheduler, clock = start_timetable(settings, jobs, stop)
         start_due_jobs(db, settings, jobs, stop)
         while not stop.is_set():
-            scheduler.run_pending()
+            clock = run_turn(scheduler, clock)
             idle = scheduler.idle_seconds
             stop.wait(min(max(idle if idle is not None else 1.0, 0.01), 1.0))
     finally:
