@@ -55,6 +55,11 @@ class DatabaseUnusable(UsageError):
     """The path exists but is not a LifeLog/SQLite database we can use."""
 
 
+class DatabaseTooNew(DatabaseUnusable):
+    """The database was made by a newer LifeLog: its schema is one this
+    LifeLog does not know, so it is neither read nor written."""
+
+
 class Database:
     """One connection to a LifeLog database (autocommit; transactions explicit)."""
 
@@ -159,6 +164,14 @@ def open_db(path: str | os.PathLike[str], *, create: bool = True) -> Database:
     try:
         conn = connect(path)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            # A downgrade: our schema.sql and our queries would meet tables a
+            # newer LifeLog changed, and could write rows it cannot read.
+            conn.close()
+            raise DatabaseTooNew(
+                f"{path} was made by a newer LifeLog (schema version {version}; this one knows "
+                f"{SCHEMA_VERSION}): upgrade LifeLog"
+            )
         if version < SCHEMA_VERSION:
             _use_wal(conn)
             apply_schema(conn)
@@ -273,8 +286,15 @@ def transaction(db: Database) -> Iterator[Database]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    else:
+    try:
         conn.execute("COMMIT")
+    except BaseException:
+        # A COMMIT that fails (a deferred foreign key, SQLITE_BUSY, an I/O
+        # error) can leave the transaction open: the next transaction() would
+        # join it, nothing after would commit, and the write lock stays held.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def get_meta(db: Database, key: str) -> str | None:

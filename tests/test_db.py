@@ -190,6 +190,31 @@ def test_an_error_after_sqlite_rolled_back_by_itself_is_raised_not_hidden_by_rol
     assert get_meta(db, "after") == "1"
 
 
+def test_a_commit_that_fails_rolls_back_and_releases_the_write_lock(db_path):
+    # A deferred foreign key is checked at COMMIT: the COMMIT fails and SQLite
+    # keeps the transaction open. Left open, the next transaction() would join
+    # it, nothing after would ever commit, and the write lock would stay held.
+    db = open_db(db_path)
+    db.conn.executescript(
+        "CREATE TABLE scratch_parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE scratch_child (parent INTEGER REFERENCES scratch_parent (id)"
+        " DEFERRABLE INITIALLY DEFERRED);")
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY constraint failed"):
+        with transaction(db):
+            set_meta(db, "before", "1")
+            db.conn.execute("INSERT INTO scratch_child (parent) VALUES (99)")
+    assert not db.conn.in_transaction
+    set_meta(db, "after", "1")
+    other = sqlite3.connect(db_path, isolation_level=None, timeout=0)
+    try:
+        assert other.execute("SELECT key FROM meta WHERE key IN ('before', 'after')").fetchall() == [("after",)]
+        assert other.execute("SELECT count(*) FROM scratch_child").fetchone()[0] == 0
+        other.execute("BEGIN IMMEDIATE")  # timeout 0: raises "database is locked" if still held
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
 def test_an_older_database_gets_the_columns_added_since(db_path):
     from lifelog.db import SCHEMA_VERSION
 
