@@ -178,9 +178,23 @@ _DETACH = (
 
 
 def watcher_log_path(settings: Settings) -> Path:
-    from lifelog.settings import log_dir
+    """Where the detached watcher of this database appends its output: one
+    log per database, so two databases' watchers never share one.
 
-    return log_dir() / "watcher.log"
+    The default database's is `watcher.log`; another's is named for it,
+    `watcher-<file stem>-<8 hex of its absolute path>.log` (the stem alone
+    would join two `lifelog.db` in different folders), in the same folder."""
+    import hashlib
+    import re
+
+    from lifelog.settings import default_db_path, log_dir
+
+    db = os.path.normcase(Path(settings.db_path).expanduser().resolve())
+    if db == os.path.normcase(default_db_path().resolve()):
+        return log_dir() / "watcher.log"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(db).stem)[:40] or "db"
+    digest = hashlib.sha256(db.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return log_dir() / f"watcher-{stem}-{digest}.log"
 
 
 def watcher_argv(settings: Settings) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 from lifelog import keys, procs
 from lifelog.db import open_db, set_meta, transaction
 from lifelog.settings import load_settings
-from support.helpers import wait_for
+from support.helpers import processes_on, wait_for
 
 # Stands in for a watcher: stops on SIGTERM saying so, and (with `stack`)
 # lets faulthandler write its stack on SIGUSR1, as the watcher does.
@@ -125,6 +126,47 @@ def test_on_windows_the_starter_runs_windowless_and_passes_the_watchers_flags(db
     assert kwargs["creationflags"] == procs.CREATE_NO_WINDOW and kwargs["timeout"] == 30
     assert json.loads(argv[4]) == {"creationflags": procs.DETACHED_PROCESS | procs.CREATE_NEW_PROCESS_GROUP}
     assert argv[5:] == procs.watcher_argv(settings)
+
+
+# -- the watcher's log -------------------------------------------------------------
+
+
+def test_the_default_databases_watcher_log_is_watcher_log_in_the_log_folder(monkeypatch):
+    from lifelog.settings import default_db_path, log_dir
+
+    assert procs.watcher_log_path(load_settings(environ={})) == log_dir() / "watcher.log"
+    # The same file by another name (relative to the folder we are in) is the same log.
+    default_db_path().parent.mkdir(parents=True)
+    monkeypatch.chdir(default_db_path().parent)
+    assert procs.watcher_log_path(load_settings(overrides={"db_path": default_db_path().name}, environ={})) \
+        == log_dir() / "watcher.log"
+
+
+def test_each_database_has_its_own_watcher_log_and_its_detached_watcher_writes_there(db_path, tmp_path, spawn,
+                                                                                        monkeypatch):
+    from lifelog.settings import log_dir
+
+    other = tmp_path / "other" / "lifelog.db"  # the same file name: only the folder tells them apart
+    monkeypatch.setenv("LIFELOG_AW_URL", "http://127.0.0.1:9")  # nothing there: the watchers just retry
+    settings = [load_settings(overrides={"db_path": str(p)}) for p in (db_path, other)]
+    logs = [procs.watcher_log_path(s) for s in settings]
+    assert logs[0] != logs[1]
+    for log in logs:  # beside each other, named for the database
+        assert log.parent == log_dir() and re.fullmatch(r"watcher-lifelog-[0-9a-f]{8}\.log", log.name), log
+    try:
+        pids = [procs.start_watcher(s) for s in settings]
+        for pid, log, db in zip(pids, logs, (db_path, other)):
+            line = f"watcher started (pid {pid}) on {db}"
+            wait_for(lambda: log.exists() and line in log.read_text(), what=f"{line!r} in {log}")
+        assert f"(pid {pids[1]})" not in logs[0].read_text() and f"(pid {pids[0]})" not in logs[1].read_text()
+    finally:  # `spawn` reaps what runs on db_path; the other database's watcher is reaped here
+        leftovers = processes_on(other)
+        for proc in leftovers:
+            proc.terminate()
+        gone, alive = psutil.wait_procs(leftovers, timeout=10)
+        for proc in alive:
+            proc.kill()
+        psutil.wait_procs(alive, timeout=10)
 
 
 # -- no POSIX-only signal named unguarded ------------------------------------------
