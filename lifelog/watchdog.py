@@ -74,6 +74,17 @@ def _int(text: str | None, default: int = 0) -> int:
         return default
 
 
+def _garbled(text: str | None) -> bool:
+    """A value present but not a whole number (meta edited by hand)."""
+    if text is None:
+        return False
+    try:
+        int(str(text).strip())
+    except ValueError:
+        return True
+    return False
+
+
 def backoff_delay(level: int, settings: Settings) -> float:
     """Wait after the `level`-th consecutive restart: 0, initial, 2x, 4x, ..., capped."""
     if level <= 0:
@@ -338,9 +349,15 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
         set_meta(db, keys.WATCHDOG_ACTOR, actor)
         if verdict is Verdict.WAIT_RESUMED:
             set_meta(db, keys.WATCHDOG_RESUMED_FOR, meta.get(keys.WATCHER_HEARTBEAT_CLOCKS) or "")
-        if verdict is Verdict.OK and _int(meta.get(keys.WATCHDOG_BACKOFF_LEVEL)) != decision.level:
-            # The backoff reset: no restart for twice restart_backoff_max_seconds.
+        backoff = meta.get(keys.WATCHDOG_BACKOFF_LEVEL)
+        if verdict is Verdict.OK and (_int(backoff) != decision.level or _garbled(backoff)):
+            # The backoff reset: no restart for twice restart_backoff_max_seconds
+            # (or a level edited into a word, read as 0: written back as a number).
             set_meta(db, keys.WATCHDOG_BACKOFF_LEVEL, decision.level)
+        if verdict not in RESTART_VERDICTS and _garbled(meta.get(keys.WATCHDOG_RESTART_COUNT)):
+            # Edited into a word: a restart would count it from 0, so it is 0
+            # now, a number again without waiting for a restart.
+            set_meta(db, keys.WATCHDOG_RESTART_COUNT, 0)
         if verdict is not Verdict.OK:
             db.conn.execute(
                 "INSERT INTO watchdog_log (at, verdict, reason, action, actor, old_pid,"

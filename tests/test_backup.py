@@ -23,7 +23,7 @@ import pytest
 
 from support import bigdb
 from lifelog import backup, backup_status, keys
-from lifelog.db import get_meta, open_db, set_meta
+from lifelog.db import SCHEMA_VERSION, get_meta, open_db, set_meta
 from lifelog.identity import WatcherFacts
 from lifelog.locks import ProcessLock
 from lifelog.retention import NAME_RE, backup_name
@@ -442,6 +442,27 @@ def test_restore_refuses_a_bad_file_and_changes_nothing(filled_db, lifelog, tmp_
 def test_restore_refuses_the_database_itself(filled_db, lifelog):
     r = lifelog("restore", "--db", str(filled_db), str(filled_db))
     assert r.code == 1 and "is the database itself" in r.err
+
+
+def test_restore_refuses_a_backup_made_by_a_newer_lifelog_and_changes_nothing(db_path, lifelog, tmp_path):
+    with open_db(db_path) as db:
+        set_meta(db, "kept", "yes")
+    newer = backup.run(settings_for(db_path), tmp_path / "b").path
+    conn = sqlite3.connect(newer)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")  # as a LifeLog one schema ahead writes it
+    conn.close()
+    newer_sha, before = sha(newer), listing(tmp_path)
+    r = lifelog("restore", "--db", str(db_path), str(newer))
+    assert r.code == 1, r
+    assert r.err == (f"lifelog: error: {newer} cannot be restored: it failed the check (made by a newer LifeLog "
+                     f"(schema version {SCHEMA_VERSION + 1}, this one knows {SCHEMA_VERSION}); upgrade LifeLog "
+                     "first); nothing was changed; try an older backup\n"), r.err
+    assert r.out == ""
+    # The database as it was, nothing moved aside or left half-copied beside it.
+    assert listing(tmp_path) == before and sha(newer) == newer_sha
+    assert not [p for p in tmp_path.iterdir() if ".before-restore-" in p.name or ".restore.partial" in p.name]
+    with open_db(db_path, create=False) as db:
+        assert get_meta(db, "kept") == "yes" and get_meta(db, keys.BACKUP_RESTORED_FROM) is None
 
 
 @pytest.mark.parametrize("role", ["backup", "watchdog"])

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from support.fakeaw import BUCKETS, INFO, FakeAW
-from lifelog.db import open_db, set_meta, transaction
+from lifelog.db import SCHEMA_VERSION, open_db, set_meta, transaction
 from lifelog.timeutil import parse_iso, to_iso, utcnow
 from support.helpers import (
     alive,
@@ -127,14 +127,16 @@ def test_garbage_meta_gets_verdicts_not_tracebacks_and_lifelog_recovers_by_itsel
         if "--json" in args:
             json.loads(r.out)
     # Without help: a watcher runs and heartbeats, passes say ok, counters are numbers again.
-    wait_for(lambda: running_watcher(db_path) and one_pass(lifelog, env)["verdict"] == "ok", what="an ok pass")
+    ok = wait_for(lambda: running_watcher(db_path) and (doc := one_pass(lifelog, env))["verdict"] == "ok" and doc,
+                  what="an ok pass")
     assert len(watchers_on(db_path)) == 1
     # The watcher may re-record its pid before the first pass reads it (it polls every
-    # 0.2 s): a restart happens only if the pass was first, and only then is the count rewritten.
-    restarted = bool(log_rows(db_path, f"verdict LIKE 'restart:%' AND at >= '{garbage_at}'"))
-    count = meta(db_path, "watchdog.restart_count")
-    assert (int(count) >= 1) if restarted else count == "many", (restarted, count)
-    assert int(meta(db_path, "aw.consecutive_failures")) == 0
+    # 0.2 s): a restart happens only if the pass was first. Either way the word counts
+    # as 0: the count is the restarts since, and the backoff level the last pass's.
+    restarts = log_rows(db_path, f"verdict LIKE 'restart:%' AND at >= '{garbage_at}'")
+    assert meta(db_path, "watchdog.restart_count") == str(len(restarts)), restarts
+    assert meta(db_path, "watchdog.backoff_level") == str(ok["backoff_level"])
+    assert meta(db_path, "aw.consecutive_failures") == "0"
     assert stored(db_path, bucket) == expected
     assert integrity(db_path) == "ok"
 
@@ -155,6 +157,62 @@ def test_a_config_that_is_not_toml_and_a_db_that_is_not_sqlite_are_one_line_exit
     r = lifelog(*command, "--db", str(notsqlite), env=env, timeout=30)
     one_line_error(r, 2, "not a usable SQLite database")
     assert notsqlite.read_bytes() == before
+
+
+# -- a database made by a newer LifeLog (a downgrade) --------------------------------
+
+NEWER = (f"made by a newer LifeLog (schema version {SCHEMA_VERSION + 1}; this one knows {SCHEMA_VERSION}):"
+         " upgrade LifeLog")
+
+
+def newer_database(folder: Path) -> Path:
+    """A LifeLog database as a LifeLog one schema version ahead left it."""
+    folder.mkdir()
+    path = folder / "lifelog.db"
+    db = open_db(path)
+    set_meta(db, "kept", "yes")
+    db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()  # the last connection: the WAL is checkpointed and removed
+    return path
+
+
+def on_disk(folder: Path) -> dict:
+    """Every file in the folder (a -wal or -shm left behind, a lock file, included): bytes and mtime."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("command", [["init"], ["meta", "show"], ["meta", "get", "kept"], ["health"],
+                                     ["watchdog", "--once"], ["watchdog", "pause"], ["backfill"], ["reconcile"],
+                                     ["sources"], ["coverage"], ["backup"]])
+def test_a_database_made_by_a_newer_lifelog_is_refused_in_one_line_and_left_alone(cli, tmp_path, command):
+    path = newer_database(tmp_path / "db")
+    before = on_disk(path.parent)
+    r = cli(*command, "--db", str(path), env={"LIFELOG_AW_URL": "http://127.0.0.1:9"})
+    one_line_error(r, 2, f"{path} was {NEWER}")
+    assert on_disk(path.parent) == before
+
+
+@pytest.mark.parametrize("command", [["watcher"], ["daemon"]])
+def test_a_watcher_or_daemon_on_a_newer_database_exits_2_in_one_line_and_leaves_it_alone(lifelog, tmp_path,
+                                                                                          command):
+    path = newer_database(tmp_path / "db")
+    before = on_disk(path.parent)
+    r = lifelog(*command, "--db", str(path), env=dict(os.environ, LIFELOG_AW_URL="http://127.0.0.1:9"), timeout=30)
+    one_line_error(r, 2, f"{path} was {NEWER}")
+    assert on_disk(path.parent) == before
+
+
+def test_status_of_a_newer_database_is_unknown_naming_the_versions(cli, lifelog, tmp_path):
+    # SPEC: status is UNKNOWN (3) when the database cannot be read, as for a
+    # missing one or a file that is not SQLite; the reason is the same line.
+    path = newer_database(tmp_path / "db")
+    before = on_disk(path.parent)
+    r = cli("status", "--db", str(path))
+    assert r.code == 3 and r.out.startswith(f"UNKNOWN: {path} was {NEWER}"), (r.code, r.out, r.err)
+    r = lifelog("status", "--json", "--db", str(path))
+    doc = json.loads(r.out)
+    assert r.code == 3 and doc["level"] == "UNKNOWN" and f"{path} was {NEWER}" in doc["summary"], (r.code, doc)
+    assert on_disk(path.parent) == before
 
 
 # -- AW answering nonsense ----------------------------------------------------------

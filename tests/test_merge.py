@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 from lifelog import merge
-from lifelog.merge import Stored, Window
+from lifelog.merge import Plan, Stored, Window
 
 T = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 MS = timedelta(milliseconds=1)
@@ -57,11 +57,15 @@ def test_a_suspect_without_a_covering_row_is_fetched_by_id_never_stored():
 
 def test_same_id_with_another_timestamp_is_a_replacement_and_a_longer_duration_an_update():
     old = event(T, 10)
-    assert merge.plan({1: stored(old)}, [event(T + timedelta(hours=1), 10)], merge.OPEN).replaces
-    assert merge.plan({1: stored(old)}, [event(T, 10, {"app": "b"})], merge.OPEN).replaces
-    assert merge.plan({1: stored(old)}, [event(T, 25)], merge.OPEN).updates
-    assert merge.plan({1: stored(old)}, [event(T, 10)], merge.OPEN).unchanged == 1
-    assert merge.plan({1: stored(old, deleted=True)}, [event(T, 10)], merge.OPEN).updates
+    # The whole plan each time: filed under one heading, and nothing else in it.
+    moved, recoloured, longer = event(T + timedelta(hours=1), 10), event(T, 10, {"app": "b"}), event(T, 25)
+    assert merge.plan({1: stored(old)}, [moved], merge.OPEN) == Plan(replaces=[moved])
+    assert merge.plan({1: stored(old)}, [recoloured], merge.OPEN) == Plan(replaces=[recoloured])
+    assert merge.plan({1: stored(old)}, [longer], merge.OPEN) == Plan(updates=[longer])
+    assert merge.plan({1: stored(old)}, [event(T, 10)], merge.OPEN) == Plan(unchanged=1)
+    # A row marked deleted that AW lists again is undeleted: an update.
+    again = event(T, 10)
+    assert merge.plan({1: stored(old, deleted=True)}, [again], merge.OPEN) == Plan(updates=[again])
 
 
 def test_data_key_order_alone_is_not_a_change():
