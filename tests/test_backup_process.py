@@ -21,8 +21,8 @@ from support import bigdb
 from lifelog import keys
 from lifelog.db import open_db, set_meta
 from lifelog.retention import NAME_RE
-from lifelog.timeutil import to_iso, utcnow
-from support.helpers import FAST, HeartbeatSampler, meta, wait_for
+from lifelog.timeutil import parse_iso, to_iso, utcnow
+from support.helpers import FAST, HeartbeatSampler, meta, stored, wait_for
 
 LIVE_BUCKET = "aw-watcher-window_backup-live"
 
@@ -234,3 +234,59 @@ def test_the_daemon_backs_up_at_launch_only_when_the_newest_is_an_interval_old(d
              what="a few watchdog passes of the second daemon")
     assert meta(db_path, keys.BACKUP_LAST_OK_AT) == made
     assert len(backups_in(dest)) == 1
+
+
+def aw_truth(aw, bucket_id) -> dict:
+    """What AW holds for a bucket, as `stored` gives LifeLog's copy."""
+    return {e["id"]: (to_iso(parse_iso(e["timestamp"])), e["duration"], e["data"]) for e in aw.events(bucket_id)}
+
+
+def rows_of(db_path, bucket_id) -> int:
+    """Every row of a bucket, marked deleted or not: a doubled event shows here."""
+    conn = sqlite3.connect(db_path, timeout=15)
+    try:
+        return conn.execute("SELECT count(*) FROM events WHERE bucket_id = ?", (bucket_id,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_after_a_restore_the_next_watcher_fetches_what_aw_recorded_since_the_backup_exactly_once(
+        db_path, aw_server, procs, tmp_path, lifelog):
+    bucket = f"aw-watcher-window_restore-{tmp_path.name}"
+    aw_server.create_bucket(bucket)
+    env = dict(live_env(db_path, aw_server), LIFELOG_BUCKETS=bucket)
+    t0 = utcnow() - timedelta(minutes=40)
+
+    def arrive(first: int, count: int) -> None:
+        """Events `first`.. every 10 s, the newest grown in place by heartbeats (as aw-watcher-window does;
+        all of its heartbeats, since aw-server merges a heartbeat only into the event its last one made)."""
+        last = first + count - 1
+        aw_server.insert(bucket, [{"timestamp": to_iso(t0 + timedelta(seconds=10 * i)), "duration": 4,
+                                   "data": {"app": "editor", "n": i}} for i in range(first, last)])
+        for grown in (0, 6, 8):
+            aw_server.heartbeat(bucket, {"timestamp": to_iso(t0 + timedelta(seconds=10 * last + grown)),
+                                         "duration": 0, "data": {"app": "editor", "n": last}}, pulsetime=10)
+
+    arrive(0, 60)
+    watcher = procs("watcher", "--db", str(db_path), env=env)
+    wait_for(lambda: stored(db_path, bucket) == aw_truth(aw_server, bucket), what="the first events stored")
+    r = lifelog("backup", "--db", str(db_path), "--dest", str(tmp_path / "b"), "--json", env=env)
+    assert r.code == 0, r.err
+    copy = json.loads(r.out)["path"]
+    at_backup = aw_truth(aw_server, bucket)
+
+    arrive(60, 60)  # after the backup: in the database, then lost again by the restore
+    wait_for(lambda: stored(db_path, bucket) == aw_truth(aw_server, bucket), what="the events after the backup")
+    watcher.send_signal(signal.SIGTERM)
+    assert watcher.wait(15) == 0
+    r = lifelog("restore", "--db", str(db_path), copy, env=env)
+    assert r.code == 0, r.err
+    assert stored(db_path, bucket) == at_backup  # the database went back to the backup
+
+    arrive(120, 60)  # while no watcher runs
+    procs("watcher", "--db", str(db_path), env=env)
+    expected = aw_truth(aw_server, bucket)
+    assert len(expected) == 180
+    wait_for(lambda: stored(db_path, bucket) == expected, timeout=60,
+             what="everything AW recorded since the backup, fetched again")
+    assert rows_of(db_path, bucket) == 180  # each event once, none marked deleted
