@@ -3,6 +3,7 @@ one place every process a test starts is stopped and reaped (`spawn`)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -161,12 +162,25 @@ def spawn(db_path, tmp_path):
 
 
 @pytest.fixture
-def monitor_env(monkeypatch, db_path, aw_server, spawn):
+def own_buckets(request) -> str:
+    """A bucket-name prefix of this test's own on the shared aw-server (the
+    same on every run, so a failure can be looked up there)."""
+    return "t" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12] + "-"
+
+
+@pytest.fixture
+def monitor_env(monkeypatch, db_path, aw_server, spawn, own_buckets):
     """Sub-second settings in the environment (inherited by every process a
     test or the watchdog starts), the shared aw-server and this test's
-    database; the processes left on it are stopped by `spawn`."""
+    database; the processes left on it are stopped by `spawn`.
+
+    The watcher follows only this test's buckets (`<own_buckets>*`): the
+    shared aw-server holds other tests' history, and a watcher following `*`
+    would catch up on it, slower the longer the session ran, and miss its
+    1.5 s heartbeat. A test on `fresh_aw` may follow `*` there."""
     for k, v in FAST.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("LIFELOG_AW_URL", aw_server.url)
     monkeypatch.setenv("LIFELOG_DB_PATH", str(db_path))
+    monkeypatch.setenv("LIFELOG_BUCKETS", f"{own_buckets}*")
     return dict(os.environ)

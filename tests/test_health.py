@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 
 import pytest
 
@@ -70,16 +69,16 @@ def test_the_human_form_is_the_log_line(lifelog, db_path, aw_server):
 def test_a_socket_that_never_answers_is_unhealthy_within_the_timeout(lifelog, db_path):
     silent = SilentSocket()
     try:
-        began = time.monotonic()
         r = lifelog("health", "--json", "--db", str(db_path), env=env_for(silent.url, timeout=1.0), timeout=30)
-        elapsed = time.monotonic() - began
     finally:
         silent.close()
     assert r.code == 2
     doc = json.loads(r.out)
     assert doc["status"] == "unhealthy" and "no answer within 1 s" in doc["error"]
-    # one 1 s read timeout, plus the interpreter's start
-    assert elapsed < 1.0 + 3.0
+    # The check's own time, measured in the process (its start-up, 1-2 s on a
+    # loaded machine, is no part of it): one 1 s timeout, not the 5 s default
+    # nor a retry, with room for a loaded machine.
+    assert 1000 <= doc["latency_ms"] < 1000 * (1.0 + 2.5), doc
     assert "ActivityWatch server unhealthy: no answer within 1 s" in r.err
 
 
@@ -94,15 +93,14 @@ def test_a_server_that_trickles_is_unhealthy_within_the_timeout(lifelog, db_path
 
     trickle = RawServer(handle)
     try:
-        began = time.monotonic()
         r = lifelog("health", "--json", "--db", str(db_path), env=env_for(trickle.url, timeout=1.0), timeout=30)
-        elapsed = time.monotonic() - began
     finally:
         trickle.close()
     assert r.code == 2
     doc = json.loads(r.out)
     assert doc["status"] == "unhealthy" and doc["error"].startswith("no whole answer within the 1 s allowed")
-    assert elapsed < 1.0 + 3.0
+    # Measured in the process, as above: the trickle never ends on its own.
+    assert 1000 <= doc["latency_ms"] < 1000 * (1.0 + 2.5), doc
 
 
 def test_refused_connections_are_unhealthy_and_failures_count_until_a_healthy_check(db_path, aw_server):

@@ -86,7 +86,8 @@ def test_a_socket_that_accepts_and_never_answers_is_bounded_by_the_timeout():
         silent.close()
     assert e.value.reason == "no answer within 0.5 s"
     assert str(e.value) == f"no answer within 0.5 s at {silent.url}/api/0/info"
-    assert 0.5 <= elapsed < 1.5
+    # Unbounded, it would wait for ever: the margin is for a loaded machine.
+    assert 0.5 <= elapsed < 0.5 + 4.5
 
 
 def test_a_refused_connection_is_no_answer():
@@ -142,7 +143,8 @@ def test_a_trickling_server_is_bounded_by_the_total_allowed(raw):
     began = time.monotonic()
     with pytest.raises(http.NoAnswer) as e:
         http.request("GET", server.url + "/", timeout=1, total=0.5)
-    assert time.monotonic() - began < 1.5
+    # The per-read timeout never fires here: without `total` it would wait for ever.
+    assert 0.5 <= time.monotonic() - began < 0.5 + 4.5
     assert e.value.reason == "no whole answer within the 0.5 s allowed"
 
 

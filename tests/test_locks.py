@@ -80,7 +80,8 @@ def test_the_pass_lock_waits_boundedly_then_says_who_holds_it(db_path, holder, m
     with pytest.raises(PassBusy) as refused:
         busy.__enter__()
     took = time.monotonic() - began
-    assert 0.3 <= took < 3, took
+    # Its own wait (pass_lock_wait) would be about a minute: the margin is for a loaded machine.
+    assert 0.3 <= took < 0.3 + 9.7, took
     assert f"(pid {child.pid})" in str(refused.value) and "held it over 0.3 s" in str(refused.value)
     child.kill()
     child.wait(10)

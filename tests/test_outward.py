@@ -172,15 +172,19 @@ def test_a_ping_endpoint_that_never_answers_costs_one_timeout_and_changes_no_ver
         env = ping_env(monitor_env, f"http://127.0.0.1:{silent.getsockname()[1]}/ping/{TOKEN}")
         one_pass(lifelog, env)
         wait_for(lambda: running_watcher(db_path), what="the watcher running")
-        without = one_pass(lifelog, dict(monitor_env))["verdict"]
+        # The grace over, the verdict is ok pass after pass: the same without a ping and with one.
+        wait_for(lambda: one_pass(lifelog, dict(monitor_env))["verdict"] == "ok", what="an ok pass without a ping")
         env = dict(env, LIFELOG_PING_INTERVAL_SECONDS="0.001")
         began = time.monotonic()
         doc = one_pass(lifelog, env)
         took = time.monotonic() - began
-        assert doc["verdict"] == without
-        assert took < 1 + 4, took  # the timeout, plus a Python start and a pass on a loaded machine
+        assert doc["verdict"] == "ok"
         result = meta(db_path, "ping.last_result")
         assert result and not result.startswith("2") and TOKEN not in result, result
+        assert "within 1 s" in result, result  # bounded by aw_timeout_seconds (FAST: 1 s)...
+        # ...and so the pass is: not hung on it (the whole process, its start-up
+        # 1-2 s on a loaded machine included; the `lifelog` fixture's own bound is 60 s).
+        assert took < 1 + 14, took
     finally:
         silent.close()
 

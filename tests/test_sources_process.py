@@ -112,9 +112,17 @@ def test_a_silent_window_watcher_while_you_are_active_warns_within_the_threshold
     command, alerts = alert_script(tmp_path)
     src.bucket(src.afk, "afkstatus")
     src.bucket(src.window, "currentwindow")
-    with Feeder(src.aw, {src.afk: {"status": "not-afk"}}):
-        went_quiet = src.once(src.window, {"app": "code", "title": "sources.py"})
+    # Both fed until LifeLog watches them live, so that the bound below is the
+    # detection's, not the start-up of the watchdog and of its watcher (two
+    # Python starts: seconds on a loaded machine).
+    with Feeder(src.aw, {src.afk: {"status": "not-afk"}, src.window: {"app": "code", "title": "sources.py"}}):
         src.watchdog(LIFELOG_ALERT_COMMAND=command)
+        wait_for(lambda: src.state(src.window) == src.state(src.afk) == "live", timeout=30,
+                 what="both sources live")
+    # That feeder stopped (joined: no beat in flight), the window watcher is quiet from the end
+    # of its newest event; you stay active.
+    went_quiet = max(parse_iso(e["timestamp"]) + timedelta(seconds=e["duration"]) for e in src.aw.events(src.window))
+    with Feeder(src.aw, {src.afk: {"status": "not-afk"}}):
         wait_for(lambda: src.state(src.window) == "silent", timeout=30, what="the window source silent")
         since = parse_iso(meta(db_path, keys.source_since(src.window)))
         # Judged silent within the threshold plus one pass (plus the feeder's and

@@ -10,8 +10,11 @@ from support.helpers import meta, start_watcher, wait_for
 
 
 @pytest.fixture
-def watcher_proc(db_path, aw_server, spawn):
+def watcher_proc(db_path, aw_server, spawn, own_buckets):
+    # Only this test's buckets (none): following `*` on the shared aw-server, the
+    # watcher would first catch up on every other test's history.
     def start(**kw):
+        kw.setdefault("buckets", f"{own_buckets}*")
         return start_watcher(spawn, db_path, kw.pop("aw_url", aw_server.url), **kw)
 
     return start
@@ -31,7 +34,8 @@ def test_the_watcher_heartbeats_into_meta(db_path, watcher_proc):
 def test_a_second_watcher_exits_1_naming_the_first(db_path, watcher_proc, lifelog, aw_server):
     p = watcher_proc()
     wait_for(lambda: meta(db_path, "watcher.state") == "running", what="state running")
-    r = lifelog("watcher", "--db", str(db_path), env=dict(os.environ, LIFELOG_AW_URL=aw_server.url), timeout=20)
+    r = lifelog("watcher", "--db", str(db_path), env=dict(os.environ, LIFELOG_AW_URL=aw_server.url,
+                                                           LIFELOG_BUCKETS="none-of-these-*"), timeout=20)
     assert r.code == 1
     assert f"pid {p.pid}" in r.err and "Traceback" not in r.err
     assert meta(db_path, "watcher.pid") == str(p.pid)
