@@ -165,7 +165,14 @@ def test_the_watcher_records_each_run_and_moves_its_end_with_every_heartbeat(db_
 def test_a_real_watcher_process_records_its_run(db_path, aw_server, spawn):
     from support.helpers import meta, wait_for
 
-    env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_POLL_INTERVAL_SECONDS="0.2")
+    # Its own bucket: following `*` on the shared server, it would first catch
+    # up on every other test's history, as long as the machine is slow.
+    bucket = f"test-cells-watcher-run-{os.getpid()}"
+    aw_server.create_bucket(bucket)
+    aw_server.insert(bucket, [{"timestamp": datetime.now(timezone.utc).isoformat(), "duration": 1.0,
+                               "data": {"app": "x"}}])
+    env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_POLL_INTERVAL_SECONDS="0.2",
+               LIFELOG_BUCKETS=bucket)
     p = spawn.lifelog("watcher", "--db", str(db_path), env=env)
     wait_for(lambda: meta(db_path, "watcher.state") == "running", what="the watcher running")
     first = meta(db_path, "watcher.heartbeat_at")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
@@ -62,11 +63,17 @@ def test_reconcile_reports_what_it_found_and_fixed(lifelog, db_path, aw_server):
     aw_server.api("DELETE", f"/buckets/{bucket}/events/{victim}")
     aw_server.insert(bucket, _events(2, day - timedelta(days=1)))  # back-dated: before what was ingested
 
-    r = lifelog("reconcile", "--db", str(db_path), "--since", (day - timedelta(days=1)).date().isoformat(),
-                env=_env(aw_server, bucket))
+    since = (day - timedelta(days=1)).date()
+    before = (datetime.now(UTC) - timedelta(seconds=1)).date()  # its range ends at its now, in whole seconds
+    r = lifelog("reconcile", "--db", str(db_path), "--since", since.isoformat(), env=_env(aw_server, bucket))
+    after = datetime.now(UTC).date()
     assert r.code == 0, r.err
+    # The UTC days from --since up to the reconcile's now: 5, or 6 if a UTC
+    # midnight passed since `day` was worked out; its now is between the two readings.
+    checked = re.match(r"\S+: (\d+) days checked", r.out).group(1)
+    assert int(checked) in {(d - since).days + 1 for d in (before, after)}, r.out
     assert r.out.splitlines() == [
-        f"{bucket}: 5 days checked, 2 differed; 2 inserted, 0 updated, 0 replaced, 1 marked deleted in AW",
+        f"{bucket}: {checked} days checked, 2 differed; 2 inserted, 0 updated, 0 replaced, 1 marked deleted in AW",
         "reconcile: 1 buckets, 2 days differed; 2 inserted, 0 updated, 0 replaced, 1 marked deleted in AW",
     ]
     assert _count(db_path, bucket) == 5

@@ -183,6 +183,7 @@ IngestMachine.TestCase.settings = settings(max_examples=150, stateful_step_count
 test_it_stores_what_aw_holds_through_any_clipped_windows = IngestMachine.TestCase
 
 
+@settings(deadline=None)  # each example opens a database: a loaded machine can take longer than 200 ms
 @given(ts=times, dur=st.integers(1, 10 * MINUTE), cut=st.integers(1, 10 * MINUTE - 1))
 def test_it_fetches_an_event_clipped_at_a_window_start_by_id(ts, dur, cut):
     aw = ModelAW()

@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings as hsettings
 from hypothesis import strategies as st
 
 from lifelog import history, livepoll, merge, reconcile
@@ -35,6 +35,7 @@ moments = st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2040, 
                        timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=0))
 
 
+@hsettings(deadline=None)  # a loaded machine can take longer than Hypothesis' default 200 ms: not a failure
 @given(start=moments, seconds=st.integers(0, 800 * 86400), unit=st.sampled_from(list(Unit)))
 def test_split_tiles_the_range_with_windows_inside_one_unit_each(start, seconds, unit):
     end = start + timedelta(seconds=seconds)
@@ -194,7 +195,7 @@ def test_two_quiet_years_cost_a_few_counts_and_a_back_dated_insert_one_days_fetc
         counts, fetches = proxy.of(name, "events/count"), proxy.of(name, "events")
         # One count per calendar year (three of them), and one for the newest minutes.
         assert len(counts) <= 5 and fetches == [], (name, counts, fetches)
-        assert report.buckets[names.index(name)].days_checked >= 730
+        assert {b.bucket_id: b for b in report.buckets}[name].days_checked >= 730
 
     late = (now - timedelta(days=400)).replace(hour=15, minute=20)
     aw_server.insert(names[0], [ev(late, 45, i="late")])
@@ -218,20 +219,30 @@ def test_on_aw_server_rust_a_reconcile_fetches_the_last_days_and_since_reaches_f
     aw_server.create_bucket(name)
     now = datetime.now(UTC).replace(microsecond=0)
     noon = merge.utc_midnight(now) + timedelta(hours=12)
-    aw_server.insert(name, [ev(noon - timedelta(days=d), 60, d=d) for d in range(1, 40)])
+    fed = [noon - timedelta(days=d) for d in range(1, 40)]
+    aw_server.insert(name, [ev(t, 60, d=d) for d, t in enumerate(fed, 1)])
     rust = CountingProxy(aw_server.url, version="v0.13.2 (rust)")
     try:
         settings = Settings(db_path=db_path, aw_url=rust.url, buckets=name, reconcile_rust_days=7)
         db = open_db(db_path)
         with AWClient(rust.url, 30) as client:
+            before = datetime.now(UTC)
             report = reconcile.reconcile(db, client, settings)
+            after = datetime.now(UTC)
             assert rust.of(name, "events/count") == []
             days = sorted({merge.utc_midnight(parse_iso(q["start"])) for q in rust.of(name, "events")})
-            assert days[0] == merge.utc_midnight(now - timedelta(days=7)) and days[-1] == merge.utc_midnight(now)
-            assert report.totals.inserted == 7  # days 1..7 back
+            # From the UTC midnight 7 days before the reconcile's now to that now
+            # (whole seconds): the day of `now`, unless a UTC midnight passed
+            # while the test ran; its now lies between `before` and `after`.
+            assert days[0] in (merge.utc_midnight(before - timedelta(days=7)),
+                               merge.utc_midnight(after - timedelta(days=7)))
+            assert days[-1] in (merge.utc_midnight(before - timedelta(seconds=1)), merge.utc_midnight(after))
+            assert days == [days[0] + timedelta(days=i) for i in range(len(days))]
+            first = report.totals.inserted
+            assert first == len([t for t in fed if t >= days[0]])  # days 1..7 back: 7
             rust.requests.clear()
             report = reconcile.reconcile(db, client, settings, since=now - timedelta(days=45))
-        assert report.totals.inserted == 32
+        assert first + report.totals.inserted == 39  # and the 32 older ones
         assert rows(db, name) == truth(aw_server, name)
     finally:
         rust.close()
