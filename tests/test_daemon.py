@@ -23,9 +23,13 @@ def processes_using(db_path):
 
 
 @pytest.fixture
-def daemon(db_path, aw_server, spawn):
+def daemon(db_path, aw_server, spawn, own_buckets):
+    # Its watcher follows only this test's buckets: on the shared aw-server a
+    # watcher following `*` catches up on other tests' history and can miss
+    # its 1.5 s heartbeat, which the watchdog would rightly call a hang.
     def start(**extra):
-        env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_DB_PATH=str(db_path), **FAST)
+        env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_DB_PATH=str(db_path),
+                   LIFELOG_BUCKETS=f"{own_buckets}*", **FAST)
         env.update(extra)
         return spawn.lifelog("daemon", "--db", str(db_path), env=env, log="daemon")
 
@@ -85,22 +89,23 @@ def test_a_signal_stops_the_daemon_and_its_watcher_leaving_nothing(db_path, daem
     assert meta(db_path, "daemon.state") == "stopped"
 
 
-def test_a_second_daemon_refuses_naming_the_first(db_path, daemon, lifelog, aw_server):
+def test_a_second_daemon_refuses_naming_the_first(db_path, daemon, lifelog, aw_server, own_buckets):
     first = daemon()
     wait_for(lambda: meta(db_path, "daemon.state") == "running", what="the first daemon")
-    env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, **FAST)
+    env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_BUCKETS=f"{own_buckets}*", **FAST)
     r = lifelog("daemon", "--db", str(db_path), env=env, timeout=20)
     assert r.code == 1
     assert f"pid {first.pid}" in r.err and "Traceback" not in r.err
     assert first.poll() is None
 
 
-def test_a_job_that_raises_does_not_stop_the_daemon(db_path, aw_server, monkeypatch):
+def test_a_job_that_raises_does_not_stop_the_daemon(db_path, aw_server, monkeypatch, own_buckets):
     from lifelog import daemon as daemon_mod
     from lifelog.settings import load_settings
 
     for k, v in FAST.items():
         monkeypatch.setenv(k, v)
+    monkeypatch.setenv("LIFELOG_BUCKETS", f"{own_buckets}*")  # the watcher it starts inherits it
     settings = load_settings(overrides={"db_path": str(db_path), "aw_url": aw_server.url})
 
     def boom(settings, stop):

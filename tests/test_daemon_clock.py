@@ -159,9 +159,11 @@ LEAD_SECONDS = 8.0
 
 
 @pytest.fixture
-def daemon(db_path, aw_server, spawn):
+def daemon(db_path, aw_server, spawn, own_buckets):
     def start(settings: dict, **extra):
-        env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_DB_PATH=str(db_path), **settings)
+        # Only this test's buckets: see tests/test_daemon.py's daemon fixture.
+        env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_DB_PATH=str(db_path),
+                   LIFELOG_BUCKETS=f"{own_buckets}*", **settings)
         env.update(extra)
         return spawn.lifelog("daemon", "--db", str(db_path), env=env, log="daemon")
 
