@@ -48,6 +48,7 @@ from lifelog.errors import AlreadyRunning, LifelogError
 from lifelog.locks import ProcessLock, lock_path
 from lifelog.settings import Settings
 from lifelog.timeutil import UTC, to_iso, utcnow
+from lifelog.verdicts import DaemonState, WatcherState
 
 log = logging.getLogger("lifelog.backup")
 
@@ -563,9 +564,10 @@ def _copy_in(source: Path, partial: Path, clock: Clock) -> int:
         with transaction(db):
             # We hold their locks: whatever the backup recorded, these are not
             # running now (a daemon recorded "running" would count as crashed).
-            for key in (keys.WATCHER_STATE, keys.DAEMON_STATE):
-                if get_meta(db, key) not in (None, "stopped"):
-                    set_meta(db, key, "stopped")
+            for key, stopped in ((keys.WATCHER_STATE, WatcherState.STOPPED),
+                                 (keys.DAEMON_STATE, DaemonState.STOPPED)):
+                if get_meta(db, key) not in (None, stopped):
+                    set_meta(db, key, stopped)
             set_meta(db, keys.BACKUP_RESTORED_FROM, str(source))
             set_meta(db, keys.BACKUP_RESTORED_AT, to_iso(clock()))
     finally:

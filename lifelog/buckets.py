@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
-from lifelog.liveness import AWView
 from lifelog.timeutil import try_parse_iso
+
+# AW's bucket types (the `type` of a bucket) that LifeLog's judgments and
+# coverage read: the afk and window watchers', the input watcher's and the
+# browser extension's.
+AFK_TYPE = "afkstatus"
+WINDOW_TYPE = "currentwindow"
+INPUT_TYPE = "os.hid.input"
+WEB_TYPE = "web.tab.current"
+
+
+class AWView(NamedTuple):
+    """What AW's bucket list said about the selected buckets, when asked."""
+
+    ok: bool  # AW answered /api/0/buckets/ properly
+    error: str = ""
+    newest_end: datetime | None = None  # max of the selected buckets' newest ends
+    has_events: bool = False
 
 
 def selected(bucket_ids: Iterable[str], patterns: list[str]) -> list[str]:

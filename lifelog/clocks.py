@@ -8,6 +8,7 @@ watcher hung" from "the lid was closed".
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -30,6 +31,21 @@ def boot_time() -> float | None:
     with the current one to tell a reboot from a LifeLog that was down."""
     now = readings()
     return None if now is None else time.time() - now[1]
+
+
+def format_clocks(readings: tuple[float, float]) -> str:
+    """(awake, since boot) as recorded in meta; parse_clocks reads it back."""
+    return f"{readings[0]!r} {readings[1]!r}"
+
+
+def parse_clocks(text: str | None) -> tuple[float, float] | None:
+    try:
+        awake, since_boot = (float(x) for x in str(text).split())
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(awake) and math.isfinite(since_boot)):
+        return None
+    return awake, since_boot
 
 
 def _windows_readings() -> tuple[float, float] | None:

@@ -32,10 +32,10 @@ from lifelog.coverage import (
     to_local_iso,
     unit_seconds,
 )
+from lifelog.buckets import AFK_TYPE, WINDOW_TYPE
 from lifelog.coverage_cells import Summary
 from lifelog.errors import UsageError
 from lifelog.settings import Settings
-from lifelog.sources import AFK_TYPE, WINDOW_TYPE
 from lifelog.timeutil import epoch_of, iso_of_epoch
 
 DEFAULT_DAYS = 7

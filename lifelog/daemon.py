@@ -40,6 +40,7 @@ from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
 from lifelog.signals import stop_on_signals
 from lifelog.timeutil import now_iso, try_parse_iso, utcnow
+from lifelog.verdicts import DaemonState
 
 log = logging.getLogger("lifelog.daemon")
 
@@ -267,7 +268,7 @@ def _note_unclean_exit(db) -> None:
     """A previous daemon that left `daemon.state = running` died without
     stopping (SIGKILL, a crash, power loss): we hold the daemon lock now, so
     it is gone. Counted in meta, so the failure is seen, not only survived."""
-    if get_meta(db, keys.DAEMON_STATE) != "running":
+    if get_meta(db, keys.DAEMON_STATE) != DaemonState.RUNNING:
         return
     old = get_meta(db, keys.DAEMON_PID) or "?"
     try:
@@ -291,7 +292,7 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
         _note_unclean_exit(db)
         set_meta(db, keys.DAEMON_PID, os.getpid())
         set_meta(db, keys.DAEMON_STARTED_AT, now_iso())
-        set_meta(db, keys.DAEMON_STATE, "running")
+        set_meta(db, keys.DAEMON_STATE, DaemonState.RUNNING)
         log.info("daemon started (pid %d) on %s", os.getpid(), settings.db_path)
         adopt_or_start_watcher(db, settings)
         scheduler, clock = start_timetable(settings, jobs, stop)
@@ -317,7 +318,7 @@ def run(settings: Settings, stop: threading.Event | None = None, jobs: dict[str,
         except Exception:
             log.exception("could not stop the watcher")
         try:
-            set_meta(db, keys.DAEMON_STATE, "stopped")
+            set_meta(db, keys.DAEMON_STATE, DaemonState.STOPPED)
         except Exception as e:
             log.warning("could not record the stop: %s", e)
         if held:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from lifelog import keys, pruning, servers
 from lifelog.db import get_meta, set_meta, transaction
-from lifelog.liveness import AWView
+from lifelog.buckets import AWView
 from lifelog.settings import Settings
 from lifelog.timeutil import now_iso, utcnow
 from lifelog.verdicts import AWStatus

@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from typing import Mapping, NamedTuple
 
 from lifelog import keys
+from lifelog.buckets import AWView
+from lifelog.clocks import parse_clocks
 from lifelog.identity import WatcherFacts
 from lifelog.timeutil import try_parse_iso
 
@@ -53,21 +55,6 @@ def in_window(age_seconds: float | None, window: float) -> bool:
 
 
 # -- sleep ----------------------------------------------------------------------------
-
-
-def format_clocks(readings: tuple[float, float]) -> str:
-    """(awake, since boot) as recorded in meta; parse_clocks reads it back."""
-    return f"{readings[0]!r} {readings[1]!r}"
-
-
-def parse_clocks(text: str | None) -> tuple[float, float] | None:
-    try:
-        awake, since_boot = (float(x) for x in str(text).split())
-    except (TypeError, ValueError):
-        return None
-    if not (math.isfinite(awake) and math.isfinite(since_boot)):
-        return None
-    return awake, since_boot
 
 
 def clock_gap(meta: Meta, now_clocks: tuple[float, float] | None) -> tuple[float, float] | None:
@@ -151,15 +138,6 @@ def watcher_down(meta: Meta, facts: WatcherFacts, now: datetime, now_clocks: tup
 
 
 # -- data freshness -------------------------------------------------------------------------
-
-
-class AWView(NamedTuple):
-    """What AW's bucket list said about the selected buckets, when asked."""
-
-    ok: bool  # AW answered /api/0/buckets/ properly
-    error: str = ""
-    newest_end: datetime | None = None  # max of the selected buckets' newest ends
-    has_events: bool = False
 
 
 class Freshness(enum.StrEnum):

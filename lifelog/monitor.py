@@ -24,7 +24,8 @@ from lifelog.db import lock_wait, read_meta
 from lifelog.errors import LifelogError
 from lifelog.health import HealthResult
 from lifelog.identity import watcher_facts
-from lifelog.liveness import AWView, Freshness, judge_data
+from lifelog.buckets import AWView
+from lifelog.liveness import Freshness, judge_data
 from lifelog.settings import Settings
 from lifelog.status import StatusReport
 from lifelog.timeutil import to_iso, utcnow

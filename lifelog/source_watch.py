@@ -20,9 +20,11 @@ from datetime import datetime
 from typing import Mapping, NamedTuple
 
 from lifelog import commands, keys, registry, servers, sources
+from lifelog.buckets import AFK_TYPE, WEB_TYPE, WINDOW_TYPE
+from lifelog.clocks import format_clocks, parse_clocks
 from lifelog.db import delete_meta, read_meta, set_meta, transaction
 from lifelog.identity import WatcherFacts
-from lifelog.liveness import age, format_clocks, parse_clocks, ts
+from lifelog.liveness import age, ts
 from lifelog.settings import Settings
 from lifelog.status import Component, Snapshot, component_at
 from lifelog.timeutil import format_span, to_iso, try_parse_iso, utcnow
@@ -153,13 +155,13 @@ def read_facts(db, settings: Settings, meta: Meta, watcher: WatcherFacts, now: d
     not_afk: dict[str, tuple[sources.Span, ...]] = {}
     windows: dict[str, tuple[tuple[sources.Span, str], ...]] = {}
     browsers = frozenset(filter(None, (sources.browser_of(b.bucket_id) for b in buckets
-                                       if b.type == sources.WEB_TYPE)))
+                                       if b.type == WEB_TYPE)))
     if device is not None:
         for b in buckets:
             local = sources.is_local(b, hostname)
-            if local and b.type == sources.AFK_TYPE and afk_from is not None:
+            if local and b.type == AFK_TYPE and afk_from is not None:
                 not_afk[b.bucket_id] = read_not_afk(db, device, b.bucket_id, afk_from)
-            elif local and b.type == sources.WINDOW_TYPE and window_from is not None:
+            elif local and b.type == WINDOW_TYPE and window_from is not None:
                 windows[b.bucket_id] = read_windows(db, device, b.bucket_id, window_from, browsers)
     facts = sources.Facts(hostname, tuple(buckets), not_afk, windows, sources.evidence_horizon(now, settings),
                           trouble, awake.since,

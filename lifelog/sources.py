@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from typing import Iterable, Mapping, NamedTuple
 
 from lifelog import keys
+from lifelog.buckets import AFK_TYPE, INPUT_TYPE, WEB_TYPE, WINDOW_TYPE
 from lifelog.identity import WatcherFacts
 from lifelog.liveness import SLEEP_MIN, ts, watcher_down, watcher_started
 from lifelog.settings import Settings
@@ -44,10 +45,6 @@ from lifelog.verdicts import EVIDENCE_STATES, RESTART_VERDICTS, AWStatus, Source
 
 Meta = Mapping[str, "str | None"]
 
-AFK_TYPE = "afkstatus"
-WINDOW_TYPE = "currentwindow"
-INPUT_TYPE = "os.hid.input"
-WEB_TYPE = "web.tab.current"
 # aw-sync's copies of another device's buckets: `<bucket id>-synced-from-<device>`.
 SYNCED_MARK = "-synced-from-"
 WEB_PREFIX = "aw-watcher-web-"

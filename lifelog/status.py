@@ -25,7 +25,8 @@ from typing import Mapping, NamedTuple
 
 from lifelog import keys, registry
 from lifelog.identity import WatcherFacts
-from lifelog.liveness import AWView, Freshness, age, judge_data, ts, watcher_down, watcher_started
+from lifelog.buckets import AWView
+from lifelog.liveness import Freshness, age, judge_data, ts, watcher_down, watcher_started
 from lifelog.settings import Settings
 from lifelog.timeutil import format_age, to_iso, try_parse_iso, utcnow
 from lifelog.verdicts import SEVERITY, Level

@@ -1,5 +1,5 @@
 """Named values the monitoring parts share: watchdog verdicts, AW health,
-status levels, the states of sources. No dependencies, so the cron path
+status levels, the states of sources, of the watcher and of the daemon. No dependencies, so the cron path
 imports it for free.
 
 The verdicts' values are the strings README "How the watchdog decides"
@@ -49,6 +49,22 @@ class SourceState(enum.StrEnum):
 
 # States a source may serve as evidence in (its events are there to read).
 EVIDENCE_STATES = frozenset({SourceState.LIVE, SourceState.IDLE})
+
+
+class WatcherState(enum.StrEnum):
+    """`watcher.state` in meta, as the watcher writes it."""
+
+    STARTING = "starting"  # started, before its first poll
+    RUNNING = "running"
+    STOPPED = "stopped"  # stopped cleanly (a signal); a crash leaves its last state
+
+
+class DaemonState(enum.StrEnum):
+    """`daemon.state` in meta: `running` left behind by a daemon that holds no
+    lock any more means it died without stopping."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
 
 
 class AWStatus(enum.StrEnum):

@@ -27,11 +27,11 @@ from datetime import datetime
 from typing import Mapping, NamedTuple
 
 from lifelog import keys, registry
+from lifelog.buckets import AWView
 from lifelog.db import BUSY_TIMEOUT_SECONDS, read_meta, set_meta, transaction
 from lifelog.errors import AlreadyRunning, LifelogError
 from lifelog.identity import WatcherFacts, spawned_meta, watcher_facts
 from lifelog.liveness import (
-    AWView,
     CLOCK_SKEW,
     SLEEP_MIN,
     Freshness,

@@ -10,7 +10,6 @@ its progress, so whatever was not committed is simply fetched again.
 
 from __future__ import annotations
 
-import enum
 import faulthandler
 import logging
 import os
@@ -25,19 +24,13 @@ from lifelog import clocks, keys
 from lifelog.aw import AWClient, AWError
 from lifelog.db import get_meta, open_db, set_meta, transaction
 from lifelog.identity import identity_meta
-from lifelog.liveness import format_clocks
 from lifelog.locks import ProcessLock
 from lifelog.settings import Settings
 from lifelog.signals import stop_on_signals
 from lifelog.timeutil import iso_of_epoch, now_iso
+from lifelog.verdicts import WatcherState
 
 log = logging.getLogger("lifelog.watcher")
-
-
-class WatcherState(enum.StrEnum):
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPED = "stopped"
 
 
 @dataclass(frozen=True)
@@ -84,7 +77,7 @@ def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None
         readings = clocks.readings()
         if readings is not None:
             # Read by the watchdog to tell a sleeping machine from a hung watcher.
-            set_meta(db, keys.WATCHER_HEARTBEAT_CLOCKS, format_clocks(readings))
+            set_meta(db, keys.WATCHER_HEARTBEAT_CLOCKS, clocks.format_clocks(readings))
         set_meta(db, keys.WATCHER_LAST_ERROR, outcome.error)
         if outcome.ok:
             set_meta(db, keys.WATCHER_LAST_POLL_OK_AT, now)

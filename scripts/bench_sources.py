@@ -41,8 +41,9 @@ from support.awserver import free_port  # noqa: E402
 from lifelog import keys  # noqa: E402
 from lifelog.db import open_db, set_meta, transaction  # noqa: E402
 from lifelog.identity import identity_meta  # noqa: E402
-from lifelog.liveness import format_clocks  # noqa: E402
+from lifelog.clocks import format_clocks  # noqa: E402
 from lifelog.timeutil import to_iso, utcnow  # noqa: E402
+from lifelog.verdicts import WatcherState  # noqa: E402
 
 HOST = "laptop"
 SERVER = "bench-device"
@@ -141,7 +142,7 @@ def fresh_watcher(db_path: Path, identity: dict[str, str]) -> None:
         for key, value in identity.items():
             set_meta(db, key, value)
         set_meta(db, keys.WATCHER_STARTED_AT, to_iso(utcnow() - timedelta(hours=1)))
-        set_meta(db, keys.WATCHER_STATE, "running")
+        set_meta(db, keys.WATCHER_STATE, WatcherState.RUNNING)
         set_meta(db, keys.WATCHER_HEARTBEAT_AT, now)
         set_meta(db, keys.WATCHER_LAST_POLL_OK_AT, now)
         set_meta(db, keys.WATCHER_LAST_ERROR, "")

@@ -14,7 +14,7 @@ from pathlib import Path
 from lifelog import alerts, monitor, status
 from lifelog.db import get_meta, open_db
 from lifelog.identity import WatcherFacts
-from lifelog.liveness import AWView
+from lifelog.buckets import AWView
 from lifelog.settings import Settings, load_settings
 from lifelog.timeutil import to_iso, utcnow
 from lifelog.verdicts import Level
