@@ -1,15 +1,19 @@
 """LifeLog: a faithful, self-watching copy of ActivityWatch data in SQLite.
 
 The CLI (`lifelog.cli`) is a thin layer over these modules; each can be
-imported and used on its own. The README's "The code, module by module"
-says what each module owns; the ones to start from:
+imported and used on its own. The folders are layers, each importing only
+from those below it; the README's "The code, module by module"
+says what each module owns:
 
-- `lifelog.settings`  settings from options, environment, TOML and defaults
-- `lifelog.db`        opening the database, the schema, `get_meta`/`set_meta`
-- `lifelog.watcher`   the long-running watcher process
-- `lifelog.watchdog`  `decide()`, pure, and the pass that records and acts
-- `lifelog.monitor`   one refresh of the overall status, used by every part
-- `lifelog.registry`  where a capability (sources, backups, outward signals) plugs in
+- `lifelog.core`      leaves: errors, time, clocks, named states, meta keys, settings
+- `lifelog.db`        the SQLite file and its schema (`database`), `get_meta`/`set_meta` (`meta`)
+- `lifelog.aw`        talking to ActivityWatch: the bounded HTTP client, the buckets
+- `lifelog.ingest`    copying AW's events: the store, live polls, history, reconcile, the watcher
+- `lifelog.checks`    liveness, status, AW health, the watchdog, process control, alerts
+- `lifelog.sources`, `lifelog.backups`, `lifelog.coverage`, `lifelog.outward`: one folder per capability
+- on top, the wiring: `lifelog.monitor` (one refresh of the overall status, used by every
+  part), `lifelog.registry` and `lifelog.capabilities` (where a capability plugs in),
+  `lifelog.daemon`, `lifelog.status_screen` and `lifelog.cli`
 """
 
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ Each module keeps its heavy imports inside functions: the cron pass imports
 all of them every minute.
 """
 
-from lifelog import status  # noqa: F401  (aw, watcher, data, restarts, watchdog)
-from lifelog import metrics, ping  # noqa: F401  (outputs: the metrics file, the dead man's switch)
-from lifelog import backup_status  # noqa: F401  (backups: status component, daemon job)
-from lifelog import source_watch  # noqa: F401  (sources: AW's own watchers)
+from lifelog.backups import status as backup_status  # noqa: F401  (backups: status component, daemon job)
+from lifelog.checks import status  # noqa: F401  (aw, watcher, data, restarts, watchdog)
+from lifelog.outward import metrics, ping  # noqa: F401  (outputs: the metrics file, the dead man's switch)
+from lifelog.sources import watch as source_watch  # noqa: F401  (sources: AW's own watchers)

@@ -18,8 +18,8 @@ import os
 import sys
 from typing import Any, Callable
 
-from lifelog.errors import LifelogError, UsageError
-from lifelog.redact import scrub, scrubbed_traceback
+from lifelog.core.errors import LifelogError, UsageError
+from lifelog.core.redact import scrub, scrubbed_traceback
 
 PROG = "lifelog"
 
@@ -53,7 +53,7 @@ def _common() -> Parser:
 
 
 def _settings(args: argparse.Namespace, **overrides: Any):
-    from lifelog.settings import load_settings
+    from lifelog.core.settings import load_settings
 
     return load_settings(config=args.config, overrides={"db_path": args.db, **overrides})
 
@@ -76,13 +76,13 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 def _quiet_logging() -> None:
     """One-shot commands print their result on stdout; the log shows only
     trouble on stderr unless LIFELOG_LOG_LEVEL asks for more."""
-    from lifelog.logs import setup_logging
+    from lifelog.core.logs import setup_logging
 
     setup_logging(os.environ.get("LIFELOG_LOG_LEVEL") or "WARNING")
 
 
 def _open_existing(settings):
-    from lifelog.db import open_db
+    from lifelog.db.database import open_db
 
     return open_db(settings.db_path, create=False)
 
@@ -91,7 +91,7 @@ def _open_existing(settings):
 
 
 def cmd_init(args) -> int:
-    from lifelog.db import open_db
+    from lifelog.db.database import open_db
 
     settings = _settings(args)
     open_db(settings.db_path).close()
@@ -100,8 +100,8 @@ def cmd_init(args) -> int:
 
 
 def cmd_meta_show(args) -> int:
-    from lifelog.db import meta_rows
-    from lifelog.timeutil import format_age
+    from lifelog.core.timeutil import format_age
+    from lifelog.db.meta import meta_rows
 
     settings = _settings(args)
     with _open_existing(settings) as db:
@@ -128,7 +128,7 @@ def _clip(value: str, width: int = 60) -> str:
 
 
 def cmd_meta_get(args) -> int:
-    from lifelog.db import get_meta
+    from lifelog.db.meta import get_meta
 
     settings = _settings(args)
     with _open_existing(settings) as db:
@@ -141,8 +141,8 @@ def cmd_meta_get(args) -> int:
 
 
 def cmd_watcher(args) -> int:
-    from lifelog import watcher
-    from lifelog.logs import setup_logging
+    from lifelog.core.logs import setup_logging
+    from lifelog.ingest import watcher
 
     settings = _settings(args, aw_url=args.aw_url)
     setup_logging()
@@ -151,7 +151,7 @@ def cmd_watcher(args) -> int:
 
 def cmd_daemon(args) -> int:
     from lifelog import daemon
-    from lifelog.logs import setup_logging
+    from lifelog.core.logs import setup_logging
 
     settings = _settings(args, aw_url=args.aw_url)
     setup_logging()
@@ -160,7 +160,7 @@ def cmd_daemon(args) -> int:
 
 def cmd_health(args) -> int:
     from lifelog import monitor
-    from lifelog.db import open_db
+    from lifelog.db.database import open_db
 
     settings = _settings(args)
     _quiet_logging()
@@ -175,7 +175,7 @@ def cmd_health(args) -> int:
 
 def cmd_watchdog(args) -> int:
     from lifelog import monitor
-    from lifelog.db import open_db
+    from lifelog.db.database import open_db
 
     settings = _settings(args)
 
@@ -188,8 +188,8 @@ def cmd_watchdog(args) -> int:
         with open_db(settings.db_path) as db:
             show(monitor.watchdog_pass(db, settings, actor="cron"))
         return 0
-    from lifelog.logs import setup_logging
-    from lifelog.signals import stop_on_signals
+    from lifelog.core.logs import setup_logging
+    from lifelog.core.signals import stop_on_signals
 
     setup_logging()
     stop = stop_on_signals()
@@ -199,7 +199,7 @@ def cmd_watchdog(args) -> int:
 
 
 def cmd_watchdog_pause(args) -> int:
-    from lifelog import watchdog
+    from lifelog.checks import watchdog
 
     with _open_existing(_settings(args)) as db:
         watchdog.pause(db)
@@ -208,7 +208,7 @@ def cmd_watchdog_pause(args) -> int:
 
 
 def cmd_watchdog_resume(args) -> int:
-    from lifelog import watchdog
+    from lifelog.checks import watchdog
 
     with _open_existing(_settings(args)) as db:
         watchdog.resume(db)
@@ -217,8 +217,9 @@ def cmd_watchdog_resume(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from lifelog import monitor, status
-    from lifelog.db import DatabaseMissing, DatabaseUnusable
+    from lifelog import monitor
+    from lifelog.checks import status
+    from lifelog.db.database import DatabaseMissing, DatabaseUnusable
 
     settings = _settings(args)
     if args.watch:
@@ -242,8 +243,8 @@ def cmd_coverage(args) -> int:
     import time
     from pathlib import Path
 
-    from lifelog.clocks import boot_time
-    from lifelog.coverage_query import coverage_of, resolve_range
+    from lifelog.core.clocks import boot_time
+    from lifelog.coverage.query import coverage_of, resolve_range
 
     settings = _settings(args)
     since, until = resolve_range(args.since, args.until, args.slot_minutes, time.time(), None)
@@ -253,13 +254,13 @@ def cmd_coverage(args) -> int:
     with _open_existing(settings) as db:
         cov = coverage_of(db, settings, since, until, args.slot_minutes, boot_now=boot_time())
     if args.html:
-        from lifelog.coverage_html import write_html
+        from lifelog.coverage.html import write_html
 
         sys.stderr.write(f"coverage written to {write_html(cov, args.html)}\n")
     if args.json:
         _print_json(cov.to_json())
     else:
-        from lifelog.coverage_picture import print_picture
+        from lifelog.coverage.picture import print_picture
 
         print_picture(cov)
     return 0
@@ -272,7 +273,7 @@ def _watch_status(args, settings) -> int:
         raise UsageError("--watch draws a screen for people; leave out --json (or --watch)")
     if not args.interval > 0:
         raise UsageError(f"--interval {args.interval:g} must be more than 0 seconds")
-    from lifelog.logs import setup_logging
+    from lifelog.core.logs import setup_logging
 
     # The screen shows every failure; log lines on the terminal would tear it.
     setup_logging(os.environ.get("LIFELOG_LOG_LEVEL") or "CRITICAL")
@@ -280,9 +281,9 @@ def _watch_status(args, settings) -> int:
 
 
 def cmd_sources(args) -> int:
-    from lifelog import source_watch
-    from lifelog.timeutil import format_age, utcnow
-    from lifelog.verdicts import SourceState
+    from lifelog.core.timeutil import format_age, utcnow
+    from lifelog.core.verdicts import SourceState
+    from lifelog.sources import watch as source_watch
 
     settings = _settings(args)
     _quiet_logging()
@@ -308,9 +309,9 @@ def cmd_sources(args) -> int:
 
 def _ingest_setup(args):
     """Parse everything before opening the database: bad input writes nothing."""
-    from lifelog.aw import AWClient
-    from lifelog.db import open_db
-    from lifelog.timeutil import parse_since
+    from lifelog.aw.client import AWClient
+    from lifelog.core.timeutil import parse_since
+    from lifelog.db.database import open_db
 
     when = parse_since(args.since)
     settings = _settings(args, aw_url=args.aw_url)
@@ -353,9 +354,9 @@ class _Progress:
 
 
 def cmd_backfill(args) -> int:
-    from lifelog import history
-    from lifelog.aw import AWError
-    from lifelog.signals import stop_on_signals
+    from lifelog.aw.client import AWError
+    from lifelog.core.signals import stop_on_signals
+    from lifelog.ingest import history
 
     db, client, settings, when = _ingest_setup(args)
     stop = stop_on_signals()
@@ -377,9 +378,9 @@ def cmd_backfill(args) -> int:
 
 
 def cmd_reconcile(args) -> int:
-    from lifelog import reconcile
-    from lifelog.aw import AWError
-    from lifelog.signals import stop_on_signals
+    from lifelog.aw.client import AWError
+    from lifelog.core.signals import stop_on_signals
+    from lifelog.ingest import reconcile
 
     db, client, settings, when = _ingest_setup(args)
     stop = stop_on_signals()
@@ -397,7 +398,7 @@ def cmd_reconcile(args) -> int:
 
 
 def cmd_backup(args) -> int:
-    from lifelog import backup
+    from lifelog.backups import backup
 
     if args.dest is not None and not args.dest.strip():
         raise UsageError("--dest must name a folder")
@@ -432,7 +433,7 @@ def cmd_backup(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from lifelog import backup
+    from lifelog.backups import backup
 
     settings = _settings(args)
     _quiet_logging()

@@ -32,15 +32,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, NamedTuple
 
-from lifelog import clocks, keys, monitor, procs, registry, watchdog
-from lifelog.db import get_meta, open_db, read_meta, set_meta, transaction
-from lifelog.identity import watcher_facts
-from lifelog.liveness import age, heartbeat_age, in_window
-from lifelog.locks import ProcessLock
-from lifelog.settings import Settings
-from lifelog.signals import stop_on_signals
-from lifelog.timeutil import now_iso, try_parse_iso, utcnow
-from lifelog.verdicts import DaemonState
+from lifelog import monitor, registry
+from lifelog.checks import procs, watchdog
+from lifelog.checks.liveness import age, heartbeat_age, in_window
+from lifelog.core import clocks, keys
+from lifelog.core.identity import watcher_facts
+from lifelog.core.locks import ProcessLock
+from lifelog.core.settings import Settings
+from lifelog.core.signals import stop_on_signals
+from lifelog.core.timeutil import now_iso, try_parse_iso, utcnow
+from lifelog.core.verdicts import DaemonState
+from lifelog.db.database import open_db, transaction
+from lifelog.db.meta import get_meta, read_meta, set_meta
 
 log = logging.getLogger("lifelog.daemon")
 
@@ -123,8 +126,8 @@ def _watchdog_job(settings: Settings, stop: threading.Event) -> None:
 @registry.daemon_job("reconcile", interval=lambda s: s.reconcile_interval_hours * 3600,
                      due_at_launch=_reconcile_due, order=30)
 def _reconcile_job(settings: Settings, stop: threading.Event) -> None:
-    from lifelog import reconcile
-    from lifelog.aw import AWClient
+    from lifelog.aw.client import AWClient
+    from lifelog.ingest import reconcile
 
     with open_db(settings.db_path) as db, AWClient.from_settings(settings) as client:
         report = reconcile.reconcile(db, client, settings, should_stop=stop.is_set)

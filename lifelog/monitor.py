@@ -2,8 +2,8 @@
 things that end in one (a health check, a watchdog pass, `lifelog status`).
 
 `refresh()` gathers a status snapshot from the database and the OS, works out
-every component (lifelog.status), runs the alert once if the overall level
-changed (lifelog.alerts), then each registered output (a metrics file, a
+every component (lifelog.checks.status), runs the alert once if the overall level
+changed (lifelog.checks.alerts), then each registered output (a metrics file, a
 ping: lifelog.registry). Health, the watchdog pass, `status` and the daemon
 all come through here, so the level is computed, and an alert run, once per
 event, never twice.
@@ -18,19 +18,22 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from lifelog import alerts, clocks, health, registry, status, watchdog
+from lifelog import registry
 from lifelog import capabilities  # noqa: F401  (every capability registers its parts)
-from lifelog.db import lock_wait, read_meta
-from lifelog.errors import LifelogError
-from lifelog.health import HealthResult
-from lifelog.identity import watcher_facts
-from lifelog.buckets import AWView
-from lifelog.liveness import Freshness, judge_data
-from lifelog.settings import Settings
-from lifelog.status import StatusReport
-from lifelog.timeutil import to_iso, utcnow
-from lifelog.verdicts import RESTART_VERDICTS
-from lifelog.watchdog import PassResult
+from lifelog.aw.buckets import AWView
+from lifelog.checks import alerts, health, status, watchdog
+from lifelog.checks.health import HealthResult
+from lifelog.checks.liveness import Freshness, judge_data
+from lifelog.checks.status import StatusReport
+from lifelog.checks.watchdog import PassResult
+from lifelog.core import clocks
+from lifelog.core.errors import LifelogError
+from lifelog.core.identity import watcher_facts
+from lifelog.core.settings import Settings
+from lifelog.core.timeutil import to_iso, utcnow
+from lifelog.core.verdicts import RESTART_VERDICTS
+from lifelog.db.database import lock_wait
+from lifelog.db.meta import read_meta
 
 log = logging.getLogger("lifelog.monitor")
 

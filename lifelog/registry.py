@@ -5,9 +5,9 @@ outward signals) adds itself in its own module, by decorator, instead of
 editing lists in the modules that use them:
 
 - `@component(name, order)`: a status component, a pure function of the
-  status snapshot and the settings (lifelog.status);
+  status snapshot and the settings (lifelog.checks.status);
 - `@pass_step(name)`: work each watchdog pass does while it holds the pass
-  lock, after the watcher's verdict (lifelog.watchdog);
+  lock, after the watcher's verdict (lifelog.checks.watchdog);
 - `@output(name)`: what runs after the overall status is refreshed, e.g. a
   metrics file or a ping (lifelog.monitor);
 - `@daemon_job(name)`: a periodic job of `lifelog daemon` (lifelog.daemon).

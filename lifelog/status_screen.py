@@ -1,7 +1,7 @@
 """`lifelog status --watch`: the status screen, redrawn in place every few
 seconds until Ctrl-C (or SIGTERM), then exit 0.
 
-One screen is: the overall verdict and every component (lifelog.status,
+One screen is: the overall verdict and every component (lifelog.checks.status,
 worked out now through lifelog.monitor, so an alert still runs once per
 change), each source's state as the watchdog passes recorded it (README
 "When an ActivityWatch watcher goes quiet"), and the latest watchdog
@@ -27,15 +27,16 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from lifelog import keys, status
-from lifelog.db import get_meta, read_meta
-from lifelog.liveness import age, in_window
-from lifelog.settings import Settings
-from lifelog.signals import stop_on_signals
-from lifelog.source_watch import Recorded, recorded
-from lifelog.status import StatusReport
-from lifelog.timeutil import format_age, try_parse_iso, utcnow
-from lifelog.verdicts import Level
+from lifelog.checks import status
+from lifelog.checks.liveness import age, in_window
+from lifelog.checks.status import StatusReport
+from lifelog.core import keys
+from lifelog.core.settings import Settings
+from lifelog.core.signals import stop_on_signals
+from lifelog.core.timeutil import format_age, try_parse_iso, utcnow
+from lifelog.core.verdicts import Level
+from lifelog.db.meta import get_meta, read_meta
+from lifelog.sources.watch import Recorded, recorded
 
 LEVEL_STYLE = {Level.OK: "bold green", Level.WARNING: "bold yellow", Level.CRITICAL: "bold red",
                Level.UNKNOWN: "bold magenta"}
@@ -159,7 +160,7 @@ class _Database:
 
     def get(self):
         if self.db is None:
-            from lifelog.db import DatabaseMissing, DatabaseUnusable, open_db
+            from lifelog.db.database import DatabaseMissing, DatabaseUnusable, open_db
 
             try:
                 self.db = open_db(self.settings.db_path, create=False)

@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lifelog.coverage_query import coverage_of  # noqa: E402
-from lifelog.db import open_db  # noqa: E402
-from lifelog.settings import load_settings  # noqa: E402
+from lifelog.core.settings import load_settings  # noqa: E402
+from lifelog.coverage.query import coverage_of  # noqa: E402
+from lifelog.db.database import open_db  # noqa: E402
 
 HOST = "bench-host"
 SERVER = "bench-server"

@@ -6,7 +6,7 @@
 1. The import cost of each way to speak HTTP, in a fresh interpreter that has
    already imported what the status path imports anyway (settings, db,
    status, json, sqlite3, logging, urllib.parse): `requests`,
-   `http.client`, `lifelog.http` (plain http) and `lifelog.http` + `ssl`
+   `http.client`, `lifelog.aw.http` (plain http) and `lifelog.aw.http` + `ssl`
    (what an https URL adds).
 2. The status path without the command-line layer (settings, database, a
    live AW health check of two requests, the verdict) against a real
@@ -30,11 +30,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = ("import json, sqlite3, logging, datetime, dataclasses, pathlib, urllib.parse\n"
-        "import lifelog.settings, lifelog.db, lifelog.monitor, lifelog.timeutil\n")
+        "import lifelog.core.settings, lifelog.db.database, lifelog.monitor, lifelog.core.timeutil\n")
 # What `lifelog status` does below its command line (lifelog.monitor.status_now).
 STATUS_PATH = """
-from lifelog.settings import load_settings
-from lifelog.db import open_db
+from lifelog.core.settings import load_settings
+from lifelog.db.database import open_db
 from lifelog import monitor
 settings = load_settings()
 report = monitor.status_now(open_db(settings.db_path), settings)
@@ -79,8 +79,8 @@ def main() -> None:
         env.update(HOME=tmp, XDG_CONFIG_HOME=f"{tmp}/config", XDG_DATA_HOME=f"{tmp}/data",
                    XDG_STATE_HOME=f"{tmp}/state", PYTHONPATH=str(REPO))
         print("import cost, after what the status path imports anyway:")
-        for stmt in ("import requests", "import http.client", "import lifelog.http",
-                     "import lifelog.http, ssl"):
+        for stmt in ("import requests", "import http.client", "import lifelog.aw.http",
+                     "import lifelog.aw.http, ssl"):
             run_python(f"{BASE}{stmt}", env)  # byte-code caches warm
             row(stmt, import_cost(stmt, env, args.n))
         aw = AWServer(Path(tmp) / "aw").start()
@@ -89,7 +89,7 @@ def main() -> None:
             run_python(STATUS_PATH, env)  # creates the database
             print(f"status path (settings, db, 2 requests to {aw.url}, verdict), whole process:")
             row("python -c pass", wall("pass", env, args.n))
-            for extra, label in (("", "lifelog.http (as shipped)"),
+            for extra, label in (("", "lifelog.aw.http (as shipped)"),
                                  ("import http.client\n", "+ import http.client"),
                                  ("import requests\n", "+ import requests")):
                 row(label, wall(extra + STATUS_PATH, env, args.n))

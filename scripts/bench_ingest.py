@@ -33,11 +33,11 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from support.awserver import AWServer  # noqa: E402
 
-from lifelog import history, watcher  # noqa: E402
-from lifelog.aw import AWClient  # noqa: E402
-from lifelog.db import open_db  # noqa: E402
-from lifelog.settings import Settings  # noqa: E402
-from lifelog.timeutil import parse_iso  # noqa: E402
+from lifelog.aw.client import AWClient  # noqa: E402
+from lifelog.core.settings import Settings  # noqa: E402
+from lifelog.core.timeutil import parse_iso  # noqa: E402
+from lifelog.db.database import open_db  # noqa: E402
+from lifelog.ingest import history, watcher  # noqa: E402
 
 BUCKET = "aw-watcher-window_bench"
 CPU: list[float] = []  # LifeLog's own CPU per backfill (both threads), less noisy than wall time

@@ -44,10 +44,10 @@ from support.awserver import AWServer  # noqa: E402
 from support.helpers import stop_process  # noqa: E402
 from support.localhttp import CountingProxy  # noqa: E402
 
-from lifelog import reconcile, watcher  # noqa: E402
-from lifelog.aw import AWClient  # noqa: E402
-from lifelog.db import apply_schema, connect, open_db  # noqa: E402
-from lifelog.settings import Settings  # noqa: E402
+from lifelog.aw.client import AWClient  # noqa: E402
+from lifelog.core.settings import Settings  # noqa: E402
+from lifelog.db.database import apply_schema, connect, open_db  # noqa: E402
+from lifelog.ingest import reconcile, watcher  # noqa: E402
 
 UTC = timezone.utc
 LIFELOG = str(Path(sys.executable).with_name("lifelog"))
@@ -269,7 +269,7 @@ def sparse_history(aw: AWServer, years: float, now: datetime) -> int:
 
 
 def reconcile_figures(aw: AWServer, db_path: Path, years: float) -> None:
-    from lifelog import history
+    from lifelog.ingest import history
 
     settings = Settings(db_path=db_path, aw_url=aw.url, aw_timeout_seconds=60, buckets=BUCKET_PATTERNS)
     db = open_db(db_path)

@@ -38,12 +38,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from support.awserver import free_port  # noqa: E402
-from lifelog import keys  # noqa: E402
-from lifelog.db import open_db, set_meta, transaction  # noqa: E402
-from lifelog.identity import identity_meta  # noqa: E402
-from lifelog.clocks import format_clocks  # noqa: E402
-from lifelog.timeutil import to_iso, utcnow  # noqa: E402
-from lifelog.verdicts import WatcherState  # noqa: E402
+from lifelog.core import keys  # noqa: E402
+from lifelog.core.clocks import format_clocks  # noqa: E402
+from lifelog.core.identity import identity_meta  # noqa: E402
+from lifelog.core.timeutil import to_iso, utcnow  # noqa: E402
+from lifelog.core.verdicts import WatcherState  # noqa: E402
+from lifelog.db.database import open_db, transaction  # noqa: E402
+from lifelog.db.meta import set_meta  # noqa: E402
 
 HOST = "laptop"
 SERVER = "bench-device"
@@ -134,7 +135,7 @@ def set_case(db_path: Path, case: str) -> None:
 
 def fresh_watcher(db_path: Path, identity: dict[str, str]) -> None:
     """The stand-in watcher has just polled AW, successfully."""
-    from lifelog import clocks
+    from lifelog.core import clocks
 
     db = open_db(db_path)
     now = to_iso(utcnow())
@@ -165,10 +166,11 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 def step_alone(db_path: Path, env: dict[str, str]) -> tuple[float, float]:
     """(wall, CPU) seconds of one sources step in-process: read the facts, judge, record."""
-    from lifelog import clocks, source_watch, sources
-    from lifelog.db import read_meta
-    from lifelog.identity import watcher_facts
-    from lifelog.settings import load_settings
+    from lifelog.core import clocks
+    from lifelog.core.identity import watcher_facts
+    from lifelog.core.settings import load_settings
+    from lifelog.db.meta import read_meta
+    from lifelog.sources import watch as source_watch, judge as sources
 
     settings = load_settings(environ=env)
     db = open_db(db_path)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lifelog import store  # noqa: E402
-from lifelog.db import open_db  # noqa: E402
-from lifelog.merge import OPEN  # noqa: E402
+from lifelog.db.database import open_db  # noqa: E402
+from lifelog.ingest import store  # noqa: E402
+from lifelog.ingest.merge import OPEN  # noqa: E402
 
 PAGE = 5000
 BUCKET = "aw-watcher-window_bench"

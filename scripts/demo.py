@@ -40,7 +40,7 @@ def say(msg: str) -> None:
 
 
 def aw_answers(url: str) -> bool:
-    from lifelog import http
+    from lifelog.aw import http
 
     try:
         return http.request("GET", url + "/api/0/info", timeout=2).status == 200

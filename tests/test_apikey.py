@@ -20,13 +20,13 @@ import pytest
 import requests
 
 from support.fakeaw import INFO, FakeAW
-from lifelog import redact
-from lifelog.errors import UsageError
-from lifelog.health import run_check
-from lifelog.db import open_db
-from lifelog.settings import load_settings
-from lifelog.timeutil import parse_iso, to_iso
-from lifelog.verdicts import AWStatus
+from lifelog.checks.health import run_check
+from lifelog.core import redact
+from lifelog.core.errors import UsageError
+from lifelog.core.settings import load_settings
+from lifelog.core.timeutil import parse_iso, to_iso
+from lifelog.core.verdicts import AWStatus
+from lifelog.db.database import open_db
 from support.helpers import FAST, meta, processes_on, stored, wait_for
 from support.localhttp import LocalHTTPServer, QuietHandler
 
@@ -312,7 +312,8 @@ def test_errors_and_log_lines_are_scrubbed_on_the_way_out(tmp_path):
 
 
 def test_the_debug_traceback_of_the_command_line_is_scrubbed(tmp_path, db_path, monkeypatch, capsys):
-    from lifelog import cli, health
+    from lifelog import cli
+    from lifelog.checks import health
 
     def boom(db, settings):
         raise RuntimeError(f"something held {settings.aw_api_key}")

@@ -22,15 +22,17 @@ from pathlib import Path
 import pytest
 
 from support import bigdb
-from lifelog import backup, backup_status, keys
-from lifelog.db import SCHEMA_VERSION, get_meta, open_db, set_meta
-from lifelog.identity import WatcherFacts
-from lifelog.locks import ProcessLock
-from lifelog.retention import NAME_RE, backup_name
-from lifelog.settings import load_settings
-from lifelog.status import Snapshot
-from lifelog.timeutil import UTC, to_iso
-from lifelog.verdicts import Level
+from lifelog.backups import backup, status as backup_status
+from lifelog.backups.retention import NAME_RE, backup_name
+from lifelog.checks.status import Snapshot
+from lifelog.core import keys
+from lifelog.core.identity import WatcherFacts
+from lifelog.core.locks import ProcessLock
+from lifelog.core.settings import load_settings
+from lifelog.core.timeutil import UTC, to_iso
+from lifelog.core.verdicts import Level
+from lifelog.db.database import SCHEMA_VERSION, open_db
+from lifelog.db.meta import get_meta, set_meta
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from support import bigdb
-from lifelog import keys
-from lifelog.db import open_db, set_meta
-from lifelog.retention import NAME_RE
-from lifelog.timeutil import parse_iso, to_iso, utcnow
+from lifelog.backups.retention import NAME_RE
+from lifelog.core import keys
+from lifelog.core.timeutil import parse_iso, to_iso, utcnow
+from lifelog.db.database import open_db
+from lifelog.db.meta import set_meta
 from support.helpers import FAST, HeartbeatSampler, meta, stored, wait_for
 
 LIVE_BUCKET = "aw-watcher-window_backup-live"

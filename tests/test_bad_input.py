@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from support.fakeaw import BUCKETS, INFO, FakeAW
-from lifelog.db import SCHEMA_VERSION, open_db, set_meta, transaction
-from lifelog.timeutil import parse_iso, to_iso, utcnow
+from lifelog.core.timeutil import parse_iso, to_iso, utcnow
+from lifelog.db.database import SCHEMA_VERSION, open_db, transaction
+from lifelog.db.meta import set_meta
 from support.helpers import (
     alive,
     log_rows,

@@ -1,6 +1,6 @@
 from datetime import datetime, timezone
 
-from lifelog.buckets import newest_end_hint, selected
+from lifelog.aw.buckets import newest_end_hint, selected
 
 
 def test_selection_is_by_glob_and_sorted():

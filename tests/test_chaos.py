@@ -63,7 +63,7 @@ def test_a_whole_system_suspension_where_the_watcher_resumes_first_makes_no_rest
     see a live watcher, not a hung one. (When all continue at once, the
     random schedule above allows at most one restart.)"""
     from support.chaos import HEARTBEAT_TIMEOUT, now, wait_for
-    from lifelog.timeutil import parse_iso
+    from lifelog.core.timeutil import parse_iso
 
     chaos.setup()
     watcher = chaos.watcher_pid()

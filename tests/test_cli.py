@@ -24,7 +24,8 @@ def test_init_without_db_uses_the_default_path(cli, isolated_env):
 
 
 def _seed(db_path):
-    from lifelog.db import open_db, set_meta
+    from lifelog.db.database import open_db
+    from lifelog.db.meta import set_meta
 
     db = open_db(db_path)
     set_meta(db, "watcher.pid", "123")

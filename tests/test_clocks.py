@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from lifelog import clocks, keys
-from lifelog.watchdog import clock_gap
+from lifelog.checks.watchdog import clock_gap
+from lifelog.core import clocks, keys
 
 
 def test_on_linux_both_clocks_are_read_and_boot_time_includes_awake_time():

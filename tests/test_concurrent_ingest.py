@@ -13,7 +13,7 @@ import threading
 import uuid
 from datetime import timedelta
 
-from lifelog.timeutil import parse_iso, to_iso, utcnow
+from lifelog.core.timeutil import parse_iso, to_iso, utcnow
 from support.helpers import FAST, stored, wait_for
 
 

@@ -1,4 +1,4 @@
-"""The coverage classification (lifelog.coverage), pure: boundaries, and
+"""The coverage classification (lifelog.coverage.model), pure: boundaries, and
 hypothesis properties over random events, records and time zones."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from lifelog.coverage import (
+from lifelog.coverage.model import (
     CELL_SECONDS,
     Cause,
     HostInput,
@@ -86,7 +86,7 @@ def test_the_range_cuts_the_first_and_last_slot():
 
 
 def test_the_default_range_is_local_midnight_seven_days_ago_up_to_now():
-    from lifelog.coverage_query import resolve_range
+    from lifelog.coverage.query import resolve_range
 
     now = at(BERLIN, 2026, 11, 28, 14, 37) + 25.5
     assert resolve_range(None, None, 15, now, BERLIN) == (at(BERLIN, 2026, 11, 21), at(BERLIN, 2026, 11, 28, 14, 37))

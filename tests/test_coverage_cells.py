@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lifelog.coverage import cells_of_events, units_of_cells
-from lifelog.coverage_cells import CHANGED_SQL, Summary
-from lifelog.db import SCHEMA_VERSION, open_db, transaction
-from lifelog.timeutil import now_iso, to_iso
+from lifelog.core.timeutil import now_iso, to_iso
+from lifelog.coverage.cells import CHANGED_SQL, Summary
+from lifelog.coverage.model import cells_of_events, units_of_cells
+from lifelog.db.database import SCHEMA_VERSION, open_db, transaction
 
 DAY0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
 
@@ -81,7 +81,7 @@ def test_the_sql_summary_equals_splitting_the_events_in_python(evs):
 
 
 def test_a_changed_event_is_summarised_again(db_path, monkeypatch):
-    from lifelog import coverage_cells
+    from lifelog.coverage import cells as coverage_cells
 
     monkeypatch.setattr(coverage_cells, "RESCAN_SECONDS", 0.0)  # only what changed after the last run
     db = open_db(db_path)
@@ -147,7 +147,7 @@ def test_a_version_4_database_gets_the_coverage_tables(db_path):
 
 
 def test_the_watcher_records_each_run_and_moves_its_end_with_every_heartbeat(db_path):
-    from lifelog import watcher
+    from lifelog.ingest import watcher
 
     db = open_db(db_path)
     watcher.record_start(db, {})

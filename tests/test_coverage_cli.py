@@ -16,9 +16,9 @@ import pytest
 from rich.console import Console
 
 from support.coverage_history import HOST, local_iso, plant
-from lifelog.coverage_html import CAUSE_COLOUR, CLASS_COLOUR
-from lifelog.coverage import Cause, Kind
-from lifelog.db import open_db
+from lifelog.coverage.html import CAUSE_COLOUR, CLASS_COLOUR
+from lifelog.coverage.model import Cause, Kind
+from lifelog.db.database import open_db
 from support.pngread import hex_rgb, read_png, runs
 
 
@@ -71,9 +71,9 @@ def test_without_since_and_until_the_range_is_local_midnight_seven_days_ago_to_n
 
 
 def test_the_terminal_picture_shows_one_cell_per_slot_coloured_by_class(db_path, planted):
-    from lifelog.coverage_picture import print_picture
-    from lifelog.coverage_query import coverage_of
-    from lifelog.settings import load_settings
+    from lifelog.core.settings import load_settings
+    from lifelog.coverage.picture import print_picture
+    from lifelog.coverage.query import coverage_of
 
     with open_db(db_path) as db:
         cov = coverage_of(db, load_settings(overrides={"db_path": str(db_path)}), planted.since, planted.until, 15)
@@ -188,9 +188,9 @@ def test_a_gap_while_lifelog_was_not_running_on_the_same_boot_says_lifelog_down(
     """Runs of one boot with an hour between them; the user at the keyboard
     all along, window data only while LifeLog ran (AW lost the rest)."""
     from support.coverage_history import AFK_BUCKET, SERVER, WINDOW_BUCKET, History, iso
-    from lifelog.coverage_query import coverage_of
-    from lifelog.db import transaction
-    from lifelog.settings import load_settings
+    from lifelog.core.settings import load_settings
+    from lifelog.coverage.query import coverage_of
+    from lifelog.db.database import transaction
 
     h = History(planted_day())
     db = open_db(db_path)

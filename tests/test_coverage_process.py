@@ -36,8 +36,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from lifelog import keys
-from lifelog.timeutil import epoch_of, to_iso
+from lifelog.core import keys
+from lifelog.core.timeutil import epoch_of, to_iso
 from support.helpers import FAST, meta, stored, wait_for
 
 SILENCE = 300.0  # source_silence_minutes 5, in seconds

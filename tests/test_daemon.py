@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from lifelog.timeutil import parse_iso
+from lifelog.core.timeutil import parse_iso
 from support.helpers import FAST as MONITOR_FAST
 from support.helpers import log_rows, meta, processes_on, wait_for
 
@@ -101,7 +101,7 @@ def test_a_second_daemon_refuses_naming_the_first(db_path, daemon, lifelog, aw_s
 
 def test_a_job_that_raises_does_not_stop_the_daemon(db_path, aw_server, monkeypatch, own_buckets):
     from lifelog import daemon as daemon_mod
-    from lifelog.settings import load_settings
+    from lifelog.core.settings import load_settings
 
     for k, v in FAST.items():
         monkeypatch.setenv(k, v)
@@ -135,7 +135,7 @@ def test_a_job_that_raises_does_not_stop_the_daemon(db_path, aw_server, monkeypa
 def test_the_daemons_timetable_under_default_settings(db_path):
     from lifelog import capabilities, registry  # noqa: F401  (capabilities: registers the daemon's jobs)
     from lifelog import daemon as daemon_mod
-    from lifelog.settings import load_settings
+    from lifelog.core.settings import load_settings
 
     defaults = load_settings(overrides={"db_path": str(db_path)}, environ={})
     intervals = {e.name: e.interval(defaults) for e in registry.DAEMON_JOBS}
@@ -155,9 +155,10 @@ def test_a_reconcile_is_due_at_launch_once_the_interval_has_passed_since_the_las
     from datetime import datetime, timedelta, timezone
 
     from lifelog import daemon as daemon_mod
-    from lifelog.db import open_db, set_meta
-    from lifelog.settings import load_settings
-    from lifelog.timeutil import to_iso
+    from lifelog.core.settings import load_settings
+    from lifelog.core.timeutil import to_iso
+    from lifelog.db.database import open_db
+    from lifelog.db.meta import set_meta
 
     now = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
     monkeypatch.setattr(daemon_mod, "utcnow", lambda: now)

@@ -25,9 +25,9 @@ import schedule
 from hypothesis import assume, given, strategies as st
 
 from lifelog import daemon as daemon_mod
+from lifelog.core.timeutil import parse_iso
 from lifelog.daemon import STEP_TOLERANCE, Reading, reschedule_from, run_turn, shift_jobs, wall_step
-from lifelog.db import open_db
-from lifelog.timeutil import parse_iso
+from lifelog.db.database import open_db
 from support.helpers import FAST as MONITOR_FAST
 from support.helpers import meta, wait_for
 

@@ -8,10 +8,20 @@ from datetime import datetime
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from lifelog.db import (DatabaseMissing, DatabaseUnusable, get_meta, meta_rows, open_db,
-                        schema_sql, set_meta, transaction)
-from lifelog.errors import UsageError
-from lifelog.timeutil import utcnow
+from lifelog.core.errors import UsageError
+from lifelog.core.timeutil import utcnow
+from lifelog.db.database import (
+    DatabaseMissing,
+    DatabaseUnusable,
+    open_db,
+    schema_sql,
+    transaction,
+)
+from lifelog.db.meta import (
+    get_meta,
+    meta_rows,
+    set_meta,
+)
 
 TABLES = {"meta", "events", "buckets", "health_checks", "watchdog_log", "source_log", "servers"}
 
@@ -216,7 +226,7 @@ def test_a_commit_that_fails_rolls_back_and_releases_the_write_lock(db_path):
 
 
 def test_an_older_database_gets_the_columns_added_since(db_path):
-    from lifelog.db import SCHEMA_VERSION
+    from lifelog.db.database import SCHEMA_VERSION
 
     db = open_db(db_path)
     set_meta(db, "kept", "yes")
@@ -232,7 +242,7 @@ def test_an_older_database_gets_the_columns_added_since(db_path):
 
 
 def test_a_version_4_database_gets_the_servers_and_coverage_tables(db_path):
-    from lifelog.db import SCHEMA_VERSION
+    from lifelog.db.database import SCHEMA_VERSION
 
     db = open_db(db_path)
     for table in ("servers", "watcher_runs", "coverage_cells", "coverage_blocks", "coverage_days"):

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
 
-from lifelog.identity import LiveProc, WatcherFacts, identity_matches, which_watcher
-from lifelog.settings import Settings
-from lifelog.timeutil import to_iso
-from lifelog.verdicts import RESTART_VERDICTS, Verdict
-from lifelog.watchdog import (
+from lifelog.checks.watchdog import (
     CLOCK_SKEW,
     AWView,
     backoff_delay,
     backoff_level,
     decide,
 )
+from lifelog.core.identity import LiveProc, WatcherFacts, identity_matches, which_watcher
+from lifelog.core.settings import Settings
+from lifelog.core.timeutil import to_iso
+from lifelog.core.verdicts import RESTART_VERDICTS, Verdict
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
 S = Settings(

@@ -10,10 +10,11 @@ import pytest
 
 from support.awserver import free_port
 from support.fakeaw import BUCKETS, HTML_500, INFO, FakeAW, RawServer, SilentSocket
-from lifelog.db import get_meta, open_db
-from lifelog.health import run_check
-from lifelog.settings import load_settings
-from lifelog.verdicts import AWStatus
+from lifelog.checks.health import run_check
+from lifelog.core.settings import load_settings
+from lifelog.core.verdicts import AWStatus
+from lifelog.db.database import open_db
+from lifelog.db.meta import get_meta
 
 
 @pytest.fixture

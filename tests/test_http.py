@@ -1,4 +1,4 @@
-"""lifelog.http: bounded HTTP/1.1 over a socket, against the real aw-server and
+"""lifelog.aw.http: bounded HTTP/1.1 over a socket, against the real aw-server and
 fakes for what a real server will not do; and URLs shown without secrets."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from support.awserver import free_port
 from support.fakeaw import HTML_500, INFO, FakeAW, RawServer, SilentSocket, answer, reset
-from lifelog import http
-from lifelog.aw import AWBadAnswer, AWClient, AWUnreachable
+from lifelog.aw import http
+from lifelog.aw.client import AWBadAnswer, AWClient, AWUnreachable
 
 CERT = Path(__file__).parent / "data" / "localhost-cert.pem"
 KEY = Path(__file__).parent / "data" / "localhost-key.pem"

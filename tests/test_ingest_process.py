@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from lifelog.timeutil import parse_iso, to_iso
+from lifelog.core.timeutil import parse_iso, to_iso
 from support.helpers import meta, start_watcher, stored, wait_for
 
 UTC = timezone.utc

@@ -1,7 +1,7 @@
 """The meta key names are part of the contract: users' SQL, cron lines and
-monitors read them. `lifelog.keys` holds them; these pin the names."""
+monitors read them. `lifelog.core.keys` holds them; these pin the names."""
 
-from lifelog import keys
+from lifelog.core import keys
 
 DOCUMENTED = {
     "WATCHER_PID": "watcher.pid", "WATCHER_STARTED_AT": "watcher.started_at",

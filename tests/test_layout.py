@@ -27,7 +27,8 @@ def imports_of(path: Path) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
-    modules = {f"lifelog.{p.stem}": p for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    modules = {".".join(("lifelog",) + p.relative_to(PACKAGE).with_suffix("").parts): p
+               for p in PACKAGE.rglob("*.py") if p.stem != "__init__"}
     return {name: {m for m in imports_of(path) if m in modules and m != name} for name, path in modules.items()}
 
 
@@ -64,7 +65,8 @@ def test_no_import_cycle_inside_lifelog():
 
 def test_the_cron_pass_and_status_never_load_the_heavy_modules():
     heavy = ["rich", "dataclasses", "requests", "sqlite_utils", "typer", "platformdirs", "http.client",
-             "lifelog.backup", "lifelog.coverage", "lifelog.livepoll", "lifelog.history", "lifelog.reconcile"]
+             "lifelog.backups.backup", "lifelog.coverage", "lifelog.ingest.livepoll", "lifelog.ingest.history",
+             "lifelog.ingest.reconcile"]
     code = ("import sys\nimport lifelog.cli, lifelog.monitor\n"
             f"print([m for m in {heavy!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

@@ -12,14 +12,14 @@ import time
 
 import pytest
 
-from lifelog.errors import AlreadyRunning
-from lifelog.locks import LOCK_OFFSET, ProcessLock, lock_path
-from lifelog.settings import load_settings
-from lifelog.watchdog import PassBusy, PassLock
+from lifelog.checks.watchdog import PassBusy, PassLock
+from lifelog.core.errors import AlreadyRunning
+from lifelog.core.locks import LOCK_OFFSET, ProcessLock, lock_path
+from lifelog.core.settings import load_settings
 
 HOLD = (
     "import sys, time\n"
-    "from lifelog.locks import ProcessLock\n"
+    "from lifelog.core.locks import ProcessLock\n"
     "ProcessLock(sys.argv[1], sys.argv[2]).acquire()\n"
     "print('held', flush=True)\n"
     "time.sleep(120)\n"
@@ -160,7 +160,7 @@ def test_on_windows_an_unexpected_locking_error_is_raised_not_taken_for_a_holder
 
 def test_a_watchdog_pass_that_cannot_get_the_lock_exits_1_in_one_line(db_path, holder, cli, monkeypatch):
     # The watchdog itself failed (SPEC's exit codes): 1, naming the holder, nothing else.
-    from lifelog import watchdog
+    from lifelog.checks import watchdog
 
     monkeypatch.setattr(watchdog, "pass_lock_wait", lambda settings: 0.3)
     child = holder("watchdog")
@@ -171,9 +171,9 @@ def test_a_watchdog_pass_that_cannot_get_the_lock_exits_1_in_one_line(db_path, h
 
 
 def test_a_pass_waits_for_the_write_lock_at_most_half_the_heartbeat_timeout(db_path):
-    from lifelog import watchdog
-    from lifelog.db import BUSY_TIMEOUT_SECONDS, lock_wait, open_db
-    from lifelog.settings import Settings
+    from lifelog.checks import watchdog
+    from lifelog.core.settings import Settings
+    from lifelog.db.database import BUSY_TIMEOUT_SECONDS, lock_wait, open_db
 
     assert watchdog.write_wait(Settings(db_path=db_path)) == BUSY_TIMEOUT_SECONDS  # the default 120 s
     assert watchdog.write_wait(Settings(db_path=db_path, heartbeat_timeout_seconds=1.5)) == 0.75

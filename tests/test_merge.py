@@ -2,8 +2,8 @@
 
 from datetime import datetime, timedelta, timezone
 
-from lifelog import merge
-from lifelog.merge import Plan, Stored, Window
+from lifelog.ingest import merge
+from lifelog.ingest.merge import Plan, Stored, Window
 
 T = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 MS = timedelta(milliseconds=1)

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from lifelog import merge, store
-from lifelog.db import Database, apply_schema
-from lifelog.merge import Window
-from lifelog.timeutil import to_iso
+from lifelog.core.timeutil import to_iso
+from lifelog.db.database import Database, apply_schema
+from lifelog.ingest import merge, store
+from lifelog.ingest.merge import Window
 
 T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
 MINUTE = 60_000  # the model counts milliseconds

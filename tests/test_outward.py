@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lifelog import metrics, ping
-from lifelog.timeutil import to_iso
-from lifelog.verdicts import Level
+from lifelog.core.timeutil import to_iso
+from lifelog.core.verdicts import Level
+from lifelog.outward import metrics, ping
 from support.helpers import meta, one_pass, running_watcher, wait_for
 from support.localhttp import LocalHTTPServer, QuietHandler
 
@@ -238,10 +238,11 @@ def test_the_metrics_file_follows_the_watcher_and_is_never_seen_half_written(lif
 
 
 def test_the_metrics_file_has_each_recorded_source_with_its_labels(db_path, tmp_path):
-    from lifelog import keys
-    from lifelog.db import open_db, set_meta
-    from lifelog.settings import load_settings
-    from lifelog.status import StatusReport
+    from lifelog.checks.status import StatusReport
+    from lifelog.core import keys
+    from lifelog.core.settings import load_settings
+    from lifelog.db.database import open_db
+    from lifelog.db.meta import set_meta
 
     path = tmp_path / "lifelog.prom"
     settings = load_settings(overrides={"db_path": str(db_path), "metrics_file": str(path)}, environ={})

@@ -16,9 +16,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lifelog import keys, procs
-from lifelog.db import open_db, set_meta, transaction
-from lifelog.settings import load_settings
+from lifelog.checks import procs
+from lifelog.core import keys
+from lifelog.core.settings import load_settings
+from lifelog.db.database import open_db, transaction
+from lifelog.db.meta import set_meta
 from support.helpers import processes_on, wait_for
 
 # Stands in for a watcher: stops on SIGTERM saying so, and (with `stack`)
@@ -132,7 +134,7 @@ def test_on_windows_the_starter_runs_windowless_and_passes_the_watchers_flags(db
 
 
 def test_the_default_databases_watcher_log_is_watcher_log_in_the_log_folder(monkeypatch):
-    from lifelog.settings import default_db_path, log_dir
+    from lifelog.core.settings import default_db_path, log_dir
 
     assert procs.watcher_log_path(load_settings(environ={})) == log_dir() / "watcher.log"
     # The same file by another name (relative to the folder we are in) is the same log.
@@ -144,7 +146,7 @@ def test_the_default_databases_watcher_log_is_watcher_log_in_the_log_folder(monk
 
 def test_each_database_has_its_own_watcher_log_and_its_detached_watcher_writes_there(db_path, tmp_path, spawn,
                                                                                         monkeypatch):
-    from lifelog.settings import log_dir
+    from lifelog.core.settings import log_dir
 
     other = tmp_path / "other" / "lifelog.db"  # the same file name: only the folder tells them apart
     monkeypatch.setenv("LIFELOG_AW_URL", "http://127.0.0.1:9")  # nothing there: the watchers just retry

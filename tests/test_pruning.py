@@ -8,10 +8,11 @@ import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
 
-from lifelog import daemon, pruning
-from lifelog.db import open_db, transaction
-from lifelog.settings import Settings
-from lifelog.timeutil import to_iso
+from lifelog import daemon
+from lifelog.core.settings import Settings
+from lifelog.core.timeutil import to_iso
+from lifelog.db import pruning
+from lifelog.db.database import open_db, transaction
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

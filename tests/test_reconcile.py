@@ -15,14 +15,14 @@ import pytest
 from hypothesis import given, settings as hsettings
 from hypothesis import strategies as st
 
-from lifelog import history, livepoll, merge, reconcile
-from lifelog.aw import AWClient
-from lifelog.db import open_db
-from lifelog.merge import Window
-from lifelog.reconcile import Unit
-from lifelog.settings import Settings
-from lifelog.store import Source
-from lifelog.timeutil import parse_iso, to_iso
+from lifelog.aw.client import AWClient
+from lifelog.core.settings import Settings
+from lifelog.core.timeutil import parse_iso, to_iso
+from lifelog.db.database import open_db
+from lifelog.ingest import history, livepoll, merge, reconcile
+from lifelog.ingest.merge import Window
+from lifelog.ingest.reconcile import Unit
+from lifelog.ingest.store import Source
 from support.localhttp import CountingProxy
 
 UTC = timezone.utc

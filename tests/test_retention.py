@@ -1,4 +1,4 @@
-"""Retention (lifelog.retention): which backups to keep, from names alone.
+"""Retention (lifelog.backups.retention): which backups to keep, from names alone.
 
 A table of cases worked out by hand, then properties over generated names,
 checked against a second, declarative statement of the rule."""
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lifelog.retention import Policy, Reason, backup_name, backup_time, plan
-from lifelog.timeutil import UTC
+from lifelog.backups.retention import Policy, Reason, backup_name, backup_time, plan
+from lifelog.core.timeutil import UTC
 
 
 def at(text: str) -> datetime:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lifelog.errors import UsageError
-from lifelog.settings import SETTING_NAMES, Settings, default_db_path, load_settings
+from lifelog.core.errors import UsageError
+from lifelog.core.settings import SETTING_NAMES, Settings, default_db_path, load_settings
 
 SPEC_DEFAULTS = {
     "aw_url": "http://127.0.0.1:5600",
@@ -179,7 +179,7 @@ def test_new_settings_reject_bad_values_by_name(name, value, needle):
 def test_the_user_dirs_are_platformdirs_own_on_linux(monkeypatch, env):
     from platformdirs.unix import Unix
 
-    from lifelog import settings
+    from lifelog.core import settings
 
     for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
         monkeypatch.delenv(name, raising=False)

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from lifelog import keys
-from lifelog.identity import WatcherFacts
-from lifelog.settings import Settings
-from lifelog.source_watch import Recorded, restart_due, sources_component
-from lifelog.sources import (
+from lifelog.checks.status import Snapshot
+from lifelog.core import keys
+from lifelog.core.identity import WatcherFacts
+from lifelog.core.settings import Settings
+from lifelog.core.timeutil import to_iso
+from lifelog.core.verdicts import Level, SourceState, Verdict
+from lifelog.sources.judge import (
     BROWSERS,
     Awake,
     Bucket,
@@ -30,9 +32,7 @@ from lifelog.sources import (
     track_awake,
     watcher_name,
 )
-from lifelog.status import Snapshot
-from lifelog.timeutil import to_iso
-from lifelog.verdicts import Level, SourceState, Verdict
+from lifelog.sources.watch import Recorded, restart_due, sources_component
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
 HOST = "laptop"
@@ -428,7 +428,7 @@ def test_status_ok_otherwise_and_says_when_the_judgement_is_old():
 
 def test_recorded_reads_bucket_ids_with_dots():
     meta = recorded_meta("aw-watcher-window_my.host.lan", "live", 1, 1)
-    from lifelog.source_watch import recorded
+    from lifelog.sources.watch import recorded
 
     assert [r.bucket_id for r in recorded(meta)] == ["aw-watcher-window_my.host.lan"]
     assert isinstance(recorded(meta)[0], Recorded)
@@ -535,8 +535,9 @@ def test_every_source_gets_one_state_and_a_reason(f, s):
 
 
 def test_record_logs_each_change_once_and_keeps_since_while_the_state_holds(db_path):
-    from lifelog.db import open_db, read_meta
-    from lifelog.source_watch import Gathered, record
+    from lifelog.db.database import open_db
+    from lifelog.db.meta import read_meta
+    from lifelog.sources.watch import Gathered, record
 
     db = open_db(db_path)
     g = Gathered("dev", facts(afk(), window(5)), Awake(at(3600), (1.0, 1.0)))
@@ -589,8 +590,10 @@ def test_record_logs_each_change_once_and_keeps_since_while_the_state_holds(db_p
 
 
 def test_a_source_restart_runs_its_command_split_as_a_shell_would_bounded_to_30_s(db_path, monkeypatch):
-    from lifelog import commands, source_watch
-    from lifelog.db import open_db, read_meta
+    from lifelog.core import commands
+    from lifelog.db.database import open_db
+    from lifelog.db.meta import read_meta
+    from lifelog.sources import watch as source_watch
 
     calls = []
 
@@ -615,7 +618,7 @@ def test_a_source_restart_runs_its_command_split_as_a_shell_would_bounded_to_30_
 
 
 def test_a_restart_command_is_bounded_and_never_goes_through_a_shell(tmp_path):
-    from lifelog.source_watch import run_command
+    from lifelog.sources.watch import run_command
 
     import sys
     import time

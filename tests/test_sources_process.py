@@ -17,9 +17,9 @@ from datetime import timedelta
 
 import pytest
 
-from lifelog import keys
-from lifelog.db import open_db
-from lifelog.timeutil import parse_iso, to_iso, utcnow
+from lifelog.core import keys
+from lifelog.core.timeutil import parse_iso, to_iso, utcnow
+from lifelog.db.database import open_db
 from support.helpers import log_rows, meta, running_watcher, wait_for
 from test_status import alert_script, alerts_sent
 
@@ -266,7 +266,7 @@ def test_with_lifelogs_own_watcher_down_sources_are_unjudged_not_silent(src, db_
 
 
 def test_the_health_check_records_aws_own_host_name(aw_server, db_path, lifelog, monitor_env):
-    from lifelog import servers
+    from lifelog.ingest import servers
 
     assert lifelog("health", "--db", str(db_path), env=monitor_env).code == 0
     info = aw_server.api("GET", "/info").json()

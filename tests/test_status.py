@@ -11,13 +11,15 @@ import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from lifelog import alerts, monitor, status
-from lifelog.db import get_meta, open_db
-from lifelog.identity import WatcherFacts
-from lifelog.buckets import AWView
-from lifelog.settings import Settings, load_settings
-from lifelog.timeutil import to_iso, utcnow
-from lifelog.verdicts import Level
+from lifelog import monitor
+from lifelog.aw.buckets import AWView
+from lifelog.checks import alerts, status
+from lifelog.core.identity import WatcherFacts
+from lifelog.core.settings import Settings, load_settings
+from lifelog.core.timeutil import to_iso, utcnow
+from lifelog.core.verdicts import Level
+from lifelog.db.database import open_db
+from lifelog.db.meta import get_meta
 from support.helpers import meta, one_pass, running_watcher, wait_for
 
 

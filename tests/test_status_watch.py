@@ -12,11 +12,13 @@ from datetime import datetime, timedelta, timezone
 
 from rich.console import Console
 
-from lifelog import source_watch, status_screen
-from lifelog.db import open_db, set_meta, transaction
-from lifelog.status import Component, StatusReport
-from lifelog.timeutil import to_iso
-from lifelog.verdicts import Level
+from lifelog import status_screen
+from lifelog.checks.status import Component, StatusReport
+from lifelog.core.timeutil import to_iso
+from lifelog.core.verdicts import Level
+from lifelog.db.database import open_db, transaction
+from lifelog.db.meta import set_meta
+from lifelog.sources import watch as source_watch
 from support.helpers import wait_for
 
 NOW = datetime(2026, 11, 28, 14, 0, tzinfo=timezone.utc)

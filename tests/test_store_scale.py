@@ -20,10 +20,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from lifelog import coverage_cells, history, keys, pruning, store, watcher
-from lifelog.db import apply_schema, open_db, set_meta, transaction
-from lifelog.merge import Event, Window
-from lifelog.timeutil import now_iso, to_iso
+from lifelog.core import keys
+from lifelog.core.timeutil import now_iso, to_iso
+from lifelog.coverage import cells as coverage_cells
+from lifelog.db import pruning
+from lifelog.db.database import apply_schema, open_db, transaction
+from lifelog.db.meta import set_meta
+from lifelog.ingest import history, store, watcher
+from lifelog.ingest.merge import Event, Window
 
 UTC = timezone.utc
 SERVER, BUCKET = "device", "aw-watcher-window_big"

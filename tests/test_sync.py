@@ -8,11 +8,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from lifelog import history, livepoll, reconcile
-from lifelog.aw import AWClient
-from lifelog.db import get_meta, open_db
-from lifelog.settings import Settings
-from lifelog.timeutil import parse_iso, to_iso
+from lifelog.aw.client import AWClient
+from lifelog.core.settings import Settings
+from lifelog.core.timeutil import parse_iso, to_iso
+from lifelog.db.database import open_db
+from lifelog.db.meta import get_meta
+from lifelog.ingest import history, livepoll, reconcile
 
 UTC = timezone.utc
 _names = itertools.count()

@@ -14,10 +14,12 @@ from datetime import timedelta
 import psutil
 import pytest
 
-from lifelog import identity, procs
-from lifelog.db import open_db, set_meta, transaction
-from lifelog.settings import load_settings
-from lifelog.timeutil import now_iso, to_iso, utcnow
+from lifelog.checks import procs
+from lifelog.core import identity
+from lifelog.core.settings import load_settings
+from lifelog.core.timeutil import now_iso, to_iso, utcnow
+from lifelog.db.database import open_db, transaction
+from lifelog.db.meta import set_meta
 from support.helpers import (
     FAST,
     alive,
@@ -327,7 +329,7 @@ def test_after_the_machine_slept_the_first_pass_waits_and_the_next_judges(lifelo
     # The heartbeat planted below must stay the newest, however slowly the
     # passes run on a loaded machine. With FAST's 1.5 s heartbeat timeout and
     # a slow poll, a pass that came late found the watcher stale and started
-    # another, which counts as fresh for its first timeout (lifelog.liveness.
+    # another, which counts as fresh for its first timeout (lifelog.checks.liveness.
     # heartbeat_age) and could write its first heartbeat after the plant. So:
     # a 10 s timeout (the planted 20 s of awake time still exceeds it), a poll
     # every 60 s (after its first poll the watcher is idle, not inside a

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from lifelog.timeutil import parse_iso
+from lifelog.core.timeutil import parse_iso
 from support.helpers import meta, start_watcher, wait_for
 
 

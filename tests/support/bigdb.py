@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lifelog.db import open_db
+from lifelog.db.database import open_db
 
 BUCKET = "aw-watcher-window_synthetic"
 SERVER = "synthetic-server"

@@ -32,7 +32,7 @@ import psutil
 import requests
 
 from support.awserver import AWServer
-from lifelog.timeutil import parse_iso, to_iso
+from lifelog.core.timeutil import parse_iso, to_iso
 from support.helpers import wait_for as _wait_for
 
 UTC = timezone.utc

@@ -20,9 +20,9 @@ import json
 import time
 from datetime import date, datetime, timedelta, timezone
 
-from lifelog.coverage import local_midnight
-from lifelog.db import transaction
-from lifelog.timeutil import to_iso
+from lifelog.core.timeutil import to_iso
+from lifelog.coverage.model import local_midnight
+from lifelog.db.database import transaction
 
 HOST = "ada-laptop"
 SERVER = "srv-ada"

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from lifelog.db import get_meta, open_db
+from lifelog.db.database import open_db
+from lifelog.db.meta import get_meta
 
 def stop_process(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; reaped either way."""

@@ -1,0 +1,134 @@
+"""The coverage picture in the terminal (rich): per host, one line per day,
+one cell per slot, coloured by class, with a legend and per-day totals.
+
+Every cell also has its own glyph, so the picture reads without colour
+(piped, NO_COLOR): a gap shows its cause's letter, upper case on red; no
+data shows a lower-case letter when LifeLog knows a cause, a dot when not.
+Imported only by `lifelog coverage`: rich costs tens of milliseconds to load.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from rich.console import Console
+from rich.text import Text
+
+from lifelog.coverage.model import Cause, Coverage, Kind, SlotResult, local_midnight
+
+LABEL = 11  # "Tue 11-25  "
+
+# (glyph, style) per class; gaps and explained no-data cells show their cause's letter.
+STYLE = {
+    Kind.ACTIVE: ("█", "green"),
+    Kind.AWAY: ("░", "steel_blue"),
+    Kind.GAP: ("?", "bold white on red3"),
+    Kind.NO_DATA: ("·", "grey42"),
+}
+LETTER = {Cause.AW_DOWN: "a", Cause.SOURCE_SILENT: "s", Cause.LIFELOG_DOWN: "l", Cause.UNKNOWN: "?"}
+NO_DATA_EXPLAINED = "bold dark_orange"
+CAUSE_TEXT = {
+    Cause.AW_DOWN: "ActivityWatch was down (LifeLog's health checks failed)",
+    Cause.SOURCE_SILENT: "the watcher whose data is missing was recorded silent",
+    Cause.LIFELOG_DOWN: "LifeLog's watcher was not running",
+    Cause.UNKNOWN: "no record explains it (for no data: the machine was off or asleep)",
+}
+
+
+def cell(r: SlotResult) -> tuple[str, str]:
+    glyph, style = STYLE[r.kind]
+    if r.kind is Kind.GAP:
+        return LETTER[r.cause or Cause.UNKNOWN].upper(), style
+    if r.kind is Kind.NO_DATA and r.cause not in (None, Cause.UNKNOWN):
+        return LETTER[r.cause], NO_DATA_EXPLAINED
+    return glyph, style
+
+
+def hm(seconds: float) -> str:
+    minutes = int(round(seconds / 60))
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def render(cov: Coverage, console: Console) -> None:
+    minutes = cov.slot_seconds // 60
+    console.print(Text.assemble(("LifeLog coverage ", "bold"), _range_text(cov), f", {minutes}-minute slots"))
+    if not cov.hosts:
+        console.print("No afk or window buckets in the database yet: nothing to show. "
+                      "Once the watcher has stored ActivityWatch's buckets, run this again.")
+        return
+    totals = {(d.day, d.host): d for d in cov.days}
+    for host in cov.hosts:
+        days: dict[date, list[SlotResult]] = {}
+        for r in cov.slots[host]:
+            days.setdefault(r.day, []).append(r)
+        # A slot's column: its place in its day, counted from midnight.
+        columns = {}
+        for day, row in days.items():
+            midnight = local_midnight(day, cov.tz)
+            columns[day] = [int((r.start - midnight) // cov.slot_seconds) for r in row]
+        offset = min(c[0] for c in columns.values())
+        width = max(c[-1] for c in columns.values()) - offset + 1
+        console.print()
+        console.print(Text(host, style="bold"))
+        console.print(Text(" " * LABEL) + _ruler(offset, width, minutes), soft_wrap=True)
+        for day, row in days.items():
+            cells = [(" ", "")] * width
+            for r, col in zip(row, columns[day]):
+                cells[col - offset] = cell(r)
+            line = Text(day.strftime("%a %m-%d").ljust(LABEL))
+            run, n = cells[0], 0
+            for c in cells:  # one span per run of equal cells: a year is 35,000 cells
+                if c == run:
+                    n += 1
+                    continue
+                line.append(run[0] * n, run[1])
+                run, n = c, 1
+            line.append(run[0] * n, run[1])
+            t = totals[(day, host)].seconds
+            line.append(f"  active {hm(t[Kind.ACTIVE])}", "green")
+            line.append(f"  without window data {hm(t[Kind.GAP])}", "red3" if t[Kind.GAP] else "grey42")
+            console.print(line, soft_wrap=True)
+    console.print()
+    console.print(_legend(cov))
+
+
+def _range_text(cov: Coverage) -> str:
+    from lifelog.coverage.model import to_local_iso
+
+    return f"{to_local_iso(cov.since, cov.tz)[:16].replace('T', ' ')} to {to_local_iso(cov.until, cov.tz)[:16].replace('T', ' ')}"
+
+
+def _ruler(offset: int, width: int, minutes: int) -> Text:
+    """Hour labels above the cells: every hour that fits, at least 3 cells apart."""
+    per_hour = 60 / minutes
+    step = next(h for h in (1, 2, 3, 4, 6, 12, 24) if h * per_hour >= 6)
+    chars = [" "] * (width + 3)
+    for col in range(width):
+        start = (offset + col) * minutes
+        if start % 60 == 0 and (start // 60) % step == 0:
+            label = str((start // 60) % 24)
+            if all(c == " " for c in chars[col:col + len(label) + 1]):
+                chars[col:col + len(label)] = label
+    return Text("".join(chars).rstrip(), style="grey50")
+
+
+def _legend(cov: Coverage) -> Text:
+    legend = Text()
+    for kind, name in ((Kind.ACTIVE, "active"), (Kind.AWAY, "away"), (Kind.NO_DATA, "no data")):
+        glyph, style = STYLE[kind]
+        legend.append(glyph, style)
+        legend.append(f" {name}   ")
+    legend.append("S", STYLE[Kind.GAP][1])
+    legend.append(" gap: active without window data\n")
+    legend.append("the letter is the cause, upper case on red for a gap, lower case for no data:\n")
+    for cause in (Cause.AW_DOWN, Cause.SOURCE_SILENT, Cause.LIFELOG_DOWN, Cause.UNKNOWN):
+        legend.append("  ")
+        legend.append(LETTER[cause].upper(), STYLE[Kind.GAP][1])
+        legend.append(LETTER[cause], NO_DATA_EXPLAINED if cause is not Cause.UNKNOWN else "")
+        legend.append(f" {cause}: {CAUSE_TEXT[cause]}\n")
+    legend.rstrip()
+    return legend
+
+
+def print_picture(cov: Coverage, console: Console | None = None) -> None:
+    render(cov, console or Console(highlight=False))

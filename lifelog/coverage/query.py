@@ -1,0 +1,158 @@
+"""`lifelog coverage`'s facts, read from the database, and the classification
+(lifelog.coverage.model) over them.
+
+Hosts come from the `buckets` table: each hostname with an `afkstatus` or a
+`currentwindow` bucket (on any AW server, copies included). What the events
+cover comes from the summary (lifelog.coverage.cells); the causes from
+LifeLog's own records: `health_checks`, `source_log` and `watcher_runs`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+
+from lifelog.aw.buckets import AFK_TYPE, WINDOW_TYPE
+from lifelog.core.errors import UsageError
+from lifelog.core.settings import Settings
+from lifelog.core.timeutil import epoch_of, iso_of_epoch
+from lifelog.coverage.cells import Summary
+from lifelog.coverage.model import (
+    CELL_SECONDS,
+    Coverage,
+    HostInput,
+    Run,
+    Spans,
+    Units,
+    add_units,
+    aw_down_spans,
+    classify,
+    lifelog_down_spans,
+    local_date,
+    local_midnight,
+    make_slots,
+    silent_spans,
+    slot_measures,
+    to_local_iso,
+    unit_seconds,
+)
+
+DEFAULT_DAYS = 7
+MAX_SLOT_MINUTES = 24 * 60
+
+
+@dataclass(frozen=True)
+class Bucket:
+    server: str
+    bucket_id: str
+    type: str
+    host: str
+
+    @property
+    def afk(self) -> bool:
+        return self.type == AFK_TYPE
+
+
+def parse_when(text: str, option: str, tz: tzinfo | None) -> float:
+    """A date (its local midnight) or an ISO time; UsageError naming the option otherwise."""
+    text = text.strip()
+    try:
+        return local_midnight(date.fromisoformat(text), tz)
+    except ValueError:
+        pass
+    try:
+        if "T" not in text and " " not in text:
+            raise ValueError(text)
+        dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a date or time; give e.g. 2026-11-01 or "
+                         "2026-11-01T08:00") from None
+    if dt.tzinfo is None:  # a local time, as the dates are
+        dt = dt.astimezone() if tz is None else dt.replace(tzinfo=tz)
+    return dt.timestamp()
+
+
+def resolve_range(since: str | None, until: str | None, slot_minutes: int, now: float,
+                  tz: tzinfo | None) -> tuple[float, float]:
+    """--since/--until/--slot-minutes checked, as whole minutes; UsageError otherwise."""
+    if not 1 <= slot_minutes <= MAX_SLOT_MINUTES:
+        raise UsageError(f"--slot-minutes {slot_minutes} is out of range; give 1 to {MAX_SLOT_MINUTES}")
+    hi = parse_when(until, "--until", tz) if until else now
+    lo = (parse_when(since, "--since", tz) if since
+          else local_midnight(local_date(now, tz) - timedelta(days=DEFAULT_DAYS), tz))
+    lo, hi = _minute(lo), _minute(hi)
+    if hi <= lo:
+        raise UsageError(f"--until ({to_local_iso(hi, tz)}) is not after --since ({to_local_iso(lo, tz)}); "
+                         "give a later --until or an earlier --since")
+    return lo, hi
+
+
+def _minute(t: float) -> float:
+    return float(int(t // CELL_SECONDS) * CELL_SECONDS)
+
+
+def read_buckets(db) -> list[Bucket]:
+    rows = db.conn.execute(
+        "SELECT server, bucket_id, type, hostname FROM buckets WHERE type IN (?, ?) ORDER BY hostname, bucket_id",
+        (AFK_TYPE, WINDOW_TYPE)).fetchall()
+    return [Bucket(server, bucket_id, type_, hostname or "(no hostname)") for server, bucket_id, type_, hostname in rows]
+
+
+def read_health(db, lo: float, hi: float) -> list[tuple[float, str]]:
+    rows = db.conn.execute("SELECT checked_at, status FROM health_checks WHERE checked_at >= ? AND checked_at < ?"
+                           " ORDER BY checked_at", (iso_of_epoch(lo), iso_of_epoch(hi)))
+    return [(t, status) for at, status in rows if (t := epoch_of(at)) is not None]
+
+
+def read_source_changes(db, bucket: Bucket, hi: float) -> list[tuple[float, str]]:
+    rows = db.conn.execute("SELECT at, server, state FROM source_log WHERE bucket_id = ? AND at < ? ORDER BY at",
+                           (bucket.bucket_id, iso_of_epoch(hi)))
+    # Rows written before the server column existed, or by hand, name no server.
+    return [(t, state) for at, server, state in rows
+            if server in ("", bucket.server) and (t := epoch_of(at)) is not None]
+
+
+def read_runs(db) -> list[Run]:
+    runs = []
+    for started, last, boot in db.conn.execute(
+            "SELECT started_at, last_heartbeat_at, boot_at FROM watcher_runs ORDER BY started_at"):
+        s, e = epoch_of(started), epoch_of(last)
+        if s is not None and e is not None:
+            runs.append(Run(s, max(s, e), epoch_of(boot)))
+    return runs
+
+
+def coverage_of(db, settings: Settings, since: float, until: float, slot_minutes: int, *,
+                now: float | None = None, boot_now: float | None = None, tz: tzinfo | None = None) -> Coverage:
+    """Classify [since, until) (whole minutes) for every host LifeLog holds."""
+    now = time.time() if now is None else now
+    slot_seconds = slot_minutes * 60
+    slots = make_slots(since, until, slot_seconds, tz)
+    unit = unit_seconds(slots, since)
+    buckets = read_buckets(db)
+    summary = Summary(db)
+    summary.refresh([(b.server, b.bucket_id, b.afk) for b in buckets], since, until)
+
+    reach = settings.aw_health_check_interval_minutes * 60.0
+    lead = settings.source_silence_minutes * 60.0
+    aw_down = aw_down_spans(read_health(db, since - 2 * reach, until + 2 * reach), reach)
+    lifelog_down = lifelog_down_spans(read_runs(db), settings.heartbeat_timeout_seconds, now, boot_now)
+
+    hosts: list[HostInput] = []
+    for host in sorted({b.host for b in buckets}):
+        mine = [b for b in buckets if b.host == host]
+        afk_units: Units = {}
+        window_units: Units = {}
+        silent = {True: Spans(), False: Spans()}
+        for b in mine:
+            units = summary.units(b.server, b.bucket_id, since, until, unit)
+            if b.afk:
+                afk_units = add_units(afk_units, units)
+            else:
+                window_units = add_units(window_units, units)
+            silent[b.afk] = silent[b.afk] | silent_spans(read_source_changes(db, b, until + lead), lead, now)
+        hosts.append(HostInput(host, slot_measures(slots, since, unit, afk_units, window_units),
+                               window_silent=silent[False], afk_silent=silent[True]))
+    return classify(since, until, slot_seconds, tz, slots, hosts, aw_down, lifelog_down)
+

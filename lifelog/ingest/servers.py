@@ -1,0 +1,58 @@
+"""The AW servers LifeLog reads from: their host name and version, by device_id.
+
+AW's `/api/0/info` names the host it runs on; a bucket whose `hostname`
+differs belongs to another machine: `remote`, never judged (README "When an
+ActivityWatch watcher goes quiet"). The watcher records it each time it
+connects to AW, and so does the health check; the row is rewritten only when it changed or is a minute
+old, so a poll every few seconds costs one indexed read.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any, Mapping, NamedTuple
+
+from lifelog.core.timeutil import to_iso, utcnow
+from lifelog.db.database import transaction
+
+REFRESH = timedelta(minutes=1)
+
+
+class Server(NamedTuple):
+    device_id: str  # the `server` column of events, buckets and sync_state
+    hostname: str | None
+    version: str | None
+    seen_at: str
+
+
+def key_of(info: Mapping[str, Any]) -> str:
+    """How LifeLog names a server in its tables (lifelog.ingest.store.Source uses it too)."""
+    return str(info.get("device_id") or info.get("hostname") or "unknown")
+
+
+def record(db, device_id: str, info: Mapping[str, Any] | None, now: datetime | None = None) -> None:
+    """Remember what `/api/0/info` said about the server `device_id`."""
+    if not info:
+        return
+    hostname = info.get("hostname")
+    version = info.get("version")
+    hostname = str(hostname) if hostname is not None else None
+    version = str(version) if version is not None else None
+    now = now or utcnow()
+    row = db.conn.execute("SELECT hostname, version, seen_at FROM servers WHERE device_id = ?",
+                          (device_id,)).fetchone()
+    if row is not None and row[0] == hostname and row[1] == version and row[2] >= to_iso(now - REFRESH):
+        return
+    with transaction(db):
+        db.conn.execute(
+            "INSERT INTO servers (device_id, hostname, version, seen_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (device_id) DO UPDATE SET hostname = excluded.hostname,"
+            " version = excluded.version, seen_at = excluded.seen_at",
+            (device_id, hostname, version, to_iso(now)),
+        )
+
+
+def current(db) -> Server | None:
+    """The server seen most recently: the one `aw_url` points at now."""
+    row = db.conn.execute(
+        "SELECT device_id, hostname, version, seen_at FROM servers ORDER BY seen_at DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else Server(*row)
