@@ -1,66 +1,114 @@
-"""The shape of the package: no import cycle, and the light commands stay light."""
+"""The shape of the package: folders by layer, each importing only from the
+layers below it (the import-linter contract in pyproject.toml), and the light
+commands stay light."""
 
 from __future__ import annotations
 
 import ast
+import json
+import re
+import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+import pytest
+from importlinter.cli import lint_imports
 
 import lifelog
 
 PACKAGE = Path(lifelog.__file__).resolve().parent
+PYPROJECT = PACKAGE.parent / "pyproject.toml"
+# The entry points and the wiring; every other module lives in a folder.
+TOP = {"__init__", "__main__", "cli", "daemon", "status_screen", "monitor", "capabilities", "registry"}
 
 
-def imports_of(path: Path) -> set[str]:
-    """The lifelog modules a module imports, at the top or inside a function."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("lifelog.")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "lifelog":
-                found |= {f"lifelog.{a.name}" for a in node.names}
-            elif node.module.startswith("lifelog."):
-                found.add(node.module)
-    return found
+def lint(config: Path, capsys) -> tuple[int, str]:
+    """Run the contract as `lint-imports` does; (exit code, report). No cache:
+    it would be written into the checkout."""
+    code = lint_imports(config_filename=str(config), no_cache=True, no_logo=True)
+    return code, capsys.readouterr().out
 
 
-def graph() -> dict[str, set[str]]:
-    modules = {".".join(("lifelog",) + p.relative_to(PACKAGE).with_suffix("").parts): p
-               for p in PACKAGE.rglob("*.py") if p.stem != "__init__"}
-    return {name: {m for m in imports_of(path) if m in modules and m != name} for name, path in modules.items()}
+def test_the_layers_hold(capsys):
+    code, report = lint(PYPROJECT, capsys)
+    assert code == 0, report
+    assert "1 kept, 0 broken" in report
 
 
-def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    found, state, stack = [], {}, []
-
-    def visit(node: str) -> None:
-        state[node] = "open"
-        stack.append(node)
-        for nxt in sorted(edges[node]):
-            if state.get(nxt) == "open":
-                found.append(stack[stack.index(nxt):] + [nxt])
-            elif nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = "done"
-
-    for node in sorted(edges):
-        if node not in state:
-            visit(node)
-    return found
+def contract_for(package: str) -> str:
+    """pyproject's contract, for a copy of lifelog named `package`."""
+    config = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]
+    (contract,) = config["contracts"]
+    lines = ["[tool.importlinter]", f"root_package = {json.dumps(package)}", "", "[[tool.importlinter.contracts]]"]
+    for key, value in contract.items():
+        lines.append(f"{key} = {json.dumps([package] if key == 'containers' else value)}")
+    return "\n".join(lines) + "\n"
 
 
-def test_the_cycle_finder_finds_a_cycle():
-    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
-    assert cycles({"a": {"b"}, "b": set()}) == []
+def copy_of_lifelog(tmp_path: Path, package: str) -> Path:
+    """lifelog's modules under another name (`lifelog` itself is imported
+    here already), with their imports renamed to match."""
+    root = tmp_path / package
+    shutil.copytree(PACKAGE, root, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in root.rglob("*.py"):
+        path.write_text(re.sub(r"\blifelog(?=[. ])", package, path.read_text()))
+    return root
 
 
-def test_no_import_cycle_inside_lifelog():
-    edges = graph()
-    assert len(edges) > 30 and "lifelog.monitor" in edges
-    assert cycles(edges) == []
+UPWARD = {
+    # a leaf that reaches up to a check, at the top of the module
+    "at the top": ("core/keys.py", "from {p}.checks import status\n", "{p}.core.keys -> {p}.checks.status"),
+    # the same, hidden in a function (the cron pass would load it lazily, but the layer is still crossed)
+    "inside a function": ("aw/buckets.py", "def _late():\n    from {p}.ingest import store\n",
+                          "{p}.aw.buckets -> {p}.ingest.store"),
+    # capabilities side by side must not lean on each other
+    "across siblings": ("coverage/query.py", "from {p}.sources import judge\n",
+                        "{p}.coverage.query -> {p}.sources.judge"),
+}
+
+
+@pytest.mark.parametrize("where", sorted(UPWARD))
+def test_the_contract_fails_on_an_import_that_runs_back_up(tmp_path, monkeypatch, capsys, where):
+    package = "lifelog_copy"
+    root = copy_of_lifelog(tmp_path, package)
+    config = tmp_path / "pyproject.toml"
+    config.write_text(contract_for(package))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, report = lint(config, capsys)
+    assert code == 0, report  # the copy keeps the layers, as lifelog does
+
+    module, line, edge = UPWARD[where]
+    with (root / module).open("a") as f:
+        f.write("\n\n" + line.format(p=package))
+    code, report = lint(config, capsys)
+    assert code == 1
+    assert "0 kept, 1 broken" in report and edge.format(p=package) in report
+
+
+def test_a_module_outside_the_layers_fails_the_contract(tmp_path, monkeypatch, capsys):
+    # exhaustive: a new module at the top must be given its place in the layers
+    package = "lifelog_copy"
+    root = copy_of_lifelog(tmp_path, package)
+    (root / "newthing.py").write_text("")
+    config = tmp_path / "pyproject.toml"
+    config.write_text(contract_for(package))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, report = lint(config, capsys)
+    assert code == 1 and f"{package}.newthing" in report
+
+
+def test_only_the_entry_points_and_the_wiring_sit_at_the_top():
+    assert {p.stem for p in PACKAGE.glob("*.py")} == TOP
+
+
+def test_every_folder_init_is_empty():
+    # Importing one module of a folder must load no other: the cron pass
+    # imports only what it needs.
+    inits = sorted(PACKAGE.glob("*/__init__.py"))
+    assert len(inits) >= 9
+    assert {p.parent.name: p.read_text() for p in inits} == {p.parent.name: "" for p in inits}
 
 
 def test_the_cron_pass_and_status_never_load_the_heavy_modules():
