@@ -3,7 +3,7 @@
 The CLI (`lifelog.cli`) is a thin layer over these modules; each can be
 imported and used on its own. The folders are layers, each importing only
 from those below it (pyproject.toml's import-linter contract, run by
-tests/test_layout.py); the README's "The code, module by module"
+tests/test_layout.py); the README's "The code, folder by folder"
 says what each module owns:
 
 - `lifelog.core`      leaves: errors, time, clocks, named states, meta keys, settings
