@@ -12,9 +12,9 @@ says what each module owns:
 - `lifelog.ingest`    copying AW's events: the store, live polls, history, reconcile, the watcher
 - `lifelog.checks`    liveness, status, AW health, the watchdog, process control, alerts
 - `lifelog.sources`, `lifelog.backups`, `lifelog.coverage`, `lifelog.outward`: one folder per capability
-- on top, the wiring: `lifelog.monitor` (one refresh of the overall status, used by every
-  part), `lifelog.registry` and `lifelog.capabilities` (where a capability plugs in),
-  `lifelog.daemon`, `lifelog.status_screen` and `lifelog.cli`
+- on top: `lifelog.wiring` (what each capability adds to the monitoring core, in order),
+  `lifelog.monitor` (one refresh of the overall status, used by every part),
+  `lifelog.daemon` (its timetable is `JOBS`), `lifelog.status_screen` and `lifelog.cli`
 """
 
 __version__ = "0.1.0"

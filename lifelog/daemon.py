@@ -3,8 +3,8 @@
 The daemon owns the watcher of its database: at launch it adopts a healthy
 watcher that is already running, or starts one (a start, not a restart); on
 SIGTERM/SIGINT it stops that watcher and exits. On a `schedule` timetable it
-runs every registered daemon job (lifelog.registry): the AW health check,
-the watchdog pass and reconciliation here, and those of the capabilities.
+runs the jobs of JOBS, in that order: the AW health check, the watchdog pass
+and reconciliation (here) and the capabilities' (backups).
 
 Each job runs in a thread of its own with its own database connection, and a
 job still running when its next turn comes is skipped, not queued: a long
@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, NamedTuple
 
-from lifelog import monitor, registry
+from lifelog import monitor
+from lifelog.backups import status as backup_status
 from lifelog.checks import procs, watchdog
 from lifelog.checks.liveness import age, heartbeat_age, in_window
 from lifelog.core import clocks, keys
@@ -42,7 +43,7 @@ from lifelog.core.settings import Settings
 from lifelog.core.signals import stop_on_signals
 from lifelog.core.timeutil import now_iso, try_parse_iso, utcnow
 from lifelog.core.verdicts import DaemonState
-from lifelog.db.database import open_db, transaction
+from lifelog.db.database import Database, open_db, transaction
 from lifelog.db.meta import get_meta, read_meta, set_meta
 
 log = logging.getLogger("lifelog.daemon")
@@ -104,16 +105,11 @@ def _reconcile_due(db, settings: Settings) -> bool:
     return not in_window(age(last, utcnow()), settings.reconcile_interval_hours * 3600)
 
 
-@registry.daemon_job("health", interval=lambda s: s.aw_health_check_interval_minutes * 60,
-                     due_at_launch=_due_always, order=10)
 def _health_job(settings: Settings, stop: threading.Event) -> None:
     with open_db(settings.db_path) as db:
         monitor.check_health(db, settings)
 
 
-# The watchdog's first pass comes after one interval, once the watcher has
-# had time to start.
-@registry.daemon_job("watchdog", interval=lambda s: s.watchdog_interval_seconds, order=20)
 def _watchdog_job(settings: Settings, stop: threading.Event) -> None:
     if stop.is_set():  # shutting down: the daemon stops the watcher itself
         return
@@ -123,8 +119,6 @@ def _watchdog_job(settings: Settings, stop: threading.Event) -> None:
         log.info("watchdog: %s (%s) %s", result.verdict, result.reason, result.action or "")
 
 
-@registry.daemon_job("reconcile", interval=lambda s: s.reconcile_interval_hours * 3600,
-                     due_at_launch=_reconcile_due, order=30)
 def _reconcile_job(settings: Settings, stop: threading.Event) -> None:
     from lifelog.aw.client import AWClient
     from lifelog.ingest import reconcile
@@ -132,6 +126,28 @@ def _reconcile_job(settings: Settings, stop: threading.Event) -> None:
     with open_db(settings.db_path) as db, AWClient.from_settings(settings) as client:
         report = reconcile.reconcile(db, client, settings, should_stop=stop.is_set)
     log.info("reconcile: %s", report.summary())
+
+
+class JobSpec(NamedTuple):
+    """One job of the timetable."""
+
+    name: str
+    func: Callable[[Settings, threading.Event], object]
+    # Seconds between runs, from the settings (None or 0: not scheduled).
+    interval: Callable[[Settings], float | None]
+    # Whether a run is due at launch (`schedule` forgets across restarts); None: never.
+    due_at_launch: Callable[[Database, Settings], bool] | None = None
+
+
+# The daemon's jobs, in the order they start when several are due at once.
+JOBS = (
+    JobSpec("health", _health_job, lambda s: s.aw_health_check_interval_minutes * 60, _due_always),
+    # The watchdog's first pass comes after one interval, once the watcher has
+    # had time to start.
+    JobSpec("watchdog", _watchdog_job, lambda s: s.watchdog_interval_seconds),
+    JobSpec("reconcile", _reconcile_job, lambda s: s.reconcile_interval_hours * 3600, _reconcile_due),
+    JobSpec("backup", backup_status.backup_job, backup_status.interval_seconds, backup_status.due_at_launch),
+)
 
 
 # -- the timetable on elapsed time -------------------------------------------------------
@@ -220,7 +236,7 @@ def start_timetable(settings: Settings, jobs: dict[str, Job], stop: threading.Ev
 
 
 def default_jobs() -> dict[str, Job]:
-    return {entry.name: Job(entry.name, entry.func) for entry in registry.DAEMON_JOBS}
+    return {spec.name: Job(spec.name, spec.func) for spec in JOBS}
 
 
 def build_scheduler(settings: Settings, jobs: dict[str, Job], stop: threading.Event):
@@ -228,9 +244,9 @@ def build_scheduler(settings: Settings, jobs: dict[str, Job], stop: threading.Ev
     import schedule
 
     scheduler = schedule.Scheduler()
-    entries = {entry.name: entry for entry in registry.DAEMON_JOBS}
+    specs = {spec.name: spec for spec in JOBS}
     for name, job in jobs.items():
-        interval = entries[name].interval(settings) if name in entries and entries[name].interval else None
+        interval = specs[name].interval(settings) if name in specs else None
         if interval:  # None or 0: not scheduled (e.g. backups turned off)
             scheduler.every(interval).seconds.do(job.start, settings, stop).tag(name)
     return scheduler
@@ -239,10 +255,10 @@ def build_scheduler(settings: Settings, jobs: dict[str, Job], stop: threading.Ev
 def start_due_jobs(db, settings: Settings, jobs: dict[str, Job], stop: threading.Event) -> list[str]:
     """At launch: the jobs whose turn came while no daemon ran."""
     started = []
-    for entry in registry.DAEMON_JOBS:
-        if entry.name in jobs and entry.due_at_launch is not None and entry.due_at_launch(db, settings):
-            jobs[entry.name].start(settings, stop)
-            started.append(entry.name)
+    for spec in JOBS:
+        if spec.name in jobs and spec.due_at_launch is not None and spec.due_at_launch(db, settings):
+            jobs[spec.name].start(settings, stop)
+            started.append(spec.name)
     return started
 
 

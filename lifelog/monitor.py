@@ -3,8 +3,8 @@ things that end in one (a health check, a watchdog pass, `lifelog status`).
 
 `refresh()` gathers a status snapshot from the database and the OS, works out
 every component (lifelog.checks.status), runs the alert once if the overall level
-changed (lifelog.checks.alerts), then each registered output (a metrics file, a
-ping: lifelog.registry). Health, the watchdog pass, `status` and the daemon
+changed (lifelog.checks.alerts), then each output (a metrics file, a ping:
+lifelog.wiring.OUTPUTS). Health, the watchdog pass, `status` and the daemon
 all come through here, so the level is computed, and an alert run, once per
 event, never twice.
 """
@@ -18,8 +18,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from lifelog import registry
-from lifelog import capabilities  # noqa: F401  (every capability registers its parts)
+from lifelog import wiring
 from lifelog.aw.buckets import AWView
 from lifelog.checks import alerts, health, status, watchdog
 from lifelog.checks.health import HealthResult
@@ -70,16 +69,16 @@ def refresh(db, settings: Settings, trigger: str, *, aw: AWView | None = None,
         threshold = settings.watcher_timestamp_threshold_minutes * 60.0
         if judge_data(snap.meta, snap.now, threshold, None).freshness is Freshness.UNJUDGED:
             snap = snap._replace(aw=watchdog.aw_view(settings))
-    report = status.evaluate(snap, settings)
+    report = status.evaluate(snap, settings, wiring.COMPONENTS)
     try:
         alerts.notify_if_changed(db, settings, report)
     except sqlite3.Error as e:  # a read-only or locked moment must not hide the status itself
         log.warning("could not record the status level: %s", e)
-    for entry in registry.OUTPUTS:
+    for output in wiring.OUTPUTS:
         try:
-            entry.func(db, settings, report, trigger, context, meta=snap.meta)
+            output(db, settings, report, trigger, context, meta=snap.meta)
         except Exception:  # an output's trouble (a full disk, a dead monitor) changes no verdict
-            log.exception("status output %s failed", entry.name)
+            log.exception("status output %s.%s failed", output.__module__, output.__qualname__)
     return report
 
 
@@ -97,7 +96,7 @@ def watchdog_pass(db, settings: Settings, *, actor: str = "cron", now: datetime 
     the full busy timeout behind it, pass after pass, would never get to the
     pass that stops it (that one stops it before writing)."""
     with lock_wait(db, watchdog.write_wait(settings)):
-        result = watchdog.run_pass(db, settings, now=now, actor=actor)
+        result = watchdog.run_pass(db, settings, steps=wiring.PASS_STEPS, now=now, actor=actor)
         report = refresh(db, settings, "watchdog", aw=result.aw, context=result)
     return result._replace(status=report.level.name, status_summary=report.summary)
 

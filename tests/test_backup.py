@@ -248,9 +248,9 @@ def test_one_backup_at_a_time_per_database(filled_db, lifelog, tmp_path):
 
 
 def test_the_daemons_job_records_a_failed_backup_and_goes_on(filled_db, tmp_path):
-    from lifelog import capabilities, registry  # noqa: F401  (capabilities: registers the daemon's jobs)
+    from lifelog import daemon
 
-    [job] = [e for e in registry.DAEMON_JOBS if e.name == "backup"]
+    [job] = [e for e in daemon.JOBS if e.name == "backup"]
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     settings = settings_for(filled_db, backup_dir=blocker / "backups", backup_interval_hours=0.5)

@@ -133,12 +133,11 @@ def test_a_job_that_raises_does_not_stop_the_daemon(db_path, aw_server, monkeypa
 
 
 def test_the_daemons_timetable_under_default_settings(db_path):
-    from lifelog import capabilities, registry  # noqa: F401  (capabilities: registers the daemon's jobs)
     from lifelog import daemon as daemon_mod
     from lifelog.core.settings import load_settings
 
     defaults = load_settings(overrides={"db_path": str(db_path)}, environ={})
-    intervals = {e.name: e.interval(defaults) for e in registry.DAEMON_JOBS}
+    intervals = {e.name: e.interval(defaults) for e in daemon_mod.JOBS}
     assert intervals == {"health": 15 * 60, "watchdog": 30, "reconcile": 4 * 3600, "backup": 24 * 3600}
     # The timetable the daemon builds from them, in seconds, one entry per job.
     scheduler = daemon_mod.build_scheduler(defaults, daemon_mod.default_jobs(), threading.Event())

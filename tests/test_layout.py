@@ -21,7 +21,7 @@ import lifelog
 PACKAGE = Path(lifelog.__file__).resolve().parent
 PYPROJECT = PACKAGE.parent / "pyproject.toml"
 # The entry points and the wiring; every other module lives in a folder.
-TOP = {"__init__", "__main__", "cli", "daemon", "status_screen", "monitor", "capabilities", "registry"}
+TOP = {"__init__", "__main__", "cli", "daemon", "status_screen", "monitor", "wiring"}
 
 
 def lint(config: Path, capsys) -> tuple[int, str]:

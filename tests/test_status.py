@@ -11,7 +11,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from lifelog import monitor
+from lifelog import monitor, wiring
 from lifelog.aw.buckets import AWView
 from lifelog.checks import alerts, status
 from lifelog.core.identity import WatcherFacts
@@ -271,10 +271,10 @@ def test_pause_and_a_degraded_aw_warn():
 
 
 def test_the_json_form_lists_every_component_with_name_level_and_reason():
-    report = status.evaluate(snap({}), S)
+    report = status.evaluate(snap({}), S, wiring.COMPONENTS)
     doc = report.to_json()
     names = [c["name"] for c in doc["components"]]
-    assert names[:5] == ["aw", "watcher", "data", "restarts", "watchdog"]
+    assert names == ["aw", "watcher", "data", "restarts", "watchdog", "sources", "backup"]
     assert all({"name", "level", "reason"} <= set(c) for c in doc["components"])
     assert doc["level"] == "OK" and doc["summary"].startswith("OK: ")
 

@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Mapping
 
-from lifelog import registry
 from lifelog.checks.liveness import CLOCK_SKEW, age, ts
 from lifelog.checks.status import Component, Snapshot, component_at
 from lifelog.core import keys
@@ -47,7 +46,6 @@ def due(meta: Mapping[str, str | None], now: datetime, settings: Settings) -> bo
     return since is None or since >= interval or since < -CLOCK_SKEW
 
 
-@registry.component("backup", order=70)
 def backup_component(snap: Snapshot, settings: Settings) -> Component:
     """WARNING when backups are on and the newest verified one is older than
     twice backup_interval_hours, or there is none once the database is that old."""
@@ -87,12 +85,11 @@ def backup_component(snap: Snapshot, settings: Settings) -> Component:
 # -- the daemon's job --------------------------------------------------------------------------
 
 
-def _due_at_launch(db: Database, settings: Settings) -> bool:
+def due_at_launch(db: Database, settings: Settings) -> bool:
     return due(read_meta(db, ("backup.", "db.")), utcnow(), settings)
 
 
-@registry.daemon_job("backup", interval=interval_seconds, due_at_launch=_due_at_launch, order=40)
-def _backup_job(settings: Settings, stop: threading.Event) -> None:
+def backup_job(settings: Settings, stop: threading.Event) -> None:
     from lifelog.backups.backup import BackupFailed, run
 
     if stop.is_set():

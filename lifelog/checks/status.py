@@ -2,8 +2,8 @@
 
 Each component is a pure function of a `Snapshot` (meta, the facts about the
 watcher process, recent restarts, AW's bucket list when it was asked, the
-clocks and `now`) and the settings, registered with
-`lifelog.registry.component`. Nothing is copied from a stored verdict: a
+clocks and `now`) and the settings; the ones shown, in their order, are
+lifelog.wiring.COMPONENTS (this module's and the capabilities'). Nothing is copied from a stored verdict: a
 component whose recorder stopped (a dead watchdog, a watcher that stopped
 heartbeating between two passes) shows it, from the age of what it wrote.
 Gathering the snapshot and acting on the result (alerts, outward signals)
@@ -21,9 +21,8 @@ is `lifelog.monitor`'s job.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Mapping, NamedTuple
+from typing import Callable, Mapping, NamedTuple, Sequence
 
-from lifelog import registry
 from lifelog.aw.buckets import AWView
 from lifelog.checks.liveness import Freshness, age, judge_data, ts, watcher_down, watcher_started
 from lifelog.core import keys
@@ -107,7 +106,6 @@ def component_at(name: str, level: Level, reason: str, snap: Snapshot, since: st
 # -- the core components, in the order they are shown ----------------------------------------
 
 
-@registry.component("aw", order=10)
 def aw_component(snap: Snapshot, settings: Settings) -> Component:
     meta = snap.meta
     status, checked = meta.get(keys.AW_STATUS), meta.get(keys.AW_CHECKED_AT)
@@ -129,7 +127,6 @@ def aw_component(snap: Snapshot, settings: Settings) -> Component:
     return component_at("aw", Level.OK, f"AW healthy ({version})", snap, checked)
 
 
-@registry.component("watcher", order=20)
 def watcher_component(snap: Snapshot, settings: Settings) -> Component:
     facts = snap.watcher
     hb = snap.meta.get(keys.WATCHER_HEARTBEAT_AT)
@@ -142,7 +139,6 @@ def watcher_component(snap: Snapshot, settings: Settings) -> Component:
     return component_at("watcher", Level.OK, f"watcher running (pid {facts.pid})", snap, hb)
 
 
-@registry.component("data", order=30)
 def data_component(snap: Snapshot, settings: Settings) -> Component:
     last = snap.meta.get(keys.WATCHER_LAST_EVENT_TS)
     judged = judge_data(snap.meta, snap.now, settings.watcher_timestamp_threshold_minutes * 60.0, snap.aw)
@@ -156,7 +152,6 @@ def data_component(snap: Snapshot, settings: Settings) -> Component:
                         snap, last)
 
 
-@registry.component("restarts", order=40)
 def restarts_component(snap: Snapshot, settings: Settings) -> Component:
     if not snap.restarts:
         return component_at("restarts", Level.OK, "no failed watcher replaced in the last hour", snap)
@@ -168,7 +163,6 @@ def restarts_component(snap: Snapshot, settings: Settings) -> Component:
                         f" (latest: {verdict})", snap, at)
 
 
-@registry.component("watchdog", order=50)
 def watchdog_component(snap: Snapshot, settings: Settings) -> Component:
     meta = snap.meta
     checked = meta.get(keys.WATCHDOG_CHECKED_AT)
@@ -196,9 +190,10 @@ def watchdog_component(snap: Snapshot, settings: Settings) -> Component:
 # -- combining --------------------------------------------------------------------------------
 
 
-def evaluate(snap: Snapshot, settings: Settings) -> StatusReport:
-    """Pure: every registered component, then the worst level and its causes."""
-    return combine([entry.func(snap, settings) for entry in registry.COMPONENTS], snap.db_path, snap.now)
+def evaluate(snap: Snapshot, settings: Settings,
+             components: Sequence[Callable[[Snapshot, Settings], Component]]) -> StatusReport:
+    """Pure: each component (lifelog.wiring.COMPONENTS), then the worst level and its causes."""
+    return combine([component(snap, settings) for component in components], snap.db_path, snap.now)
 
 
 def combine(components: list[Component], db: str, now: datetime) -> StatusReport:

@@ -7,7 +7,7 @@ the time maths it shares with `lifelog status` live in lifelog.checks.liveness.
 `run_pass()` gathers those facts, calls it, records the verdict in one place
 and acts; it holds a file lock while it does, so a cron pass and the daemon's
 loop that decide together make one restart, not two. Capabilities that act
-in each pass (sources) run inside the same lock (lifelog.registry pass steps).
+in each pass (sources) run inside the same lock (lifelog.wiring.PASS_STEPS).
 
 Verdicts, first match wins (README "How the watchdog decides"):
 
@@ -24,9 +24,8 @@ import logging
 import math
 import time
 from datetime import datetime
-from typing import Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
-from lifelog import registry
 from lifelog.aw.buckets import AWView
 from lifelog.checks.liveness import (
     CLOCK_SKEW,
@@ -281,10 +280,11 @@ class PassContext(NamedTuple):
     aw: AWView | None = None
 
 
-def run_pass(db, settings: Settings, *, now: datetime | None = None, actor: str = "cron") -> PassResult:
+def run_pass(db, settings: Settings, *, steps: Sequence[Callable[[Any, Settings, PassContext], None]],
+             now: datetime | None = None, actor: str = "cron") -> PassResult:
     """One pass: lock, snapshot, decide, record, act; then each capability's
-    pass step (lifelog.registry), inside the same lock. The overall status
-    is refreshed by the caller (lifelog.monitor.watchdog_pass)."""
+    pass step (`steps`: lifelog.wiring.PASS_STEPS), inside the same lock. The
+    overall status is refreshed by the caller (lifelog.monitor.watchdog_pass)."""
     from lifelog.core import clocks
 
     with PassLock(settings):
@@ -299,13 +299,13 @@ def run_pass(db, settings: Settings, *, now: datetime | None = None, actor: str 
             decision = decide(meta, facts, now, settings, now_clocks=now_clocks, aw=view)
         result = _act_and_record(db, settings, meta, facts, decision, now, actor)
         context = PassContext(now, meta, facts, now_clocks, decision, actor, view)
-        for step in registry.PASS_STEPS:
+        for step in steps:
             try:
-                step.func(db, settings, context)
+                step(db, settings, context)
             except LifelogError:
                 raise
             except Exception:  # one capability's trouble must not stop the watchdog
-                log.exception("watchdog pass step %s failed", step.name)
+                log.exception("watchdog pass step %s.%s failed", step.__module__, step.__qualname__)
     return result._replace(aw=view)
 
 

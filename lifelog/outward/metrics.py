@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from typing import Iterable, Mapping, NamedTuple
 
-from lifelog import registry
 from lifelog.core import keys
 from lifelog.core.files import write_atomically
 from lifelog.core.settings import Settings
@@ -112,7 +111,6 @@ def _sources(db, meta: Mapping[str, str | None]) -> list[tuple[dict[str, str], f
     return out
 
 
-@registry.output("metrics", order=10)
 def write_metrics(db, settings: Settings, report, trigger: str, context=None,
                   meta: Mapping[str, str | None] | None = None) -> None:
     """After every health check and watchdog pass (and `status`), when

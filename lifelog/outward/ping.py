@@ -26,7 +26,6 @@ from datetime import datetime
 from typing import Mapping, NamedTuple
 from urllib.parse import quote
 
-from lifelog import registry
 from lifelog.checks.liveness import CLOCK_SKEW, age, ts
 from lifelog.core import keys
 from lifelog.core.settings import Settings
@@ -95,7 +94,6 @@ def send(ping: Ping, timeout: float) -> str:
     return str(response.status)
 
 
-@registry.output("ping", order=20)
 def ping_after_pass(db, settings: Settings, report, trigger: str, context=None, meta=None) -> None:
     """After each watchdog pass, when `ping_url` is set and a ping is due."""
     if not settings.ping_url or trigger != "watchdog":

@@ -19,7 +19,6 @@ import logging
 from datetime import datetime
 from typing import Mapping, NamedTuple
 
-from lifelog import registry
 from lifelog.aw.buckets import AFK_TYPE, WEB_TYPE, WINDOW_TYPE
 from lifelog.checks.liveness import age, ts
 from lifelog.checks.status import Component, Snapshot, component_at
@@ -272,7 +271,6 @@ def restart(db, r: Restart, reason: str, now: datetime, actor: str) -> str:
 # -- the pass step --------------------------------------------------------------------------
 
 
-@registry.pass_step("sources", order=10)
 def pass_step(db, settings: Settings, context: PassContext) -> None:
     """Judge every source and record it; then, unless the watchdog is paused,
     run the restart command of one silent source whose backoff has elapsed.
@@ -332,7 +330,6 @@ def silent_text(r: Recorded, now: datetime) -> str:
     return f"{r.bucket_id} silent{how_long} {r.reason}"
 
 
-@registry.component("sources", order=60)
 def sources_component(snap: Snapshot, settings: Settings) -> Component:
     """WARNING while a source is silent, CRITICAL once one has been silent (from
     its since) longer than source_silence_critical_minutes; OK otherwise."""
