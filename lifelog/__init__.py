@@ -11,7 +11,8 @@ says what each module owns:
 - `lifelog.aw`        talking to ActivityWatch: the bounded HTTP client, the buckets
 - `lifelog.ingest`    copying AW's events: the store, live polls, history, reconcile, the watcher
 - `lifelog.checks`    liveness, status, AW health, the watchdog, process control, alerts
-- `lifelog.sources`, `lifelog.backups`, `lifelog.coverage`, `lifelog.outward`: one folder per capability
+- one folder per capability: `lifelog.sources`, `lifelog.backups`, `lifelog.coverage`,
+  `lifelog.outward`
 - on top: `lifelog.wiring` (what each capability adds to the monitoring core, in order),
   `lifelog.monitor` (one refresh of the overall status, used by every part),
   `lifelog.daemon` (its timetable is `JOBS`), `lifelog.status_screen` and `lifelog.cli`

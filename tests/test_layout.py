@@ -111,6 +111,18 @@ def test_every_folder_init_is_empty():
     assert {p.parent.name: p.read_text() for p in inits} == {p.parent.name: "" for p in inits}
 
 
+def test_the_wheel_puts_the_schema_where_the_database_module_looks():
+    # schema.sql stays at the repository root, the one source of the schema;
+    # the wheel copies it beside lifelog/db/database.py, where schema_sql()
+    # looks first (in a checkout it finds the root's, two folders up).
+    from lifelog.db import database
+
+    wheel = tomllib.loads(PYPROJECT.read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+    beside = Path(database.__file__).resolve().parent / "schema.sql"
+    assert wheel["force-include"] == {"schema.sql": beside.relative_to(PACKAGE.parent).as_posix()}
+    assert database.schema_sql() == (PACKAGE.parent / "schema.sql").read_text(encoding="utf-8")
+
+
 def test_the_cron_pass_and_status_never_load_the_heavy_modules():
     heavy = ["rich", "dataclasses", "requests", "sqlite_utils", "typer", "platformdirs", "http.client",
              "lifelog.backups.backup", "lifelog.coverage", "lifelog.ingest.livepoll", "lifelog.ingest.history",

@@ -3,9 +3,10 @@
 Each component is a pure function of a `Snapshot` (meta, the facts about the
 watcher process, recent restarts, AW's bucket list when it was asked, the
 clocks and `now`) and the settings; the ones shown, in their order, are
-lifelog.wiring.COMPONENTS (this module's and the capabilities'). Nothing is copied from a stored verdict: a
-component whose recorder stopped (a dead watchdog, a watcher that stopped
-heartbeating between two passes) shows it, from the age of what it wrote.
+lifelog.wiring.COMPONENTS (this module's and the capabilities'). Nothing is
+copied from a stored verdict: a component whose recorder stopped (a dead
+watchdog, a watcher that stopped heartbeating between two passes) shows it,
+from the age of what it wrote.
 Gathering the snapshot and acting on the result (alerts, outward signals)
 is `lifelog.monitor`'s job.
 

@@ -1,6 +1,6 @@
 """Named values the monitoring parts share: watchdog verdicts, AW health,
-status levels, the states of sources, of the watcher and of the daemon. No dependencies, so the cron path
-imports it for free.
+status levels, the states of sources, of the watcher and of the daemon. No
+dependencies, so the cron path imports it for free.
 
 The verdicts' values are the strings README "How the watchdog decides"
 lists; they are stored in `watchdog.verdict` and `watchdog_log.verdict` as
