@@ -13,13 +13,13 @@ import tempfile
 from datetime import timedelta
 
 import pytest
+from PIL import Image, ImageColor
 from rich.console import Console
 
 from support.coverage_history import HOST, local_iso, plant
 from lifelog.coverage.html import CAUSE_COLOUR, CLASS_COLOUR
 from lifelog.coverage.model import Cause, Kind
 from lifelog.db.database import open_db
-from support.pngread import hex_rgb, read_png, runs
 
 
 @pytest.fixture
@@ -132,26 +132,49 @@ def screenshot(page, png, width=1100, height=1300) -> None:
     assert r.returncode == 0 and png.exists(), r.stderr[-2000:]
 
 
+def rgb_rows(png) -> list[list[tuple[int, int, int]]]:
+    """The screenshot's pixels, row by row, without alpha (the page is opaque)."""
+    with Image.open(png) as image:
+        # What Chromium writes: an 8-bit RGB(A) PNG (anything else means a different screenshot path).
+        assert image.format == "PNG" and image.mode in ("RGB", "RGBA"), (image.format, image.mode)
+        width, data = image.width, image.convert("RGB").tobytes()
+    stride = 3 * width
+    lines = [data[y:y + stride] for y in range(0, len(data), stride)]
+    return [list(zip(line[0::3], line[1::3], line[2::3])) for line in lines]
+
+
+def runs(row: list[tuple[int, int, int]], colour: tuple[int, ...], tolerance: int = 3) -> list[tuple[int, int]]:
+    """[start, end) of each horizontal run of `colour` in one row."""
+    out, start = [], None
+    for x, px in enumerate(row + [(-99, -99, -99)]):
+        hit = all(abs(a - b) <= tolerance for a, b in zip(px, colour))
+        if hit and start is None:
+            start = x
+        elif not hit and start is not None:
+            out.append((start, x))
+            start = None
+    return out
+
+
 def test_the_html_shows_the_planted_history_in_a_browser(db_path, planted, lifelog, tmp_path):
     page, png = tmp_path / "coverage.html", tmp_path / "shot.png"
     r = lifelog("coverage", "--db", str(db_path), *range_args(planted), "--html", str(page), "--json")
     assert r.code == 0, r.err
     json.loads(r.out)  # --json keeps stdout to the document
     screenshot(page, png)
-    image = read_png(png)
-    rows = [image.row_rgb(y) for y in range(image.height)]
+    rows = rgb_rows(png)
     assert len({px for row in rows[::20] for px in row[::20]}) > 20  # not blank
 
-    gap, active = hex_rgb(CLASS_COLOUR[Kind.GAP]), hex_rgb(CLASS_COLOUR[Kind.ACTIVE])
+    gap, active = ImageColor.getrgb(CLASS_COLOUR[Kind.GAP]), ImageColor.getrgb(CLASS_COLOUR[Kind.ACTIVE])
     # The timeline's day row is where the gap colour runs longest (legend dots and table bars are small).
-    y = max(range(image.height), key=lambda y: max((b - a for a, b in runs(rows[y], gap)), default=0))
+    y = max(range(len(rows)), key=lambda y: max((b - a for a, b in runs(rows[y], gap)), default=0))
     (g0, g1), = runs(rows[y], gap)
     (a0, a1), = [r for r in runs(rows[y], active) if r[1] - r[0] > 20]
     hour = (a1 - a0) / 4  # the morning: 08:00-12:00
     assert hour > 20
     assert abs(g0 - a1) <= 2 and abs((g1 - g0) - hour) <= 2  # the gap: 12:00-13:00, right after the morning
     # Under the bars, the cause strips: source_silent under the gap, aw_down for 13:00-18:00.
-    silent, aw = hex_rgb(CAUSE_COLOUR[Cause.SOURCE_SILENT]), hex_rgb(CAUSE_COLOUR[Cause.AW_DOWN])
+    silent, aw = ImageColor.getrgb(CAUSE_COLOUR[Cause.SOURCE_SILENT]), ImageColor.getrgb(CAUSE_COLOUR[Cause.AW_DOWN])
     strip = next(yy for yy in range(y, y + 40) if runs(rows[yy], silent))
     (s0, s1), = runs(rows[strip], silent)
     (w0, w1), = [r for r in runs(rows[strip], aw) if r[1] - r[0] > 20]
