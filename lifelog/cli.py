@@ -16,7 +16,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from lifelog.core.errors import LifelogError, UsageError
 from lifelog.core.redact import scrub, scrubbed_traceback
@@ -66,11 +67,11 @@ def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
+def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     """Columns padded to their widest cell; the last one (a reason, an age) left free."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        _out("  ".join([cell.ljust(w) for cell, w in zip(row, widths)] + [row[-1]]).rstrip())
+        _out("  ".join([cell.ljust(w) for cell, w in zip(row, widths, strict=False)] + [row[-1]]).rstrip())
 
 
 def _quiet_logging() -> None:
@@ -506,6 +507,7 @@ def build_parser(argv: list[str] | None = None) -> Parser:
     command("init", cmd_init, "create the database and its schema (idempotent) and print its path")
 
     meta_help = "read the meta table, where every part records its state"
+    meta_commands: argparse._SubParsersAction[Parser] | _Unused
     if wanted in (None, "meta"):
         meta = commands.add_parser("meta", help=meta_help, description=meta_help.capitalize() + ".")
         meta.set_defaults(run=lambda args: _help_of(meta))

@@ -28,9 +28,10 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from lifelog import monitor
 from lifelog.backups import status as backup_status
@@ -248,7 +249,8 @@ def build_scheduler(settings: Settings, jobs: dict[str, Job], stop: threading.Ev
     for name, job in jobs.items():
         interval = specs[name].interval(settings) if name in specs else None
         if interval:  # None or 0: not scheduled (e.g. backups turned off)
-            scheduler.every(interval).seconds.do(job.start, settings, stop).tag(name)
+            # schedule annotates `interval` as int but takes a float: it becomes timedelta(seconds=interval).
+            scheduler.every(interval).seconds.do(job.start, settings, stop).tag(name)  # type: ignore[arg-type]
     return scheduler
 
 

@@ -15,8 +15,9 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from lifelog import wiring
 from lifelog.aw.buckets import AWView

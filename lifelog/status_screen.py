@@ -21,6 +21,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -37,6 +38,9 @@ from lifelog.core.timeutil import format_age, try_parse_iso, utcnow
 from lifelog.core.verdicts import Level
 from lifelog.db.meta import get_meta, read_meta
 from lifelog.sources.watch import Recorded, recorded
+
+if TYPE_CHECKING:  # opened lazily, in _Database.get
+    from lifelog.db.database import Database
 
 LEVEL_STYLE = {Level.OK: "bold green", Level.WARNING: "bold yellow", Level.CRITICAL: "bold red",
                Level.UNKNOWN: "bold magenta"}
@@ -156,7 +160,7 @@ class _Database:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.db = None
+        self.db: Database | None = None
 
     def get(self):
         if self.db is None:

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ GB = 1_000_000_000
 
 
 def feed(aw: AWServer, stop: threading.Event) -> None:
-    start, n = datetime.now(timezone.utc) - timedelta(hours=1), 0
+    start, n = datetime.now(UTC) - timedelta(hours=1), 0
     while not stop.wait(0.05):
         try:
             aw.insert(BUCKET, [{"timestamp": (start + timedelta(seconds=n)).isoformat(), "duration": 0.5,

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def main() -> None:
         try:
             aw.start()
             aw.create_bucket("bench_host", hostname="host")
-            aw.heartbeat("bench_host", {"timestamp": datetime.now(timezone.utc).isoformat(), "duration": 0,
+            aw.heartbeat("bench_host", {"timestamp": datetime.now(UTC).isoformat(), "duration": 0,
                                         "data": {"app": "bench"}}, pulsetime=5)
             watcher = subprocess.Popen([lifelog, "watcher"], env=env, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)

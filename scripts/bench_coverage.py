@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -63,7 +63,7 @@ def build(path: Path, days: int, step: int) -> None:
     c = db.conn
     c.execute("PRAGMA synchronous = OFF")
     c.execute("PRAGMA cache_size = -400000")
-    now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
     with_suffix = [(timedelta(seconds=s), f"T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}.000000+00:00")
                    for s in range(0, 86400 + step, step)]
     suffix = {int(td.total_seconds()): text for td, text in with_suffix}
@@ -117,7 +117,7 @@ def main() -> int:
     args = ap.parse_args()
     build(args.db, args.days, args.step)
     settings = load_settings(overrides={"db_path": str(args.db)})
-    tz = timezone.utc
+    tz = UTC
     since = datetime(2025, 1, 1, tzinfo=tz).timestamp()
     until = since + args.days * 86400
     with open_db(args.db) as db:
@@ -134,7 +134,7 @@ def main() -> int:
         cov = timed("4. the whole year again (summary current)",
                     lambda: coverage_of(db, settings, since, until, 15, tz=tz))
         last = datetime.fromtimestamp(until - 600, tz).isoformat(timespec="microseconds")
-        stamp = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
         db.conn.execute("UPDATE events SET duration = duration + 1, updated_at = ? WHERE bucket_id = ?"
                         " AND timestamp = ?", (stamp, WINDOW, last))
         timed("5. the whole year after a write on its last day",

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -53,7 +53,7 @@ def main() -> int:
             def feed():
                 while not stop.is_set():
                     try:
-                        aw.heartbeat("idle-window", {"timestamp": datetime.now(timezone.utc).isoformat(),
+                        aw.heartbeat("idle-window", {"timestamp": datetime.now(UTC).isoformat(),
                                                      "duration": 0, "data": {"app": "editor"}}, pulsetime=10)
                     except Exception:
                         pass

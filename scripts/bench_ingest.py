@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ CPU: list[float] = []  # LifeLog's own CPU per backfill (both threads), less noi
 
 def populate(aw: AWServer, n: int) -> None:
     aw.create_bucket(BUCKET)
-    start = datetime.now(timezone.utc) - timedelta(seconds=3 * n)
+    start = datetime.now(UTC) - timedelta(seconds=3 * n)
     batch = []
     for i in range(n):
         batch.append({"timestamp": (start + timedelta(seconds=3 * i)).isoformat(), "duration": 2.5,
@@ -144,8 +144,8 @@ def main() -> None:
             print(f"median: fetch only {fm:.2f} s ({args.events / fm:,.0f} ev/s), backfill {bm:.2f} s "
                   f"({args.events / bm:,.0f} ev/s), ratio {bm / fm:.3f} (target <= 1.15); "
                   f"LifeLog CPU {statistics.median(CPU):.2f} s; ratios ranged "
-                  f"{min(b / f for b, f in zip(fill_times, fetch_times)):.3f}-"
-                  f"{max(b / f for b, f in zip(fill_times, fetch_times)):.3f}")
+                  f"{min(b / f for b, f in zip(fill_times, fetch_times, strict=True)):.3f}-"
+                  f"{max(b / f for b, f in zip(fill_times, fetch_times, strict=True)):.3f}")
             cpu = idle_poll_cpu(aw.url, tmp / "bench-0.db", args.idle_polls)
             print(f"watcher CPU per idle poll: {cpu * 1000:.2f} ms (mean of {args.idle_polls})")
             rss = backfill_process_rss_mb(aw.url, tmp / "bench-rss.db")

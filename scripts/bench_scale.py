@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,7 +49,7 @@ from lifelog.core.settings import Settings  # noqa: E402
 from lifelog.db.database import apply_schema, connect, open_db  # noqa: E402
 from lifelog.ingest import reconcile, watcher  # noqa: E402
 
-UTC = timezone.utc
+UTC = UTC
 LIFELOG = str(Path(sys.executable).with_name("lifelog"))
 
 

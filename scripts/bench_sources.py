@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from support.awserver import free_port  # noqa: E402
+
 from lifelog.core import keys  # noqa: E402
 from lifelog.core.clocks import format_clocks  # noqa: E402
 from lifelog.core.identity import identity_meta  # noqa: E402
@@ -125,7 +126,7 @@ def set_case(db_path: Path, case: str) -> None:
     db = open_db(db_path)
     now = utcnow()
     with transaction(db):
-        for bucket_id, type_, host, _ in BUCKETS:
+        for bucket_id, _type, _host, _ in BUCKETS:
             quiet = case == "evidence" and bucket_id in QUIET_IN_EVIDENCE_CASE
             end = to_iso(now - timedelta(hours=1) if quiet else now - timedelta(seconds=5))
             db.conn.execute("UPDATE buckets SET last_updated = ? WHERE bucket_id = ?", (end, bucket_id))
@@ -170,7 +171,8 @@ def step_alone(db_path: Path, env: dict[str, str]) -> tuple[float, float]:
     from lifelog.core.identity import watcher_facts
     from lifelog.core.settings import load_settings
     from lifelog.db.meta import read_meta
-    from lifelog.sources import watch as source_watch, judge as sources
+    from lifelog.sources import judge as sources
+    from lifelog.sources import watch as source_watch
 
     settings = load_settings(environ=env)
     db = open_db(db_path)

@@ -14,7 +14,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,7 +38,7 @@ class NoFetch:
 
 
 def pages(n: int):
-    t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
     events = [{"id": i + 1, "timestamp": (t0 + timedelta(seconds=5 * i)).isoformat(), "duration": 5.0,
                "data": {"app": "Code", "title": f"lifelog/module{i % 40}.py"}} for i in range(n)]
     # Normalised here, as the Source does on arrival, so that only storing is timed.

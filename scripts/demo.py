@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -87,7 +87,7 @@ def feed(home: Path, port: int, stop: threading.Event) -> None:
     # away from the computer 80-100 min in, and 130-145 min in the window
     # watcher recorded nothing while the user was active (`lifelog coverage`
     # shows that as a gap).
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     start = now - HISTORY
     apps = [("Terminal", "vim lifelog.py"), ("Firefox", "ActivityWatch docs"), ("Slack", "#general")]
     end = now - timedelta(minutes=1)
@@ -112,7 +112,7 @@ def feed(home: Path, port: int, stop: threading.Event) -> None:
     while not stop.wait(1.0):
         if random.random() < 0.15:
             app, title = random.choice(apps)
-        ts = datetime.now(timezone.utc)
+        ts = datetime.now(UTC)
         client.heartbeat(window, Event(timestamp=ts, duration=0, data={"app": app, "title": title}),
                          pulsetime=2.0, queued=False)
         client.heartbeat(afk, Event(timestamp=ts, duration=0, data={"status": "not-afk"}),
@@ -136,7 +136,7 @@ def main() -> int:
     aw_url = env.get("LIFELOG_AW_URL", "http://127.0.0.1:5600")
     started: list[subprocess.Popen] = []
     home = Path(tempfile.mkdtemp(prefix="lifelog-demo-"))
-    demo_started = datetime.now(timezone.utc)
+    demo_started = datetime.now(UTC)
     watch: subprocess.Popen | None = None
     killed: tuple[int, float] | None = None
     try:

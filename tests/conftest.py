@@ -13,7 +13,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from support.awserver import AWServer
 from support.helpers import FAST, processes_on
 

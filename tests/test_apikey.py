@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from support.fakeaw import INFO, FakeAW
+from support.helpers import FAST, meta, processes_on, stored, wait_for
+from support.localhttp import LocalHTTPServer, QuietHandler
+
 from lifelog.checks.health import run_check
 from lifelog.core import redact
 from lifelog.core.errors import UsageError
@@ -27,8 +29,6 @@ from lifelog.core.settings import load_settings
 from lifelog.core.timeutil import parse_iso, to_iso
 from lifelog.core.verdicts import AWStatus
 from lifelog.db.database import open_db
-from support.helpers import FAST, meta, processes_on, stored, wait_for
-from support.localhttp import LocalHTTPServer, QuietHandler
 
 KEY = "llk-" + secrets.token_hex(16)  # distinctive: found anywhere, it is a leak
 PING_TOKEN = "0b3c1a52-7d0f-4c2e-9a51-" + secrets.token_hex(6)

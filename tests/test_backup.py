@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from support import bigdb
-from lifelog.backups import backup, status as backup_status
+
+from lifelog.backups import backup
+from lifelog.backups import status as backup_status
 from lifelog.backups.retention import NAME_RE, backup_name
 from lifelog.checks.status import Snapshot
 from lifelog.core import keys
@@ -33,7 +34,6 @@ from lifelog.core.timeutil import UTC, to_iso
 from lifelog.core.verdicts import Level
 from lifelog.db.database import SCHEMA_VERSION, open_db
 from lifelog.db.meta import get_meta, set_meta
-
 
 # -- helpers --------------------------------------------------------------------------------
 

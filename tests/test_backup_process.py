@@ -12,18 +12,18 @@ import signal
 import sqlite3
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from support import bigdb
+from support.helpers import FAST, HeartbeatSampler, meta, stored, wait_for
+
 from lifelog.backups.retention import NAME_RE
 from lifelog.core import keys
 from lifelog.core.timeutil import parse_iso, to_iso, utcnow
 from lifelog.db.database import open_db
 from lifelog.db.meta import set_meta
-from support.helpers import FAST, HeartbeatSampler, meta, stored, wait_for
 
 LIVE_BUCKET = "aw-watcher-window_backup-live"
 
@@ -64,7 +64,7 @@ class Feeder(threading.Thread):
     def __init__(self, aw_server):
         super().__init__(daemon=True)
         self.aw, self.stop, self.sent = aw_server, threading.Event(), 0
-        self.start_at = datetime.now(timezone.utc) - timedelta(hours=1)
+        self.start_at = datetime.now(UTC) - timedelta(hours=1)
 
     def run(self):
         while not self.stop.wait(0.02):

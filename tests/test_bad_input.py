@@ -12,15 +12,11 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from support.fakeaw import BUCKETS, INFO, FakeAW
-from lifelog.core.timeutil import parse_iso, to_iso, utcnow
-from lifelog.db.database import SCHEMA_VERSION, open_db, transaction
-from lifelog.db.meta import set_meta
 from support.helpers import (
     alive,
     log_rows,
@@ -32,8 +28,12 @@ from support.helpers import (
     watchers_on,
 )
 
+from lifelog.core.timeutil import parse_iso, to_iso, utcnow
+from lifelog.db.database import SCHEMA_VERSION, open_db, transaction
+from lifelog.db.meta import set_meta
+
 pytestmark = pytest.mark.chaos
-UTC = timezone.utc
+UTC = UTC
 
 
 
@@ -105,8 +105,8 @@ def test_a_garbage_watcher_pid_is_recorded_again_by_the_running_watcher_without_
     passes = []
     try:
         wait_for(lambda: passes.append(one_pass(lifelog, env)) or passes[-1]["verdict"] == "ok", what="an ok pass")
-    except AssertionError:
-        raise AssertionError(passes[-3:])
+    except AssertionError as e:
+        raise AssertionError(passes[-3:]) from e
     assert alive(pid) and [p.pid for p in watchers_on(db_path)] == [pid]
 
 
@@ -228,7 +228,7 @@ def test_aw_answering_non_json_or_a_list_is_degraded_and_stored_data_survives(li
     fakes = [FakeAW({"/api/0/info": (200, "application/json", b"{not json"), "/api/0/buckets/": BUCKETS}),
              FakeAW({"/api/0/info": INFO, "/api/0/buckets/": (200, "application/json", b"[1, 2]")})]
     try:
-        for fake, needle in zip(fakes, ("not JSON", "JSON list, expected dict")):
+        for fake, needle in zip(fakes, ("not JSON", "JSON list, expected dict"), strict=True):
             r = lifelog("health", "--db", str(db_path), env=dict(env, LIFELOG_AW_URL=fake.url))
             assert r.code == 1 and needle in r.out and "Traceback" not in r.err, (r.out, r.err)
             r = lifelog("backfill", "--db", str(db_path), "--aw-url", fake.url, env=env)

@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lifelog.aw.buckets import newest_end_hint, selected
 
@@ -11,7 +11,7 @@ def test_selection_is_by_glob_and_sorted():
 
 
 def test_the_hint_is_last_updated_or_rust_metadata_end():
-    t = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+    t = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     assert newest_end_hint({"last_updated": "2026-11-28T12:00:00+00:00"}) == t
     assert newest_end_hint({"last_updated": None, "metadata": {"end": "2026-11-28T12:00:00Z"}}) == t
     assert newest_end_hint({}) is None

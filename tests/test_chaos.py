@@ -15,7 +15,6 @@ import signal
 import time
 
 import pytest
-
 from support.chaos import DETECTION_BOUND, Chaos
 
 pytestmark = pytest.mark.chaos
@@ -63,6 +62,7 @@ def test_a_whole_system_suspension_where_the_watcher_resumes_first_makes_no_rest
     see a live watcher, not a hung one. (When all continue at once, the
     random schedule above allows at most one restart.)"""
     from support.chaos import HEARTBEAT_TIMEOUT, now, wait_for
+
     from lifelog.core.timeutil import parse_iso
 
     chaos.setup()

@@ -39,14 +39,14 @@ def test_meta_show_lists_key_value_updated_at_and_age(cli, db_path):
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     assert lines[0].split() == ["KEY", "VALUE", "UPDATED_AT", "AGE"]
-    assert [l.split()[0] for l in lines[1:]] == ["aw.status", "db.created_at", "watcher.heartbeat_at", "watcher.pid"]
+    assert [line.split()[0] for line in lines[1:]] == ["aw.status", "db.created_at", "watcher.heartbeat_at", "watcher.pid"]
     assert lines[-1].split()[1] == "123" and lines[-1].endswith("s ago")
 
 
 def test_meta_show_filters_by_prefix(cli, db_path):
     _seed(db_path)
     r = cli("meta", "show", "watcher", "--db", str(db_path))
-    assert [l.split()[0] for l in r.out.splitlines()[1:]] == ["watcher.heartbeat_at", "watcher.pid"]
+    assert [line.split()[0] for line in r.out.splitlines()[1:]] == ["watcher.heartbeat_at", "watcher.pid"]
 
 
 def test_meta_show_json_is_one_document_and_nothing_else(cli, db_path):

@@ -13,8 +13,9 @@ import threading
 import uuid
 from datetime import timedelta
 
-from lifelog.core.timeutil import parse_iso, to_iso, utcnow
 from support.helpers import FAST, stored, wait_for
+
+from lifelog.core.timeutil import parse_iso, to_iso, utcnow
 
 
 def truth(aw, bucket_id) -> dict:

@@ -3,11 +3,12 @@ hypothesis properties over random events, records and time zones."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lifelog.coverage.model import (
     CELL_SECONDS,
@@ -32,7 +33,7 @@ from lifelog.coverage.model import (
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
-ZONES = [timezone.utc, BERLIN, ZoneInfo("America/New_York"), ZoneInfo("Australia/Lord_Howe"),
+ZONES = [UTC, BERLIN, ZoneInfo("America/New_York"), ZoneInfo("Australia/Lord_Howe"),
          ZoneInfo("Asia/Kathmandu")]
 
 
@@ -71,17 +72,17 @@ def test_slots_follow_local_days_across_a_dst_change():
 
 
 def test_a_slot_that_does_not_divide_the_day_is_cut_at_midnight():
-    slots = make_slots(at(timezone.utc, 2026, 1, 1), at(timezone.utc, 2026, 1, 3), 7 * 60, timezone.utc)
+    slots = make_slots(at(UTC, 2026, 1, 1), at(UTC, 2026, 1, 3), 7 * 60, UTC)
     first_day = [s for s in slots if s.day == date(2026, 1, 1)]
     assert first_day[-1].end - first_day[-1].start == 1440 % 7 * 60  # the 206th slot: 5 minutes
-    assert slots[len(first_day)].start == at(timezone.utc, 2026, 1, 2)
+    assert slots[len(first_day)].start == at(UTC, 2026, 1, 2)
 
 
 def test_the_range_cuts_the_first_and_last_slot():
-    slots = make_slots(at(timezone.utc, 2026, 1, 1, 10, 5), at(timezone.utc, 2026, 1, 1, 10, 50), 900, timezone.utc)
-    assert [(s.start, s.end) for s in slots][0] == (at(timezone.utc, 2026, 1, 1, 10, 5),
-                                                   at(timezone.utc, 2026, 1, 1, 10, 15))
-    assert slots[-1].end == at(timezone.utc, 2026, 1, 1, 10, 50)
+    slots = make_slots(at(UTC, 2026, 1, 1, 10, 5), at(UTC, 2026, 1, 1, 10, 50), 900, UTC)
+    assert [(s.start, s.end) for s in slots][0] == (at(UTC, 2026, 1, 1, 10, 5),
+                                                   at(UTC, 2026, 1, 1, 10, 15))
+    assert slots[-1].end == at(UTC, 2026, 1, 1, 10, 50)
     assert len(slots) == 4
 
 
@@ -156,7 +157,7 @@ def test_after_the_last_run_lifelog_is_down_until_now_and_before_the_first_no_cl
 
 
 def test_the_first_cause_that_applies_wins():
-    tz = timezone.utc
+    tz = UTC
     since = at(tz, 2026, 1, 1)
     slots = make_slots(since, since + 4 * 900, 900, tz)
     everything = Spans([(since, since + 4 * 900)])
@@ -175,7 +176,7 @@ def test_the_first_cause_that_applies_wins():
 
 
 def test_active_and_away_carry_no_cause_and_adjacent_slots_merge_across_midnight():
-    tz = timezone.utc
+    tz = UTC
     since = at(tz, 2026, 1, 1, 23)
     slots = make_slots(since, since + 7200, 900, tz)
     m = [Measure(not_afk=900, window=900)] * 8
@@ -203,7 +204,7 @@ def test_the_json_document_has_the_spec_fields():
 
 # -- properties --------------------------------------------------------------------------------
 
-BASE = datetime(2026, 3, 27, tzinfo=timezone.utc).timestamp()  # DST changes on the 28th-29th nearby
+BASE = datetime(2026, 3, 27, tzinfo=UTC).timestamp()  # DST changes on the 28th-29th nearby
 HORIZON = 3 * 86400
 
 times = st.integers(min_value=0, max_value=HORIZON * 1000).map(lambda ms: BASE + ms / 1000)
@@ -245,7 +246,7 @@ def test_stretches_tile_the_range_exactly_with_no_overlap(scenario):
     slots, cov = run_scenario(*scenario)
     stretches = cov.stretches
     assert stretches[0].start == since and stretches[-1].end == until
-    for a, b in zip(stretches, stretches[1:]):
+    for a, b in zip(stretches, stretches[1:], strict=False):
         assert a.end == b.start and a.start < a.end
         assert (a.kind, a.cause) != (b.kind, b.cause)  # adjacent ones of one class and cause are merged
     assert sum(s.seconds for s in stretches) == until - since

@@ -7,21 +7,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lifelog.core.timeutil import now_iso, to_iso
 from lifelog.coverage.cells import CHANGED_SQL, Summary
 from lifelog.coverage.model import cells_of_events, units_of_cells
 from lifelog.db.database import SCHEMA_VERSION, open_db, transaction
 
-DAY0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
+DAY0 = datetime(2026, 5, 1, tzinfo=UTC)
 
 
 def iso(t: float) -> str:
-    return to_iso(datetime.fromtimestamp(t, timezone.utc))
+    return to_iso(datetime.fromtimestamp(t, UTC))
 
 
 def insert(db, bucket: str, evs, first_id: int = 1, stamp: str | None = None) -> None:
@@ -46,7 +47,7 @@ def as_units(cells, since, until):
 
 def close(a: dict, b: dict) -> bool:
     return all(abs(x - y) <= 1e-3 for k in set(a) | set(b)
-               for x, y in zip(a.get(k, [0.0] * 3), b.get(k, [0.0] * 3)))
+               for x, y in zip(a.get(k, [0.0] * 3), b.get(k, [0.0] * 3), strict=False))
 
 
 base = DAY0.timestamp()
@@ -169,7 +170,7 @@ def test_a_real_watcher_process_records_its_run(db_path, aw_server, spawn):
     # up on every other test's history, as long as the machine is slow.
     bucket = f"test-cells-watcher-run-{os.getpid()}"
     aw_server.create_bucket(bucket)
-    aw_server.insert(bucket, [{"timestamp": datetime.now(timezone.utc).isoformat(), "duration": 1.0,
+    aw_server.insert(bucket, [{"timestamp": datetime.now(UTC).isoformat(), "duration": 1.0,
                                "data": {"app": "x"}}])
     env = dict(os.environ, LIFELOG_AW_URL=aw_server.url, LIFELOG_POLL_INTERVAL_SECONDS="0.2",
                LIFELOG_BUCKETS=bucket)

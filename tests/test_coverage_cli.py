@@ -15,8 +15,8 @@ from datetime import timedelta
 import pytest
 from PIL import Image, ImageColor
 from rich.console import Console
-
 from support.coverage_history import HOST, local_iso, plant
+
 from lifelog.coverage.html import CAUSE_COLOUR, CLASS_COLOUR
 from lifelog.coverage.model import Cause, Kind
 from lifelog.db.database import open_db
@@ -51,7 +51,8 @@ def test_the_json_gives_the_planted_stretches_and_causes(db_path, planted, lifel
 
 def test_without_since_and_until_the_range_is_local_midnight_seven_days_ago_to_now(db_path, lifelog):
     import time
-    from datetime import datetime, time as clock
+    from datetime import datetime
+    from datetime import time as clock
     from zoneinfo import ZoneInfo
 
     open_db(db_path).close()
@@ -140,14 +141,14 @@ def rgb_rows(png) -> list[list[tuple[int, int, int]]]:
         width, data = image.width, image.convert("RGB").tobytes()
     stride = 3 * width
     lines = [data[y:y + stride] for y in range(0, len(data), stride)]
-    return [list(zip(line[0::3], line[1::3], line[2::3])) for line in lines]
+    return [list(zip(line[0::3], line[1::3], line[2::3], strict=True)) for line in lines]
 
 
 def runs(row: list[tuple[int, int, int]], colour: tuple[int, ...], tolerance: int = 3) -> list[tuple[int, int]]:
     """[start, end) of each horizontal run of `colour` in one row."""
     out, start = [], None
     for x, px in enumerate(row + [(-99, -99, -99)]):
-        hit = all(abs(a - b) <= tolerance for a, b in zip(px, colour))
+        hit = all(abs(a - b) <= tolerance for a, b in zip(px, colour, strict=False))
         if hit and start is None:
             start = x
         elif not hit and start is not None:
@@ -211,6 +212,7 @@ def test_a_gap_while_lifelog_was_not_running_on_the_same_boot_says_lifelog_down(
     """Runs of one boot with an hour between them; the user at the keyboard
     all along, window data only while LifeLog ran (AW lost the rest)."""
     from support.coverage_history import AFK_BUCKET, SERVER, WINDOW_BUCKET, History, iso
+
     from lifelog.core.settings import load_settings
     from lifelog.coverage.query import coverage_of
     from lifelog.db.database import transaction

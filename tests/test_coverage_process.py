@@ -34,11 +34,12 @@ import os
 import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+
+from support.helpers import FAST, meta, stored, wait_for
 
 from lifelog.core import keys
 from lifelog.core.timeutil import epoch_of, to_iso
-from support.helpers import FAST, meta, stored, wait_for
 
 SILENCE = 300.0  # source_silence_minutes 5, in seconds
 REACH = 120.0  # aw_health_check_interval_minutes 2, in seconds: how far a check speaks
@@ -46,12 +47,12 @@ BEAT = 0.2  # the afk feeder's period
 
 
 def iso(t: float) -> str:
-    return to_iso(datetime.fromtimestamp(t, timezone.utc))
+    return to_iso(datetime.fromtimestamp(t, UTC))
 
 
 def local(t: float) -> str:
     """A time as `lifelog coverage` prints it with TZ=UTC."""
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
 def minute_floor(t: float) -> float:

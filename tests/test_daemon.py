@@ -6,13 +6,14 @@ import os
 import signal
 import threading
 import time
+from datetime import UTC
 
 import psutil
 import pytest
-
-from lifelog.core.timeutil import parse_iso
 from support.helpers import FAST as MONITOR_FAST
 from support.helpers import log_rows, meta, processes_on, wait_for
+
+from lifelog.core.timeutil import parse_iso
 
 # The daemon's health job runs every 0.6 s here.
 FAST = dict(MONITOR_FAST, LIFELOG_AW_HEALTH_CHECK_INTERVAL_MINUTES="0.01")
@@ -151,7 +152,7 @@ def test_the_daemons_timetable_under_default_settings(db_path):
 
 
 def test_a_reconcile_is_due_at_launch_once_the_interval_has_passed_since_the_last(db_path, monkeypatch):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from lifelog import daemon as daemon_mod
     from lifelog.core.settings import load_settings
@@ -159,7 +160,7 @@ def test_a_reconcile_is_due_at_launch_once_the_interval_has_passed_since_the_las
     from lifelog.db.database import open_db
     from lifelog.db.meta import set_meta
 
-    now = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     monkeypatch.setattr(daemon_mod, "utcnow", lambda: now)
     settings = load_settings(overrides={"db_path": str(db_path)}, environ={})
     interval = timedelta(hours=settings.reconcile_interval_hours)

@@ -17,19 +17,20 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import schedule
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from support.helpers import FAST as MONITOR_FAST
+from support.helpers import meta, wait_for
 
 from lifelog import daemon as daemon_mod
 from lifelog.core.timeutil import parse_iso
 from lifelog.daemon import STEP_TOLERANCE, Reading, reschedule_from, run_turn, shift_jobs, wall_step
 from lifelog.db.database import open_db
-from support.helpers import FAST as MONITOR_FAST
-from support.helpers import meta, wait_for
 
 # -- the pure part ------------------------------------------------------------------------
 
@@ -76,7 +77,7 @@ def test_each_job_keeps_its_place_in_elapsed_time(e0, passed, step_us, remaining
     step = wall_step(then, now)
     if step is not None:
         shift_jobs(jobs, step)
-    for job, r, gap in zip(jobs, remaining, gaps):
+    for job, r, gap in zip(jobs, remaining, gaps, strict=False):
         left = (job.next_run - now.wall).total_seconds()
         assert abs(left - (r - passed)) <= STEP_TOLERANCE + 1e-3
         assert job.next_run - job.last_run == gap  # the last run moved with it
@@ -222,7 +223,7 @@ def assert_local_clock_jumps(tz: str, at: datetime, hours: int) -> None:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def launch_check_before(db_path, change: datetime) -> None:

@@ -6,7 +6,9 @@ import stat
 from datetime import datetime
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from lifelog.core.errors import UsageError
 from lifelog.core.timeutil import utcnow
@@ -159,7 +161,8 @@ def test_a_writer_waits_for_a_lock_held_by_another_connection(db_path):
     db = open_db(db_path)
     other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
-    import threading, time
+    import threading
+    import time
 
     release = threading.Timer(1.0, lambda: other.execute("COMMIT"))
     release.start()

@@ -6,11 +6,13 @@ value, `now` is passed in (healthchecks style)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, assume, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from lifelog.checks.watchdog import (
     CLOCK_SKEW,
@@ -24,7 +26,7 @@ from lifelog.core.settings import Settings
 from lifelog.core.timeutil import to_iso
 from lifelog.core.verdicts import RESTART_VERDICTS, Verdict
 
-NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 S = Settings(
     db_path=Path("x.db"),
     heartbeat_timeout_seconds=120,

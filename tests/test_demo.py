@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import psutil
-
 from support.awserver import free_port
 
 REPO = Path(__file__).resolve().parent.parent

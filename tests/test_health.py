@@ -7,9 +7,9 @@ import os
 import re
 
 import pytest
-
 from support.awserver import free_port
 from support.fakeaw import BUCKETS, HTML_500, INFO, FakeAW, RawServer, SilentSocket
+
 from lifelog.checks.health import run_check
 from lifelog.core.settings import load_settings
 from lifelog.core.verdicts import AWStatus

@@ -7,14 +7,15 @@ import json
 import ssl
 import threading
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from support.awserver import free_port
 from support.fakeaw import HTML_500, INFO, FakeAW, RawServer, SilentSocket, answer, reset
+
 from lifelog.aw import http
 from lifelog.aw.client import AWBadAnswer, AWClient, AWUnreachable
 
@@ -58,15 +59,15 @@ def test_a_real_aw_server_answers_with_status_headers_and_body(aw_server):
 
 
 def test_the_aw_client_reads_events_with_encoded_parameters_from_the_real_server(aw_server):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     bucket = "http-layer-test_host"
     aw_server.create_bucket(bucket)
     aw_server.insert(bucket, [{"timestamp": "2026-01-10T10:00:00+00:00", "duration": 60, "data": {"a": 1}}])
     with AWClient(aw_server.url, 5) as client:
         # `+00:00` must reach AW encoded: a bare `+` is a space to it (HTTP 500).
-        got = client.events(bucket, start=datetime(2026, 1, 10, 9, tzinfo=timezone.utc))
-        assert client.count(bucket, start=datetime(2026, 1, 10, 9, tzinfo=timezone.utc)) == 1
+        got = client.events(bucket, start=datetime(2026, 1, 10, 9, tzinfo=UTC))
+        assert client.count(bucket, start=datetime(2026, 1, 10, 9, tzinfo=UTC)) == 1
         assert client.event(bucket, got[0]["id"])["data"] == {"a": 1}
         assert client.event(bucket, 999999) is None
     assert [e["data"] for e in got] == [{"a": 1}]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def _env(aw, bucket):

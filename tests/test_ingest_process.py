@@ -8,14 +8,14 @@ import random
 import signal
 import sqlite3
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from lifelog.core.timeutil import parse_iso, to_iso
 from support.helpers import meta, start_watcher, stored, wait_for
 
-UTC = timezone.utc
+from lifelog.core.timeutil import parse_iso, to_iso
+
+UTC = UTC
 _names = itertools.count()
 
 

@@ -57,7 +57,7 @@ def test_the_lock_of_a_killed_holder_is_free_again(db_path, holder):
     child = holder("watcher")
     child.send_signal(signal.SIGKILL)
     assert child.wait(10) == -signal.SIGKILL
-    with ProcessLock(db_path, "watcher") as lock:
+    with ProcessLock(db_path, "watcher"):
         # The new holder's PID replaces the dead one's, whole.
         assert lock_path(db_path, "watcher").read_text() == f"{os.getpid()}\n"
 

@@ -1,11 +1,11 @@
 """The pure merge decisions, at their boundaries."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from lifelog.ingest import merge
 from lifelog.ingest.merge import Plan, Stored, Window
 
-T = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+T = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 
 

@@ -12,9 +12,10 @@ real: merge.plan and store.store_answer on a real SQLite database.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from lifelog.core.timeutil import to_iso
@@ -22,7 +23,7 @@ from lifelog.db.database import Database, apply_schema
 from lifelog.ingest import merge, store
 from lifelog.ingest.merge import Window
 
-T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
 MINUTE = 60_000  # the model counts milliseconds
 DAY = 1440 * MINUTE
 BUCKET = "b"

@@ -60,7 +60,7 @@ def test_the_watchdog_timer_runs_every_minute_and_catches_up(units):
 
 
 def test_the_crontab_line_has_five_time_fields_and_a_command_that_exists():
-    lines = [l for l in install("cron").splitlines() if l.strip()]
+    lines = [line for line in install("cron").splitlines() if line.strip()]
     assert len(lines) == 1
     fields = lines[0].split()
     assert fields[:5] == ["*"] * 5

@@ -11,17 +11,17 @@ import signal
 import socket
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support.helpers import meta, one_pass, running_watcher, wait_for
+from support.localhttp import LocalHTTPServer, QuietHandler
 
 from lifelog.core.timeutil import to_iso
 from lifelog.core.verdicts import Level
 from lifelog.outward import metrics, ping
-from support.helpers import meta, one_pass, running_watcher, wait_for
-from support.localhttp import LocalHTTPServer, QuietHandler
 
 TOKEN = "5f2b9c1e-aaaa-bbbb-cccc-0123456789ab"
 
@@ -56,7 +56,7 @@ def recorder():
 
 # -- pure: what is sent and when ------------------------------------------------------
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def test_ok_and_warning_post_the_summary_critical_and_unknown_post_to_fail():

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support.helpers import processes_on, wait_for
 
 from lifelog.checks import procs
 from lifelog.core import keys
 from lifelog.core.settings import load_settings
 from lifelog.db.database import open_db, transaction
 from lifelog.db.meta import set_meta
-from support.helpers import processes_on, wait_for
 
 # Stands in for a watcher: stops on SIGTERM saying so, and (with `stack`)
 # lets faulthandler write its stack on SIGUSR1, as the watcher does.
@@ -157,7 +157,7 @@ def test_each_database_has_its_own_watcher_log_and_its_detached_watcher_writes_t
         assert log.parent == log_dir() and re.fullmatch(r"watcher-lifelog-[0-9a-f]{8}\.log", log.name), log
     try:
         pids = [procs.start_watcher(s) for s in settings]
-        for pid, log, db in zip(pids, logs, (db_path, other)):
+        for pid, log, db in zip(pids, logs, (db_path, other), strict=True):
             line = f"watcher started (pid {pid}) on {db}"
             wait_for(lambda: log.exists() and line in log.read_text(), what=f"{line!r} in {log}")
         assert f"(pid {pids[1]})" not in logs[0].read_text() and f"(pid {pids[0]})" not in logs[1].read_text()

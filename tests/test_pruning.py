@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from lifelog import daemon
 from lifelog.core.settings import Settings
@@ -14,7 +14,7 @@ from lifelog.core.timeutil import to_iso
 from lifelog.db import pruning
 from lifelog.db.database import open_db, transaction
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 

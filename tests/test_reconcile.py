@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from support.localhttp import CountingProxy
 
 from lifelog.aw.client import AWClient
 from lifelog.core.settings import Settings
@@ -23,9 +25,8 @@ from lifelog.ingest import history, livepoll, merge, reconcile
 from lifelog.ingest.merge import Window
 from lifelog.ingest.reconcile import Unit
 from lifelog.ingest.store import Source
-from support.localhttp import CountingProxy
 
-UTC = timezone.utc
+UTC = UTC
 _names = itertools.count()
 
 
@@ -44,7 +45,7 @@ def test_split_tiles_the_range_with_windows_inside_one_unit_each(start, seconds,
         assert parts == []
         return
     assert parts[0].start == start and parts[-1].end == end
-    assert all(p.end == q.start for p, q in zip(parts, parts[1:]))
+    assert all(p.end == q.start for p, q in zip(parts, parts[1:], strict=False))
     for p in parts:
         assert p.start < p.end <= reconcile.next_boundary(p.start, unit)
     assert all(p.end == reconcile.next_boundary(p.start, unit) for p in parts[:-1])

@@ -4,11 +4,13 @@ properties by hypothesis. No database, no AW, no clock: facts are values and
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from lifelog.checks.status import Snapshot
 from lifelog.core import keys
@@ -34,7 +36,7 @@ from lifelog.sources.judge import (
 )
 from lifelog.sources.watch import Recorded, restart_due, sources_component
 
-NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 HOST = "laptop"
 S = Settings(db_path=Path("x.db"), source_silence_minutes=10, source_silence_critical_minutes=60,
              heartbeat_timeout_seconds=120, restart_backoff_initial_seconds=10,
@@ -542,7 +544,9 @@ def test_record_logs_each_change_once_and_keeps_since_while_the_state_holds(db_p
     db = open_db(db_path)
     g = Gathered("dev", facts(afk(), window(5)), Awake(at(3600), (1.0, 1.0)))
 
-    def judged(window_state, reason="r", window_end=at(5)):
+    five = at(5)
+
+    def judged(window_state, reason="r", window_end=five):
         return [Judgement(AFK, "afkstatus", HOST, SourceState.LIVE, "recording", at(5)),
                 Judgement(WINDOW, "currentwindow", HOST, window_state, reason, window_end)]
 
@@ -618,10 +622,10 @@ def test_a_source_restart_runs_its_command_split_as_a_shell_would_bounded_to_30_
 
 
 def test_a_restart_command_is_bounded_and_never_goes_through_a_shell(tmp_path):
-    from lifelog.sources.watch import run_command
-
     import sys
     import time
+
+    from lifelog.sources.watch import run_command
 
     began = time.monotonic()
     assert run_command(f"{sys.executable} -c 'import time; time.sleep(30)'", timeout=0.5) == "killed after 0.5 s"

@@ -16,12 +16,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from support.helpers import log_rows, meta, running_watcher, wait_for
+from test_status import alert_script, alerts_sent
 
 from lifelog.core import keys
 from lifelog.core.timeutil import parse_iso, to_iso, utcnow
 from lifelog.db.database import open_db
-from support.helpers import log_rows, meta, running_watcher, wait_for
-from test_status import alert_script, alerts_sent
 
 SILENCE_MINUTES = 0.05  # 3 s
 SILENCE = SILENCE_MINUTES * 60
@@ -55,7 +55,7 @@ class Feeder:
                 self.errors.append(repr(e))
             self.stop.wait(FEED)
 
-    def __enter__(self) -> "Feeder":
+    def __enter__(self) -> Feeder:
         self.beat()
         self.thread.start()
         return self

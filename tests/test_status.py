@@ -8,8 +8,10 @@ import signal
 import sqlite3
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from support.helpers import meta, one_pass, running_watcher, wait_for
 
 from lifelog import monitor, wiring
 from lifelog.aw.buckets import AWView
@@ -20,7 +22,6 @@ from lifelog.core.timeutil import to_iso, utcnow
 from lifelog.core.verdicts import Level
 from lifelog.db.database import open_db
 from lifelog.db.meta import get_meta
-from support.helpers import meta, one_pass, running_watcher, wait_for
 
 
 def alert_script(tmp_path):
@@ -207,7 +208,7 @@ def test_levels_combine_worst_first_and_name_every_cause_at_that_level():
 
 # -- components worked out from timestamps, at their boundaries (no database, no waiting) --------
 
-NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 S = Settings(db_path=Path("x.db"), heartbeat_timeout_seconds=120, watcher_timestamp_threshold_minutes=10,
              watchdog_stale_minutes=5)
 RUNNING = WatcherFacts(pid=4242, source="recorded", reason="", created=1.0)

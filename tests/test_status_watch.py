@@ -8,9 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
+from support.helpers import wait_for
 
 from lifelog import status_screen
 from lifelog.checks.status import Component, StatusReport
@@ -19,9 +20,8 @@ from lifelog.core.verdicts import Level
 from lifelog.db.database import open_db, transaction
 from lifelog.db.meta import set_meta
 from lifelog.sources import watch as source_watch
-from support.helpers import wait_for
 
-NOW = datetime(2026, 11, 28, 14, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
 
 
 def text_of(renderable, width=160) -> str:
@@ -68,7 +68,7 @@ def test_watch_redraws_until_ctrl_c_and_exits_0(db_path, tmp_path):
     set_meta(db, "source.aw-watcher-afk_test.state", "live")
     with transaction(db):
         db.conn.execute("INSERT INTO watchdog_log (at, verdict, reason, action, actor) VALUES (?, ?, ?, ?, ?)",
-                        (to_iso(datetime.now(timezone.utc)), "restart:not_running", "watcher pid 7 is gone",
+                        (to_iso(datetime.now(UTC)), "restart:not_running", "watcher pid 7 is gone",
                          "started lifelog watcher (pid 8)", "cron"))
     db.close()
     out = tmp_path / "screen.txt"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -29,7 +29,7 @@ from lifelog.db.meta import set_meta
 from lifelog.ingest import history, store, watcher
 from lifelog.ingest.merge import Event, Window
 
-UTC = timezone.utc
+UTC = UTC
 SERVER, BUCKET = "device", "aw-watcher-window_big"
 ROWS = 300_000
 SMALL_ROWS = ROWS // 100

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,7 @@ from lifelog.db.database import open_db
 from lifelog.db.meta import get_meta
 from lifelog.ingest import history, livepoll, reconcile
 
-UTC = timezone.utc
+UTC = UTC
 _names = itertools.count()
 
 

@@ -13,13 +13,6 @@ from datetime import timedelta
 
 import psutil
 import pytest
-
-from lifelog.checks import procs
-from lifelog.core import identity
-from lifelog.core.settings import load_settings
-from lifelog.core.timeutil import now_iso, to_iso, utcnow
-from lifelog.db.database import open_db, transaction
-from lifelog.db.meta import set_meta
 from support.helpers import (
     FAST,
     alive,
@@ -30,6 +23,13 @@ from support.helpers import (
     wait_for,
     watchers_on,
 )
+
+from lifelog.checks import procs
+from lifelog.core import identity
+from lifelog.core.settings import load_settings
+from lifelog.core.timeutil import now_iso, to_iso, utcnow
+from lifelog.db.database import open_db, transaction
+from lifelog.db.meta import set_meta
 
 
 def start_by_watchdog(lifelog, db_path) -> int:

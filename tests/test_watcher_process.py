@@ -4,9 +4,9 @@ import os
 import signal
 
 import pytest
+from support.helpers import meta, start_watcher, wait_for
 
 from lifelog.core.timeutil import parse_iso
-from support.helpers import meta, start_watcher, wait_for
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from lifelog.core.timeutil import try_parse_iso
 

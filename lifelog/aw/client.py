@@ -82,7 +82,7 @@ class AWClient:
             self._headers["Authorization"] = f"Bearer {api_key}"
 
     @classmethod
-    def from_settings(cls, settings) -> "AWClient":
+    def from_settings(cls, settings) -> AWClient:
         """The client every part uses: aw_url, aw_timeout_seconds and aw_api_key."""
         return cls(settings.aw_url, settings.aw_timeout_seconds, api_key=settings.aw_api_key)
 
@@ -92,7 +92,7 @@ class AWClient:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "AWClient":
+    def __enter__(self) -> AWClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -168,7 +168,7 @@ class AWClient:
             raise AWBadAnswer(f"{path} answered JSON {type(body).__name__}, expected dict", resp.status)
         return body
 
-    def clone(self) -> "AWClient":
+    def clone(self) -> AWClient:
         """A client of its own, for another thread (a connection is not shared)."""
         return AWClient(self.url, self.timeout, api_key=self._api_key)
 

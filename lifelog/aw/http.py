@@ -22,8 +22,9 @@ from __future__ import annotations
 import re
 import socket
 import time
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from lifelog.core.redact import redact_url  # also offered here: `lifelog.aw.http.redact_url`
@@ -68,7 +69,7 @@ class Origin(NamedTuple):
     port: int
 
     @classmethod
-    def of(cls, url: str) -> "Origin":
+    def of(cls, url: str) -> Origin:
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -116,7 +117,7 @@ class Connection:
             finally:
                 self._sock = None
 
-    def __enter__(self) -> "Connection":
+    def __enter__(self) -> Connection:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -372,7 +373,7 @@ class _Reader:
         return Response(status, reason, headers, body), keep
 
     def chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             size_line = self.line().split(b";", 1)[0].strip()
             try:

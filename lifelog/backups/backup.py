@@ -36,11 +36,11 @@ import os
 import re
 import sqlite3
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 from lifelog.backups import retention
 from lifelog.core import keys

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from lifelog.core.timeutil import UTC
 
@@ -62,7 +63,7 @@ class Policy:
     monthly: int
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Policy":
+    def from_settings(cls, settings: Any) -> Policy:
         return cls(settings.backup_keep_daily, settings.backup_keep_weekly, settings.backup_keep_monthly)
 
     def describe(self) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Mapping
 
 from lifelog.checks.liveness import CLOCK_SKEW, age, ts
 from lifelog.checks.status import Component, Snapshot, component_at

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 from lifelog.aw.buckets import AWView
 from lifelog.core import keys

@@ -13,9 +13,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-
-from typing import Mapping
 
 from lifelog.core import commands, keys
 from lifelog.core.errors import LifelogError

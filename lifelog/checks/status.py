@@ -21,8 +21,9 @@ is `lifelog.monitor`'s job.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 from lifelog.aw.buckets import AWView
 from lifelog.checks.liveness import Freshness, age, judge_data, ts, watcher_down, watcher_started
@@ -66,7 +67,7 @@ class Component(NamedTuple):
 class StatusReport(NamedTuple):
     level: Level
     summary: str  # first line of the human form: "CRITICAL: AW unhealthy: ..."
-    components: tuple[Component, ...] = ()
+    components: Sequence[Component] = ()
     db: str = ""
     at: str = ""
 

@@ -55,7 +55,7 @@ def _windows_readings() -> tuple[float, float] | None:
     sleep must exceed to count."""
     import ctypes
 
-    kernel32 = ctypes.windll.kernel32
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]  # Windows only; mypy checks as Linux
     unbiased = ctypes.c_ulonglong()
     if not kernel32.QueryUnbiasedInterruptTime(ctypes.byref(unbiased)):
         return None

@@ -9,7 +9,8 @@ behind holding a pipe would keep a read waiting past the bound.
 from __future__ import annotations
 
 import os
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 
 class Ran(NamedTuple):

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from lifelog.core import keys
 

@@ -44,7 +44,7 @@ def _try_lock(fd: int) -> bool:
 
         os.lseek(fd, LOCK_OFFSET, os.SEEK_SET)
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]  # Windows only; mypy checks as Linux
         except OSError as e:
             if e.errno in (errno.EACCES, errno.EDEADLK):  # what _locking says for "held"
                 return False
@@ -66,7 +66,7 @@ def _unlock(fd: int) -> None:
         import msvcrt
 
         os.lseek(fd, LOCK_OFFSET, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]  # Windows only; mypy checks as Linux
 
 
 def _read_holder(fd: int) -> str:
@@ -87,7 +87,7 @@ class ProcessLock:
         self.path = lock_path(self.db_path, role)
         self.fd: int | None = None
 
-    def acquire(self) -> "ProcessLock":
+    def acquire(self) -> ProcessLock:
         """Take the lock or raise AlreadyRunning naming the holder."""
         # O_BINARY: no newline translation on Windows (0 elsewhere).
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
@@ -112,7 +112,7 @@ class ProcessLock:
             finally:
                 os.close(fd)
 
-    def __enter__(self) -> "ProcessLock":
+    def __enter__(self) -> ProcessLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

@@ -12,10 +12,10 @@ import math
 import os
 import shlex
 import sys
-from types import MappingProxyType
-from typing import NamedTuple
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from lifelog.core import redact
@@ -118,7 +118,7 @@ class Settings(NamedTuple):
 
     def __repr__(self) -> str:
         # The secrets are never shown (README "Settings"): not in a log, not in a traceback.
-        shown = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self)
+        shown = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self, strict=True)
                           if name not in SECRET_SETTINGS)
         return f"Settings({shown})"
 
@@ -211,13 +211,13 @@ def _url(name: str, raw: Any, source: str, *, may_be_empty: bool = False) -> str
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{source}: setting {name} must be an http:// or https:// URL, got {shown}")
     try:
-        parts.port
+        _ = parts.port  # read for its check: urlsplit parses the port lazily and raises here
     except ValueError:
         raise UsageError(f"{source}: setting {name} has a bad port: {shown}") from None
     return url
 
 
-def _command_table(name: str, raw: Any, source: str) -> dict[str, str]:
+def _command_table(name: str, raw: Any, source: str) -> Mapping[str, str]:
     """A TOML table (or, from the environment, a JSON object) of name -> command."""
     if isinstance(raw, str):
         try:

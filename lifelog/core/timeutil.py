@@ -6,11 +6,11 @@ Every stored timestamp goes through `to_iso`, so they all have the same width
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lifelog.core.errors import UsageError
 
-UTC = timezone.utc
+__all__ = ["UTC"]  # imported from here by the rest of lifelog
 
 
 def utcnow() -> datetime:

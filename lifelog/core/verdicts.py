@@ -86,7 +86,7 @@ class Level(enum.IntEnum):
     UNKNOWN = 3
 
     @classmethod
-    def parse(cls, text: str | None) -> "Level | None":
+    def parse(cls, text: str | None) -> Level | None:
         try:
             return cls[text] if text else None
         except KeyError:

@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 
 from lifelog.core import keys
 from lifelog.core.timeutil import now_iso, parse_iso, to_iso
@@ -65,7 +65,7 @@ def _day_text(d: date) -> str:
 
 
 def _utc_day(t: float) -> date:
-    return datetime.fromtimestamp(t, timezone.utc).date()
+    return datetime.fromtimestamp(t, UTC).date()
 
 
 class Summary:
@@ -230,4 +230,4 @@ def _merge_cells(parts: Iterable[Cells]) -> Cells:
 
 
 def _utc(t: float) -> datetime:
-    return datetime.fromtimestamp(t, timezone.utc)
+    return datetime.fromtimestamp(t, UTC)

@@ -149,11 +149,11 @@ def _timeline(cov: Coverage, host: str) -> str:
         tip = (f"{CLASS_NAME[s.kind]}{'' if s.cause is None else ' (' + str(s.cause) + ')'}: "
                f"{_when(s.start, cov)} to {_when(s.end, cov)}, {_hm(s.seconds)}")
         for d, a, b in _day_pieces(cov, s):
-            x, w, y = LEFT + a * scale, (b - a) * scale, TOP + row[d] * PITCH
-            out.append(f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{BAR}" fill="{CLASS_COLOUR[s.kind]}">'
+            left, w, y = LEFT + a * scale, (b - a) * scale, TOP + row[d] * PITCH
+            out.append(f'<rect x="{left:.2f}" y="{y}" width="{w:.2f}" height="{BAR}" fill="{CLASS_COLOUR[s.kind]}">'
                        f'<title>{html.escape(tip)}</title></rect>')
             if s.cause is not None and not (s.kind is Kind.NO_DATA and s.cause is Cause.UNKNOWN):
-                out.append(f'<rect x="{x:.2f}" y="{y + BAR + 2}" width="{w:.2f}" height="{STRIP}" '
+                out.append(f'<rect x="{left:.2f}" y="{y + BAR + 2}" width="{w:.2f}" height="{STRIP}" '
                            f'fill="{CAUSE_COLOUR[s.cause]}"><title>{html.escape(tip)}</title></rect>')
     out.append("</svg>")
     return "".join(out)

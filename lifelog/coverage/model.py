@@ -31,9 +31,11 @@ from __future__ import annotations
 import enum
 import math
 from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from itertools import pairwise
+from typing import NamedTuple
 
 from lifelog.core.verdicts import AWStatus, SourceState
 
@@ -254,9 +256,9 @@ class Spans:
         return i < len(self.los) and self.los[i] < hi
 
     def pairs(self) -> list[tuple[float, float]]:
-        return list(zip(self.los, self.his))
+        return list(zip(self.los, self.his, strict=True))
 
-    def __or__(self, other: "Spans") -> "Spans":
+    def __or__(self, other: Spans) -> Spans:
         return Spans(self.pairs() + other.pairs())
 
     def __repr__(self) -> str:
@@ -315,7 +317,7 @@ def lifelog_down_spans(runs: Iterable[Run], grace: float, now: float, boot_now: 
         if lo < next_start:
             spans.append((lo, next_start))
 
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in pairwise(ordered):
         down(a.last_heartbeat, b.started, b.boot)
     if ordered:
         down(max(r.last_heartbeat for r in ordered), now, boot_now)

@@ -39,7 +39,7 @@ def cell(r: SlotResult) -> tuple[str, str]:
     glyph, style = STYLE[r.kind]
     if r.kind is Kind.GAP:
         return LETTER[r.cause or Cause.UNKNOWN].upper(), style
-    if r.kind is Kind.NO_DATA and r.cause not in (None, Cause.UNKNOWN):
+    if r.kind is Kind.NO_DATA and r.cause is not None and r.cause is not Cause.UNKNOWN:
         return LETTER[r.cause], NO_DATA_EXPLAINED
     return glyph, style
 
@@ -73,7 +73,7 @@ def render(cov: Coverage, console: Console) -> None:
         console.print(Text(" " * LABEL) + _ruler(offset, width, minutes), soft_wrap=True)
         for day, row in days.items():
             cells = [(" ", "")] * width
-            for r, col in zip(row, columns[day]):
+            for r, col in zip(row, columns[day], strict=True):
                 cells[col - offset] = cell(r)
             line = Text(day.strftime("%a %m-%d").ljust(LABEL))
             run, n = cells[0], 0

@@ -21,12 +21,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from lifelog.core.errors import LifelogError, UsageError
-from lifelog.core.timeutil import now_iso
 
 SCHEMA_VERSION = 7
 # CREATE TABLE IF NOT EXISTS never changes an existing table: what a version
@@ -72,7 +72,7 @@ class Database:
         cur = self.conn.execute(sql, params)
         names = [d[0] for d in cur.description or ()]
         for row in cur:
-            yield dict(zip(names, row))
+            yield dict(zip(names, row, strict=True))
 
     def table_names(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
@@ -83,7 +83,7 @@ class Database:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,10 +12,10 @@ watcher spends a bounded time per poll on gaps (lifelog.ingest.livepoll);
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Sequence
 
 from lifelog.aw.client import AWClient
 from lifelog.core.settings import Settings
@@ -136,6 +136,7 @@ def fill_gap(
             next_hi, next_limit = (hi, limit * 2) if stalled else (oldest, PAGE_SIZE)
             reached_since = (since is not None and oldest is not None and parse_iso(oldest) < since)
             if not done and not reached_since and not out_of_time():
+                assert next_hi is not None  # not done: the page was full, so it has an oldest event
                 pending = pool.submit(fetch, next_hi, next_limit)
 
             def progress(db, done=done, next_hi=next_hi) -> None:
@@ -155,7 +156,8 @@ def fill_gap(
             total.add(counts)
             if on_page is not None:
                 on_page(gap.bucket_id, counts, oldest)
-            hi, limit = next_hi, next_limit
+            if next_hi is not None:  # None only for an empty page, the last
+                hi, limit = next_hi, next_limit
     finally:
         # A page still in flight is abandoned, not awaited (a stop must be
         # quick); its session closes when that bounded request ends.

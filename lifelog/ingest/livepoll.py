@@ -76,11 +76,12 @@ def poll_bucket(db, src: Source, bucket_id: str, bucket: dict[str, Any], state: 
     if state is None or state.head_ts is None:
         return history.open_bucket(db, src, bucket_id, hint)
     # Clamped to now: one event stamped in the future must not hide the present.
-    window = Window(parse_iso(min(state.head_ts, now_iso())) - LOOKBACK, None)
+    start = parse_iso(min(state.head_ts, now_iso())) - LOOKBACK
+    window = Window(start, None)
     page = history.PAGE_SIZE
     events = src.events(bucket_id, start=window.start, limit=page)
     fetched_at = now_iso()
-    floor = to_iso(window.start)
+    floor = to_iso(start)
     starts = [e.timestamp for e in events]
     # Events starting at the floor may be clipped copies: they never move the head.
     new_head = max([state.head_ts, *(t for t in starts if t > floor)])

@@ -24,9 +24,10 @@ For a whole event the stored row, keyed (server, bucket, id), is compared:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from lifelog.core.timeutil import UTC, parse_iso, to_iso
 
@@ -96,7 +97,8 @@ def canonical_ts(text: str) -> str:
 # call, which costs more than encoding a small `data`: build the C one once.
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 try:
-    from json.encoder import c_make_encoder, encode_basestring
+    # c_make_encoder: CPython's C encoder, not in the type stubs (hence the except below).
+    from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 
     # markers=None: no cycle check; the input came out of json.loads.
     _c_encode = c_make_encoder(None, _encoder.default, encode_basestring, None, ":", ",", False, False, True)

@@ -27,9 +27,11 @@ reconcile without `--since` covers only the last `reconcile_rust_days`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from functools import partial
+from typing import Any
 
 from lifelog.aw.client import AWClient
 from lifelog.core import keys
@@ -219,6 +221,7 @@ class _BucketRun:
             if finer is None:
                 self.fetch(window)
                 continue
+            assert window.start is not None and window.end is not None  # split() makes only closed windows
             parts = split(window.start, window.end, finer)
             self.compare(parts, finer, differing=len(parts) == 1)
 
@@ -247,7 +250,8 @@ def reconcile(
         br = BucketReconcile(bucket_id)
         report.buckets.append(br)
         run = _BucketRun(db, src, bucket_id, br, should_stop)
-        start = start_of_range(since, lambda: _first_day(db, src.server, bucket_id, listing[bucket_id]), now,
+        # partial: this bucket is bound now (chosen comes from listing's keys); run only when needed.
+        start = start_of_range(since, partial(_first_day, db, src.server, bucket_id, listing[bucket_id]), now,
                                src.is_rust, settings.reconcile_rust_days)
         state = states.get(bucket_id)
         edge = max(start, live_edge(state.head_ts if state else None, now))

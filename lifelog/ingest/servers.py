@@ -7,8 +7,9 @@ connects to AW, and so does the health check; the row is rewritten only when it 
 old, so a poll every few seconds costs one indexed read.
 """
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from lifelog.core.timeutil import to_iso, utcnow
 from lifelog.db.database import transaction

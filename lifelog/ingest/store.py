@@ -11,9 +11,10 @@ rows that record progress per bucket (`buckets`, `sync_state`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from lifelog.aw import buckets as buckets_mod
 from lifelog.aw.client import AWBadAnswer, AWClient
@@ -42,7 +43,7 @@ class Counts:
     marked_deleted: int = 0
     fetched_by_id: int = 0
 
-    def add(self, other: "Counts") -> "Counts":
+    def add(self, other: Counts) -> Counts:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         return self
@@ -76,11 +77,11 @@ class Source:
     is_rust: bool
 
     @classmethod
-    def connect(cls, client: AWClient) -> "Source":
+    def connect(cls, client: AWClient) -> Source:
         return cls.of(client, client.info())
 
     @classmethod
-    def of(cls, client: AWClient, info: dict[str, Any]) -> "Source":
+    def of(cls, client: AWClient, info: dict[str, Any]) -> Source:
         """The server as its `/api/0/info` answer names it."""
         return cls(client, servers.key_of(info), str(info.get("version", "")).endswith("(rust)"))
 
@@ -90,7 +91,7 @@ class Source:
         raw = self.client.events(bucket_id, start=start, end=end, limit=limit)
         return [normalise(bucket_id, r) for r in raw]
 
-    def page(self, bucket_id: str, *, end: datetime, limit: int) -> "Page":
+    def page(self, bucket_id: str, *, end: datetime, limit: int) -> Page:
         """The `limit` newest events starting at or before `end`, as a Page."""
         raw = self.client.events(bucket_id, end=end, limit=limit)
         # Both servers answer newest first (ORDER BY start DESC): the last
@@ -106,7 +107,7 @@ class Source:
     def count(self, bucket_id: str, *, start: datetime | None = None, end: datetime | None = None) -> int:
         return self.client.count(bucket_id, start=start, end=end)
 
-    def clone(self) -> "Source":
+    def clone(self) -> Source:
         """The same server through a client of its own (for another thread)."""
         return replace(self, client=self.client.clone())
 

@@ -13,7 +13,8 @@ reads half of it.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from lifelog.core import keys
 from lifelog.core.files import write_atomically

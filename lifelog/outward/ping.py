@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 from urllib.parse import quote
 
 from lifelog.checks.liveness import CLOCK_SKEW, age, ts

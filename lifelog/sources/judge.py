@@ -31,9 +31,10 @@ evidence read each pass is only the recent window, `evidence_horizon`).
 
 import functools
 import math
-from types import MappingProxyType
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Iterable, Mapping, NamedTuple
+from types import MappingProxyType
+from typing import NamedTuple
 
 from lifelog.aw.buckets import AFK_TYPE, INPUT_TYPE, WEB_TYPE, WINDOW_TYPE
 from lifelog.checks.liveness import SLEEP_MIN, ts, watcher_down, watcher_started

@@ -16,8 +16,9 @@ command when the user gave one (README "When an ActivityWatch watcher goes quiet
 """
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 from lifelog.aw.buckets import AFK_TYPE, WEB_TYPE, WINDOW_TYPE
 from lifelog.checks.liveness import age, ts

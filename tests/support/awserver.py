@@ -47,7 +47,7 @@ class AWServer:
         )
         return env
 
-    def start(self, timeout: float = 30.0) -> "AWServer":
+    def start(self, timeout: float = 30.0) -> AWServer:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")

@@ -25,17 +25,17 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
 import requests
 
-from support.awserver import AWServer
 from lifelog.core.timeutil import parse_iso, to_iso
+from support.awserver import AWServer
 from support.helpers import wait_for as _wait_for
 
-UTC = timezone.utc
+UTC = UTC
 
 # Sub-second settings. The heartbeat timeout is above the longest lock hold
 # plus a poll, so a held lock alone never looks like a hung watcher.
@@ -360,7 +360,7 @@ class Chaos:
 
     def attribute(self) -> tuple[list[dict], int]:
         """Match each restart row to the fault whose window holds it."""
-        rows = [dict(zip(("at", "verdict", "reason"), r)) for r in
+        rows = [dict(zip(("at", "verdict", "reason"), r, strict=True)) for r in
                 self.sql("SELECT at, verdict, reason FROM watchdog_log WHERE verdict LIKE 'restart:%' ORDER BY id")]
         false = []
         for row in rows:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from lifelog.core.timeutil import to_iso
 from lifelog.coverage.model import local_midnight
@@ -31,7 +31,7 @@ WINDOW_BUCKET = f"aw-watcher-window_{HOST}"
 
 
 def iso(t: float) -> str:
-    return to_iso(datetime.fromtimestamp(t, timezone.utc))
+    return to_iso(datetime.fromtimestamp(t, UTC))
 
 
 def local_iso(t: float) -> str:

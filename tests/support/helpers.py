@@ -18,6 +18,7 @@ import psutil
 from lifelog.db.database import open_db
 from lifelog.db.meta import get_meta
 
+
 def stop_process(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; reaped either way."""
     if proc is None or proc.poll() is not None:
@@ -54,7 +55,7 @@ class HeartbeatSampler(threading.Thread):
     def largest_gap(self, start: float, end: float) -> float:
         """The longest stretch within [start, end] without a new heartbeat."""
         marks = [start] + [t for t in self.changes if start < t < end] + [end]
-        return max(b - a for a, b in zip(marks, marks[1:]))
+        return max(b - a for a, b in zip(marks, marks[1:], strict=False))
 
 
 FAST = {
