@@ -144,3 +144,88 @@ def source_of_state_key(key: str) -> str | None:
     if key.startswith(SOURCE_PREFIX) and key.endswith(suffix) and len(key) > len(SOURCE_PREFIX) + len(suffix):
         return key[len(SOURCE_PREFIX):-len(suffix)]
     return None
+
+
+# -- what each key means -------------------------------------------------------------------
+# Key -> (who writes it, what it holds). The README's "Meta keys" table is made
+# from this (scripts/readme_tables.py, checked by tests/test_readme.py), so a
+# key added above without a line here fails the suite.
+_B = "<bucket_id>"
+DOCS: dict[str, tuple[str, str]] = {
+    WATCHER_PID: ("watcher", "PID of the running watcher"),
+    WATCHER_STARTED_AT: ("watcher", "when that process started"),
+    WATCHER_HEARTBEAT_AT: ("watcher", "end of its latest poll, successful or not"),
+    WATCHER_LAST_EVENT_TS: ("watcher", "end (timestamp + duration) of the newest event stored, over all buckets"),
+    WATCHER_LAST_POLL_OK_AT: ("watcher", "end of the latest poll that reached AW and stored its result"),
+    WATCHER_LAST_ERROR: ("watcher", "why the latest poll failed; empty after a good poll"),
+    WATCHER_STATE: ("watcher", "`starting`, `running` or `stopped`"),
+    WATCHER_PROCESS_CREATED: ("watcher", "its process's start time, checked before the watchdog signals that PID"),
+    WATCHER_CMDLINE: ("watcher", "its command line, checked the same way"),
+    WATCHER_HEARTBEAT_CLOCKS: ("watcher", "the awake and since-boot clocks at the heartbeat (sleep detection; "
+                                          "on Linux CLOCK_MONOTONIC and CLOCK_BOOTTIME, see Platforms)"),
+    AW_STATUS: ("health job", "`healthy`, `degraded` or `unhealthy`"),
+    AW_CHECKED_AT: ("health job", "time of the latest check"),
+    AW_LAST_HEALTHY_AT: ("health job", "time of the latest healthy check"),
+    AW_VERSION: ("health job", "`version` from `/api/0/info`"),
+    AW_LATENCY_MS: ("health job", "response time of the latest check"),
+    AW_ERROR: ("health job", "why not healthy; empty when healthy"),
+    AW_CONSECUTIVE_FAILURES: ("health job", "checks in a row that were not healthy"),
+    WATCHDOG_CHECKED_AT: ("watchdog", "time of its latest pass (and so of the latest judgment of the sources)"),
+    WATCHDOG_VERDICT: ("watchdog", "verdict of its latest pass"),
+    WATCHDOG_REASON: ("watchdog", "why its latest pass gave that verdict"),
+    WATCHDOG_ACTOR: ("watchdog", "who ran that pass: `cron` (`--once`), `loop`, or the daemon"),
+    WATCHDOG_LAST_RESTART_AT: ("watchdog", "time of its latest restart of the watcher"),
+    WATCHDOG_LAST_RESTART_REASON: ("watchdog", "the verdict that caused it"),
+    WATCHDOG_RESTART_COUNT: ("watchdog", "restarts so far"),
+    WATCHDOG_BACKOFF_LEVEL: ("watchdog", "consecutive restarts in effect (0 after a reset)"),
+    WATCHDOG_LAST_START_AT: ("watchdog", "when it last started a watcher (the startup grace counts from it too)"),
+    WATCHDOG_SPAWNED_PID: ("watchdog", "PID of the process it last started, before that one registers itself"),
+    WATCHDOG_SPAWNED_CREATED: ("watchdog", "that process's start time"),
+    WATCHDOG_SPAWNED_CMDLINE: ("watchdog", "that process's command line"),
+    WATCHDOG_PAUSED: ("`watchdog pause` / `resume`", "`1` while paused"),
+    WATCHDOG_PAUSED_AT: ("`watchdog pause`", "since when"),
+    WATCHDOG_RESUMED_FOR: ("watchdog", "the `watcher.heartbeat_clocks` value a `wait:resumed` was given for "
+                                       "(once per heartbeat)"),
+    STATUS_LEVEL: ("status refresh", "the overall level (`OK`, `WARNING`, `CRITICAL`, `UNKNOWN`)"),
+    STATUS_SINCE: ("status refresh", "when it became so"),
+    STATUS_SUMMARY: ("status refresh", "its cause, one line"),
+    STATUS_PREVIOUS: ("status refresh", "the level before"),
+    STATUS_ALERTED_AT: ("status refresh", "the latest run of `alert_command`"),
+    STATUS_ALERT_RESULT: ("status refresh", "how that run ended"),
+    DAEMON_PID: ("daemon", "PID of the running daemon"),
+    DAEMON_STARTED_AT: ("daemon", "when it started"),
+    DAEMON_STATE: ("daemon", "`running` or `stopped`"),
+    DAEMON_UNCLEAN_EXITS: ("daemon", "daemons that died without stopping, noticed by the next one"),
+    DAEMON_LAST_UNCLEAN_EXIT: ("daemon", "the latest one's PID, and when it was noticed"),
+    RECONCILE_FINISHED_AT: ("reconcile", "when the latest reconciliation finished"),
+    RECONCILE_SUMMARY: ("reconcile", "what it found"),
+    COVERAGE_CELLS_AS_OF: ("coverage", "how far `lifelog coverage` has brought its summary up to date "
+                                       "(see Finding gaps)"),
+    DB_CREATED_AT: ("the schema", "when LifeLog created this database; `status` counts a missing first backup "
+                                  "from it"),
+    PING_LAST_AT: ("watchdog (ping)", "when the latest ping was sent"),
+    PING_LAST_SENT: ("watchdog (ping)", "what it said: `ok`, `fail`, `up` or `down`"),
+    PING_LAST_RESULT: ("watchdog (ping)", "the HTTP status it got, or the error"),
+    PING_LAST_LEVEL: ("watchdog (ping)", "the overall level it reported"),
+    BACKUP_LAST_OK_AT: ("backup", "the moment the newest verified backup is a copy of (its snapshot)"),
+    BACKUP_LAST_PATH: ("backup", "that backup's file"),
+    BACKUP_LAST_BYTES: ("backup", "its size"),
+    BACKUP_LAST_ERROR: ("backup", "why the latest backup failed; empty after a good one"),
+    BACKUP_LAST_EVENTS: ("backup", "the events it holds"),
+    BACKUP_LAST_SECONDS: ("backup", "how long it took"),
+    BACKUP_LAST_ATTEMPT_AT: ("backup", "the latest attempt, good or not"),
+    BACKUP_RESTORED_FROM: ("restore", "in a restored database: the backup it came from"),
+    BACKUP_RESTORED_AT: ("restore", "and when it was restored"),
+    SOURCES_AWAKE_SINCE: ("watchdog", "since when the machine has been awake without a sleep, as the passes saw it"),
+    SOURCES_CLOCKS: ("watchdog", "the awake and since-boot clocks read then (a sleep since shows as the second "
+                                 "gaining on the first)"),
+    source_state(_B): ("watchdog", "`live`, `idle`, `silent`, `copy`, `remote` or `unjudged` "
+                                   "(see \"When an ActivityWatch watcher goes quiet\")"),
+    source_since(_B): ("watchdog", "the pass that first saw that state; unchanged while it holds"),
+    source_newest_end(_B): ("watchdog", "end of its newest event, by AW's bucket list or LifeLog's copy, "
+                                        "whichever is later"),
+    source_reason(_B): ("watchdog", "why that state; a source's keys are rewritten only when their value changes"),
+    source_restart_level(_B): ("watchdog", "consecutive runs of its restart command in effect (the backoff level; "
+                                           "`source_restart_commands`)"),
+    source_last_restart_at(_B): ("watchdog", "when its restart command last ran"),
+}

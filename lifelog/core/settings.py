@@ -371,3 +371,45 @@ def load_settings(
         )
     return settings
 
+
+
+# What each setting does, one line. The README's "Settings" table is made from
+# this, the defaults above and ENV_PREFIX (scripts/readme_tables.py, checked by
+# tests/test_readme.py), so a setting added without a line here fails the suite.
+HELP: Mapping[str, str] = MappingProxyType({
+    "db_path": "the database",
+    "aw_url": "the ActivityWatch server",
+    "aw_api_key": "sent to AW as `Authorization: Bearer <key>`; a secret: see \"A secured ActivityWatch\"",
+    "poll_interval_seconds": "how often the watcher polls AW",
+    "aw_timeout_seconds": "the bound on every HTTP call (AW, pings)",
+    "aw_health_check_interval_minutes": "the daemon's health job",
+    "heartbeat_timeout_seconds": "a watcher whose heartbeat is older is hung: the watchdog restarts it",
+    "watcher_timestamp_threshold_minutes": "data freshness: the newest event may be this old",
+    "watchdog_interval_seconds": "the watchdog's loop and the daemon's watchdog job",
+    "startup_grace_seconds": "a watcher just started is left alone this long",
+    "restart_backoff_initial_seconds": "the wait after the first restart, doubled for each one in a row",
+    "restart_backoff_max_seconds": "the longest wait between restarts",
+    "stop_grace_seconds": "SIGTERM to SIGKILL",
+    "watcher_restart_command": "how the watchdog starts the watcher (no shell); empty: LifeLog starts it itself",
+    "reconcile_interval_hours": "the daemon's reconcile job",
+    "reconcile_rust_days": "on aw-server-rust (whose count ignores the window), a reconcile without `--since` "
+                           "covers only this many recent days",
+    "history_retention_days": "`health_checks` and `watchdog_log` rows older than this are pruned by every "
+                              "health check (the daemon's, cron's, `lifelog status`'s), 500 rows per "
+                              "transaction (events are never pruned)",
+    "buckets": "comma-separated glob patterns of the bucket ids followed",
+    "alert_command": "run once per change of the overall status (no shell): see \"Monitoring from another machine\"",
+    "source_silence_minutes": "a source expected to record that has not for this long is silent: see "
+                              "\"When an ActivityWatch watcher goes quiet\"",
+    "source_silence_critical_minutes": "silent this long is CRITICAL",
+    "source_restart_commands": "a TOML table of watcher name to command; in the environment a JSON object",
+    "watchdog_stale_minutes": "status warns when no watchdog pass ran for this long",
+    "ping_url": "the dead man's switch: see \"Monitoring from another machine\"; a secret",
+    "ping_interval_seconds": "a steady state pings once per interval",
+    "metrics_file": "the Prometheus file: see \"Monitoring from another machine\"",
+    "backup_dir": "where backups go",
+    "backup_interval_hours": "the daemon's backup job; 0 turns scheduled backups off",
+    "backup_keep_daily": "daily backups kept (see Backups)",
+    "backup_keep_weekly": "weekly backups kept",
+    "backup_keep_monthly": "monthly backups kept",
+})
