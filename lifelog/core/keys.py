@@ -182,8 +182,8 @@ DOCS: dict[str, tuple[str, str]] = {
     WATCHDOG_SPAWNED_PID: ("watchdog", "PID of the process it last started, before that one registers itself"),
     WATCHDOG_SPAWNED_CREATED: ("watchdog", "that process's start time"),
     WATCHDOG_SPAWNED_CMDLINE: ("watchdog", "that process's command line"),
-    WATCHDOG_PAUSED: ("`watchdog pause` / `resume`", "`1` while paused"),
-    WATCHDOG_PAUSED_AT: ("`watchdog pause`", "since when"),
+    WATCHDOG_PAUSED: ("`watchdog pause` / `resume`", "`1` while paused, `0` after `resume`"),
+    WATCHDOG_PAUSED_AT: ("`watchdog pause` / `resume`", "since when it is paused; empty after `resume`"),
     WATCHDOG_RESUMED_FOR: ("watchdog", "the `watcher.heartbeat_clocks` value a `wait:resumed` was given for "
                                        "(once per heartbeat)"),
     STATUS_LEVEL: ("status refresh", "the overall level (`OK`, `WARNING`, `CRITICAL`, `UNKNOWN`)"),
@@ -215,7 +215,7 @@ DOCS: dict[str, tuple[str, str]] = {
     BACKUP_LAST_SECONDS: ("backup", "how long it took"),
     BACKUP_LAST_ATTEMPT_AT: ("backup", "the latest attempt, good or not"),
     BACKUP_RESTORED_FROM: ("restore", "in a restored database: the backup it came from"),
-    BACKUP_RESTORED_AT: ("restore", "and when it was restored"),
+    BACKUP_RESTORED_AT: ("restore", "in a restored database: when it was restored"),
     SOURCES_AWAKE_SINCE: ("watchdog", "since when the machine has been awake without a sleep, as the passes saw it"),
     SOURCES_CLOCKS: ("watchdog", "the awake and since-boot clocks read then (a sleep since shows as the second "
                                  "gaining on the first)"),
