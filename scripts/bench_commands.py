@@ -236,8 +236,10 @@ def backfill_against_fetch(aw: AWServer, home: str, events: int, rounds: int) ->
         print(f"round {r + 1}: bare fetch {fetches[-1]:.2f} s, backfill {fills[-1]:.2f} s, "
               f"ratio {fills[-1] / fetches[-1]:.3f}")
     fm, bm = statistics.median(fetches), statistics.median(fills)
+    paired = [b / f for b, f in zip(fills, fetches, strict=True)]
     print(f"backfill / bare requests fetch, {events} events: {bm:.2f} s / {fm:.2f} s = {bm / fm:.3f} "
-          f"({verdict(bm / fm, 1.15)}; medians of {rounds}, each a process)")
+          f"({verdict(bm / fm, 1.15)}; medians of {rounds}, each a process); round by round "
+          f"{min(paired):.3f}-{max(paired):.3f}, median {statistics.median(paired):.3f}")
 
 
 def idle(seconds: float) -> None:

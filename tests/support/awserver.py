@@ -138,8 +138,7 @@ class AWServer:
             try:
                 r = requests.get(self.url + "/api/0/info", timeout=1)
                 if r.status_code == 200:
-                    if self._feeder is None:  # made here, before a test's threads feed through it
-                        self._feeder = Feeder(self.port, self.home / "feeder")
+                    _ = self.feeder  # made now, before a test's threads feed through it
                     return self
             except requests.RequestException:
                 pass
