@@ -99,7 +99,7 @@ def small(small_db_file, tmp_path):
 
 # No fetch by id happens in these tests (no event touches a window's edge):
 # the source is only the server's name.
-SRC = store.Source(client=None, server=SERVER, is_rust=False)  # type: ignore[arg-type]
+SRC = store.AWServer(client=None, server=SERVER, is_rust=False)  # type: ignore[arg-type]
 
 
 def newest_end(db) -> str:

@@ -43,9 +43,9 @@ from lifelog.ingest import merge
 from lifelog.ingest.livepoll import LOOKBACK
 from lifelog.ingest.merge import Window
 from lifelog.ingest.store import (
+    AWServer,
     Counts,
     ShouldStop,
-    Source,
     connect,
     load_states,
     never,
@@ -191,7 +191,7 @@ def live_edge(head_ts: str | None, now: datetime) -> datetime:
 class _BucketRun:
     """One bucket's reconcile: compare, descend, fetch."""
 
-    def __init__(self, db, src: Source, bucket_id: str, report: BucketReconcile, should_stop: ShouldStop):
+    def __init__(self, db, src: AWServer, bucket_id: str, report: BucketReconcile, should_stop: ShouldStop):
         self.db, self.src, self.bucket_id, self.report, self.should_stop = db, src, bucket_id, report, should_stop
 
     def differs(self, window: Window) -> bool:
