@@ -235,7 +235,7 @@ def test_no_statement_inside_a_write_transaction_reads_the_bucket_whole(big):
         # Retention of LifeLog's own history; the watcher's heartbeat; what
         # coverage's refresh forgets of its summary after these writes.
         assert pruning.prune(big, T0 + timedelta(days=400), 365) > 0
-        watcher.record_poll(big, watcher.PollOutcome(ok=True, last_event_ts=newest_end(big)))
+        watcher.record_heartbeat(big, watcher.PollOutcome(ok=True, last_event_ts=newest_end(big)))
         coverage_cells.Summary(big)._forget_changed()
     finally:
         audit.close()
