@@ -95,7 +95,7 @@ class BackupResult:
     copy_seconds: float
     verify_seconds: float
     sync_seconds: float
-    plan: retention.Plan
+    plan: retention.RetentionPlan
     removed: tuple[str, ...] = ()
     retention_errors: tuple[str, ...] = ()
 
@@ -114,7 +114,7 @@ class DryRun:
     events: int
     bytes: int
     policy: retention.Policy
-    plan: retention.Plan
+    plan: retention.RetentionPlan
 
     def to_json(self) -> dict:
         return {"dry_run": True, "path": str(self.path), "events": self.events, "bytes": self.bytes,
@@ -171,17 +171,19 @@ def dry_run(settings: Settings, dest: str | os.PathLike[str] | None = None, *,
     path = folder / retention.backup_name(clock())
     existing = _names_in(folder) if folder.is_dir() else []
     policy = retention.Policy.from_settings(settings)
-    return DryRun(path, events, size, policy, retention.plan(existing + [path.name], policy))
+    return DryRun(path, events, size, policy, retention.plan_retention(existing + [path.name], policy))
 
 
-def apply_retention(folder: Path, policy: retention.Policy) -> tuple[retention.Plan, tuple[str, ...], tuple[str, ...]]:
+def apply_retention(
+    folder: Path, policy: retention.Policy
+) -> tuple[retention.RetentionPlan, tuple[str, ...], tuple[str, ...]]:
     """Remove what the plan removes: only files named like backups. Returns
     the plan, the names removed, and the errors (a backup that could not be
     removed is reported, not fatal: the new backup is good)."""
     try:
-        plan = retention.plan(_names_in(folder), policy)
+        plan = retention.plan_retention(_names_in(folder), policy)
     except OSError as e:
-        return retention.Plan((), ()), (), (f"could not list {folder}: {e.strerror or e}",)
+        return retention.RetentionPlan((), ()), (), (f"could not list {folder}: {e.strerror or e}",)
     removed, errors = [], []
     for name in plan.remove:
         try:
