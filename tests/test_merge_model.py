@@ -6,7 +6,7 @@ The model is aw-server-python's behaviour, as its sources and our experiments sh
 overlap filter with the 24 h cut, clipping at both edges with `end` rounded
 up a millisecond, newest first, ids reused after the highest is deleted,
 in-place rewrites, by-id lookups that never clip. LifeLog's own code runs for
-real: merge.plan and store.store_answer on a real SQLite database.
+real: merge.plan_writes and store.store_answer on a real SQLite database.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from lifelog.core.settings import Settings
 from lifelog.core.timeutil import now_iso, to_iso, utcnow
 from lifelog.db.database import transaction
 from lifelog.ingest import merge, servers
-from lifelog.ingest.merge import Event, Plan, Stored, Window
+from lifelog.ingest.merge import Event, Stored, Window, WritePlan
 
 # Bucket rows are rewritten when AW's listing changes, else at most this often.
 BUCKET_ROW_REFRESH = timedelta(minutes=1)
@@ -253,7 +253,7 @@ def record_reconciled(db, server: str, bucket_id: str, at: str) -> None:
 
 # -- storing one answer of AW -------------------------------------------------
 
-def _apply(db, server: str, bucket_id: str, p: Plan, now: str) -> Counts:
+def _apply(db, server: str, bucket_id: str, p: WritePlan, now: str) -> Counts:
     conn = db.conn
     if p.inserts:
         conn.executemany(
@@ -340,8 +340,8 @@ def store_answer(
     ids = [e.event_id for e in events]
     # Only suspects can need a fetch by id; a page has a handful at its edges.
     suspects = [e for e in events if merge.suspect(e, window)]
-    first = merge.plan(load_stored(db, src.server, bucket_id, [e.event_id for e in suspects]), suspects,
-                       window, trust_covering=trust_covering)
+    first = merge.plan_writes(load_stored(db, src.server, bucket_id, [e.event_id for e in suspects]), suspects,
+                              window, trust_covering=trust_covering)
     whole: list[Event] = []
     gone: list[int] = []
     for event_id in first.fetch_ids:
@@ -354,7 +354,7 @@ def store_answer(
     with transaction(db):
         # Read again under the write lock: another process may have written.
         stored = load_stored(db, src.server, bucket_id, ids)
-        p = merge.plan(stored, events, window, whole=whole, trust_covering=trust_covering)
+        p = merge.plan_writes(stored, events, window, whole=whole, trust_covering=trust_covering)
         counts = _apply(db, src.server, bucket_id, p, now)
         counts.fetched = len(events)
         counts.fetched_by_id = len(first.fetch_ids)
