@@ -45,7 +45,7 @@ from pathlib import Path
 from lifelog.backups import retention
 from lifelog.core import keys
 from lifelog.core.errors import AlreadyRunning, LifelogError
-from lifelog.core.locks import ProcessLock, lock_path
+from lifelog.core.locks import ProcessLock
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import UTC, to_iso, utcnow
 from lifelog.core.verdicts import DaemonState, WatcherState
@@ -222,20 +222,13 @@ def _backup_lock(db_path: Path) -> Iterator[None]:
     lock = ProcessLock(db_path, "backup")
     try:
         lock.acquire()
-    except AlreadyRunning:
-        raise BackupFailed(f"another backup of {db_path} is running (pid {_holder(db_path, 'backup')}); "
+    except AlreadyRunning as e:
+        raise BackupFailed(f"another backup of {db_path} is running (pid {e.holder}); "
                            "wait for it to finish") from None
     try:
         yield
     finally:
         lock.release()
-
-
-def _holder(db_path: Path, role: str) -> str:
-    try:
-        return lock_path(db_path, role).read_text(errors="replace").split()[0]
-    except (OSError, IndexError):
-        return "unknown"
 
 
 def _snapshot_size(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -513,23 +506,17 @@ def _holding_database(db_path: Path) -> Iterator[None]:
             lock = ProcessLock(db_path, role)
             try:
                 lock.acquire()
-            except AlreadyRunning:
-                raise RestoreRefused(f"a lifelog {role} (pid {_holder(db_path, role)}) is running on {db_path}; "
+            except AlreadyRunning as e:
+                raise RestoreRefused(f"a lifelog {role} (pid {e.holder}) is running on {db_path}; "
                                      f"{fix}, then run 'lifelog restore' again; nothing was changed") from None
             held.callback(lock.release)
         # A watchdog pass is short: wait for one that is running.
         lock = ProcessLock(db_path, "watchdog")
-        deadline = time.monotonic() + PASS_WAIT_SECONDS
-        while True:
-            try:
-                lock.acquire()
-                break
-            except AlreadyRunning:
-                if time.monotonic() >= deadline:
-                    raise RestoreRefused(f"a watchdog pass (pid {_holder(db_path, 'watchdog')}) has held "
-                                         f"{db_path} for over {PASS_WAIT_SECONDS:g} s; try again in a "
-                                         "moment; nothing was changed") from None
-                time.sleep(0.05)
+        try:
+            lock.acquire(wait=PASS_WAIT_SECONDS)
+        except AlreadyRunning as e:
+            raise RestoreRefused(f"a watchdog pass (pid {e.holder}) has held {db_path} for over "
+                                 f"{PASS_WAIT_SECONDS:g} s; try again in a moment; nothing was changed") from None
         held.callback(lock.release)
         yield
 

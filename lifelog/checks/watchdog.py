@@ -255,15 +255,11 @@ class PassLock:
         self.wait = pass_lock_wait(settings)
 
     def __enter__(self):
-        deadline = time.monotonic() + self.wait
-        while True:
-            try:
-                self.lock.acquire()
-                return self
-            except AlreadyRunning as e:
-                if time.monotonic() >= deadline:
-                    raise PassBusy(f"{e} (a watchdog pass has held it over {self.wait:g} s)") from None
-                time.sleep(0.05)
+        try:
+            self.lock.acquire(wait=self.wait)
+        except AlreadyRunning as e:
+            raise PassBusy(f"{e} (a watchdog pass has held it over {self.wait:g} s)") from None
+        return self
 
     def __exit__(self, *exc):
         self.lock.release()
