@@ -49,12 +49,10 @@ class WatcherFacts(NamedTuple):
         return self.pid is not None
 
 
-def _int(text: str | None) -> int | None:
-    try:
-        value = int(str(text).strip())
-    except (TypeError, ValueError):
-        return None
-    return value if value > 0 else None
+def _pid(text: str | None) -> int | None:
+    """A PID as meta holds it; None when absent, malformed or not positive."""
+    value = keys.int_of(text)
+    return value if value is not None and value > 0 else None
 
 
 # -- reading a process ----------------------------------------------------------------
@@ -188,12 +186,12 @@ def identity_matches(recorded_created: str | None, recorded_cmdline: str | None,
 def which_watcher(meta: Mapping[str, str | None], recorded: LiveProc | None,
                   spawned: LiveProc | None) -> WatcherFacts:
     """Pure: given meta and the live facts of its two PIDs, which one is the watcher."""
-    pid = _int(meta.get(keys.WATCHER_PID))
+    pid = _pid(meta.get(keys.WATCHER_PID))
     if recorded is not None and pid == recorded.pid and identity_matches(
         meta.get(keys.WATCHER_PROCESS_CREATED), meta.get(keys.WATCHER_CMDLINE), recorded
     ):
         return WatcherFacts(pid, "recorded", "", recorded.created)
-    spawned_pid = _int(meta.get(keys.WATCHDOG_SPAWNED_PID))
+    spawned_pid = _pid(meta.get(keys.WATCHDOG_SPAWNED_PID))
     if spawned is not None and spawned_pid == spawned.pid and spawned_pid != pid and identity_matches(
         meta.get(keys.WATCHDOG_SPAWNED_CREATED), meta.get(keys.WATCHDOG_SPAWNED_CMDLINE), spawned
     ):
@@ -209,8 +207,8 @@ def which_watcher(meta: Mapping[str, str | None], recorded: LiveProc | None,
 
 def live_facts_for(meta: Mapping[str, str | None]) -> tuple[LiveProc | None, LiveProc | None]:
     """The OS's facts about the two PIDs meta names (the watcher's, the spawned one's)."""
-    pid = _int(meta.get(keys.WATCHER_PID))
-    spawned_pid = _int(meta.get(keys.WATCHDOG_SPAWNED_PID))
+    pid = _pid(meta.get(keys.WATCHER_PID))
+    spawned_pid = _pid(meta.get(keys.WATCHDOG_SPAWNED_PID))
     recorded = live(pid) if pid else None
     spawned = live(spawned_pid) if spawned_pid and spawned_pid != pid else None
     return recorded, spawned
