@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from lifelog.core import keys
+from lifelog.core import clocks, keys
 
 # Two reads of one process's start time agree exactly; a reused PID differs
 # by far more than this.
@@ -61,15 +61,10 @@ _boot_time: float | None = None
 
 
 def _linux_boot_time() -> float:
+    # Read once: every start time this process reads has the same base.
     global _boot_time
     if _boot_time is None:
-        with open("/proc/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"btime "):
-                    _boot_time = float(line.split()[1])
-                    break
-            else:
-                raise OSError("no btime in /proc/stat")
+        _boot_time = clocks.kernel_boot_time()
     return _boot_time
 
 
