@@ -146,6 +146,21 @@ def source_of_state_key(key: str) -> str | None:
     return None
 
 
+# -- reading values ------------------------------------------------------------------------
+
+
+def int_of(text: str | None) -> int | None:
+    """The whole number a meta value holds (meta is text), or None when the key
+    is absent or its value is not one (meta edited by hand): every reader of a
+    count, a level or a PID in meta reads it through here."""
+    if text is None:
+        return None
+    try:
+        return int(str(text))  # int() itself allows the spaces around it
+    except ValueError:
+        return None
+
+
 # -- what each key means -------------------------------------------------------------------
 # Key -> (who writes it, what it holds). The README's "Meta keys" table is made
 # from this (scripts/readme_tables.py, checked by tests/test_readme.py), so a

@@ -56,7 +56,7 @@ def is_template(url: str) -> bool:
     return "{status}" in url or "{msg}" in url
 
 
-def plan(url: str, level: Level, summary: str) -> Ping:
+def ping_for(url: str, level: Level, summary: str) -> Ping:
     """Pure: what to send for this level and summary."""
     healthy = level in (Level.OK, Level.WARNING)
     line = summary.splitlines()[0] if summary else ""
@@ -100,7 +100,7 @@ def ping_after_pass(db, settings: Settings, report, trigger: str, context=None, 
     if not settings.ping_url or trigger != "watchdog":
         return
     now = utcnow()
-    ping = plan(settings.ping_url, report.level, report.summary)
+    ping = ping_for(settings.ping_url, report.level, report.summary)
     with transaction(db):  # the claim: of two passes deciding at once, one pings
         if not due(read_meta(db, ("ping.",)), report.level, now, settings.ping_interval_seconds):
             return
