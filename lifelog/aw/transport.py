@@ -31,6 +31,7 @@ healthy machine makes none).
 from __future__ import annotations
 
 import contextvars
+import functools
 import http.client
 import io
 import logging
@@ -164,27 +165,36 @@ class _TLSPool(urllib3.connectionpool.HTTPSConnectionPool):
 _POOLS = {"http": _Pool, "https": _TLSPool}
 
 
+@functools.cache
+def _system_trust() -> ssl.SSLContext:
+    """The system's certificate store, loaded once per process and only for
+    an https URL: loading it costs 40-100 ms, more than the AW calls it
+    would sit in front of (AW is usually plain http on loopback)."""
+    return ssl.create_default_context()
+
+
 class _Adapter(requests.adapters.HTTPAdapter):
     """Every pool (direct or through a proxy) made of the deadline-bound
     connections; TLS verified with one SSL context (the system's store)."""
 
     def __init__(self, ssl_context: ssl.SSLContext | None):
-        self._ssl_context = ssl_context or ssl.create_default_context()
+        self._ssl_context = ssl_context
         super().__init__()  # max_retries stays 0: nothing is sent twice
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        super().init_poolmanager(connections, maxsize, block, ssl_context=self._ssl_context, **pool_kwargs)
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = _POOLS
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, ssl_context=self._ssl_context, **proxy_kwargs)
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         manager.pool_classes_by_scheme = _POOLS
         return manager
 
     def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any = None) -> Any:
-        # Some requests 2.32 releases put a context of their own here.
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        pool_kwargs["ssl_context"] = self._ssl_context
+        if host_params["scheme"] == "https":
+            # (some requests 2.32 releases put a context of their own here)
+            pool_kwargs["ssl_context"] = self._ssl_context or _system_trust()
         return host_params, pool_kwargs
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
