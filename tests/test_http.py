@@ -530,6 +530,12 @@ def test_a_url_that_cannot_be_requested_is_refused_without_its_secrets(url):
     assert ping.send(ping.Ping("GET", url, None, ping.Sent.UP), 1).startswith("not a usable http(s) URL")
 
 
+def test_the_aw_client_refuses_a_url_it_cannot_use_when_made():
+    with pytest.raises(ValueError) as e:
+        AWClient("http://user:pa55word@host:99999/Secr3tTokenInThePath", 1)
+    assert str(e.value) == "not a usable http(s) URL: ***"
+
+
 # -- redact_url ----------------------------------------------------------------------------------
 
 

@@ -14,8 +14,7 @@ or 403 is `AWNeedsKey`, a bad answer whose reason names the fix.
 HTTP is `requests`, through `lifelog.aw.transport` (the whole-call bound,
 no proxy from the environment: AW is usually on loopback, and errors
 without secrets). It is imported when a client is made, not with this
-module: the cron watchdog pass imports this module but on a healthy
-machine never asks AW anything.
+module, which the ingest modules import at their top.
 """
 
 from __future__ import annotations
@@ -80,6 +79,7 @@ class AWClient:
         redact.remember(api_key)  # whatever prints an error later must not show it
         from lifelog.aw import transport  # requests: ~150 ms, paid by a client only
 
+        transport.check_url(self.url)
         self._session = transport.session()
         # The Host header is the URL's host and port: AW rejects any but
         # localhost, 127.0.0.1 and its own host name, which is what users give.

@@ -262,8 +262,8 @@ def call(
     return response
 
 
-def _check_request(method: str, url: str, headers: Mapping[str, str]) -> None:
-    """What requests would refuse with the URL or a header's value in its message."""
+def check_url(url: str) -> None:
+    """ValueError, naming the URL as `redact_url` shows it, unless it is an http(s) URL with a host."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (raises ValueError for a bad port)
@@ -271,6 +271,11 @@ def _check_request(method: str, url: str, headers: Mapping[str, str]) -> None:
         raise ValueError(f"not a usable http(s) URL: {redact_url(url)}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not a usable http(s) URL: {redact_url(url)}")
+
+
+def _check_request(method: str, url: str, headers: Mapping[str, str]) -> None:
+    """What requests would refuse with the URL or a header's value in its message."""
+    check_url(url)
     if not re.fullmatch(r"[A-Z]+", method):
         raise ValueError("HTTP method must be upper-case letters only")
     for name, value in headers.items():
