@@ -23,7 +23,6 @@ from support.localhttp import ForwardProxy, LocalHTTPServer, QuietHandler
 from lifelog.aw import transport
 from lifelog.aw.client import AWBadAnswer, AWClient, AWUnreachable
 from lifelog.core.redact import redact_url
-from lifelog.core.verdicts import Level
 from lifelog.outward import ping
 
 CERT = Path(__file__).parent / "data" / "localhost-cert.pem"
@@ -389,24 +388,28 @@ class Pinged(LocalHTTPServer):
         self.serve(Handler)
 
 
+def ok_ping(url: str, body: bytes) -> ping.Ping:
+    return ping.Ping("POST", url, body, ping.Sent.OK)
+
+
 @pytest.mark.parametrize("var", ["HTTP_PROXY", "http_proxy"])
 def test_the_ping_goes_through_the_proxy_the_environment_names(monkeypatch, var):
     with ForwardProxy() as proxy, Pinged() as target:
         monkeypatch.setenv(var, proxy.url)
         url = f"{target.url}/ping/Secr3tTokenXYZ"
-        assert ping.send(ping.plan(url, Level.OK, "OK: fine"), 5) == "200"
+        assert ping.send(ok_ping(url, b"OK: fine"), 5) == "200"
         assert proxy.seen == [("POST", url)]
         assert target.calls == [("POST", "/ping/Secr3tTokenXYZ", b"OK: fine")]
         # NO_PROXY: straight there.
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        assert ping.send(ping.plan(url, Level.OK, "OK: again"), 5) == "200"
+        assert ping.send(ok_ping(url, b"OK: again"), 5) == "200"
         assert len(proxy.seen) == 1 and len(target.calls) == 2
 
 
 def test_a_ping_through_a_proxy_that_is_down_says_so_without_the_token(monkeypatch):
     with Pinged() as target:
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
-        result = ping.send(ping.plan(f"{target.url}/ping/Secr3tTokenXYZ", Level.OK, "OK"), 2)
+        result = ping.send(ok_ping(f"{target.url}/ping/Secr3tTokenXYZ", b"OK"), 2)
         assert result == f"connection refused (at the proxy the environment names) at {target.url}/ping/***"
         assert target.calls == []
 
