@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from lifelog.core.errors import UsageError
 from lifelog.core.timeutil import utcnow
 from lifelog.db.database import (
-    MIGRATIONS,
     SCHEMA_VERSION,
     DatabaseMissing,
     DatabaseUnusable,
@@ -27,6 +26,7 @@ from lifelog.db.meta import (
     meta_rows,
     set_meta,
 )
+from lifelog.db.migrations import MIGRATIONS
 
 TABLES = {"meta", "events", "buckets", "health_checks", "watchdog_log", "source_log", "servers"}
 

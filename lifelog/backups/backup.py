@@ -41,6 +41,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lifelog.backups import retention
 from lifelog.core import keys
@@ -49,8 +50,11 @@ from lifelog.core.locks import ProcessLock, lock_path
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import UTC, to_iso, utcnow
 from lifelog.core.verdicts import DaemonState, WatcherState
-from lifelog.db.database import SCHEMA_VERSION, Database, open_db, transaction, wrap
+from lifelog.db.database import SCHEMA_VERSION, open_db, transaction, wrap
 from lifelog.db.meta import get_meta, set_meta
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 log = logging.getLogger("lifelog.backup")
 

@@ -11,9 +11,10 @@ the busy timeout). sqlite-utils' Table methods that write open a savepoint
 inside an enclosing transaction, so they are called inside `transaction`.
 
 The schema is schema.sql; changes to the tables of an existing database are
-sqlite-utils `Migrations` (named, recorded in `_sqlite_migrations`). The
-cheap `PRAGMA user_version` check on every open decides whether anything is
-to be done: only an older database is upgraded, and a newer one is refused.
+sqlite-utils `Migrations` (lifelog.db.migrations: named, recorded in
+`_sqlite_migrations`). The cheap `PRAGMA user_version` check on every open
+decides whether anything is to be done: only an older database is upgraded,
+and a newer one is refused.
 
 All meta access goes through `get_meta` and `set_meta` (lifelog.db.meta),
 the only module that touches `meta` by SQL.
@@ -21,56 +22,27 @@ the only module that touches `meta` by SQL.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from sqlite_utils import Database as Database  # what open_db gives; re-exported for annotations
-from sqlite_utils import Migrations
+from typing import TYPE_CHECKING
 
 from lifelog.core.errors import LifelogError, UsageError
 
-# schema.sql sets PRAGMA user_version to this. Adding a migration below, or a
-# table or index to schema.sql, bumps both: an open only upgrades a database
-# whose user_version is older.
+if TYPE_CHECKING:
+    # What open_db gives. sqlite-utils is imported when a database is opened
+    # (~100 ms): not by a command that never opens one (help, a status with
+    # no database yet).
+    from sqlite_utils import Database
+
+# schema.sql sets PRAGMA user_version to this. Adding a migration
+# (lifelog.db.migrations), or a table or index to schema.sql, bumps both: an
+# open only upgrades a database whose user_version is older.
 SCHEMA_VERSION = 8
 
-# Changes to the tables of an existing database, applied in order, each once
-# (CREATE TABLE IF NOT EXISTS never changes an existing table; new tables and
-# indexes need nothing here: schema.sql, applied after the migrations,
-# creates them). A new database goes through them too, before schema.sql
-# creates its tables: each finds nothing to change and is recorded as done.
-MIGRATIONS = Migrations("lifelog")
-
-
-@MIGRATIONS(name="sync_state_lookback")
-def _sync_state_lookback(db: Database) -> None:
-    """Version 3: the lookback count of each bucket's latest fetching poll."""
-    table = db.table("sync_state")
-    if table.exists():
-        have = table.columns_dict
-        for column, kind in (("lookback_start", str), ("lookback_count", int)):
-            if column not in have:
-                table.add_column(column, kind)
-
-
-@MIGRATIONS(name="drop_events_by_bucket_time")
-def _drop_events_by_bucket_time(db: Database) -> None:
-    """Version 7: events_by_bucket_span, a wider (server, bucket_id, timestamp, ...), replaces it."""
-    events = db.table("events")
-    if events.exists():
-        events.drop_index("events_by_bucket_time", ignore=True)
-
-
-# Before version 8 an upgrade was recorded only as PRAGMA user_version: the
-# version from which a database already has each migration's change. An older
-# database is given these as applied, the rest run.
-APPLIED_BY_VERSION = {"sync_state_lookback": 3, "drop_events_by_bucket_time": 7}
-FIRST_RECORDED_VERSION = 8
 # A user holding the write lock in a sqlite3 shell for a few seconds must make
 # writers wait, not fail; a lock held longer than this is reported, not waited
 # out for ever.
@@ -152,6 +124,8 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def wrap(conn: sqlite3.Connection) -> Database:
     """`conn` as a sqlite_utils.Database (its transactions stay ours: autocommit)."""
+    from sqlite_utils import Database
+
     # No plugin scan: LifeLog uses none, and looking for them costs every
     # command tens of milliseconds.
     db = Database(conn, execute_plugins=False)
@@ -262,18 +236,19 @@ def _unwritable_folder(path: Path) -> str:
 
 def upgrade(db: Database, path: Path | None = None) -> None:
     """Bring a new or older database up to SCHEMA_VERSION: the pending
-    migrations, then schema.sql (every statement of which is idempotent).
+    migrations (lifelog.db.migrations), then schema.sql (every statement of
+    which is idempotent).
 
     One IMMEDIATE transaction: processes opening the database at once take
     turns through the busy timeout (the later ones find it done), and a
     failure leaves the database as it was."""
+    from lifelog.db import migrations
+
     with transaction(db):
         version = _version(db, path)  # again, under the lock: another process may have upgraded it
         if version >= SCHEMA_VERSION:
             return
-        if 0 < version < FIRST_RECORDED_VERSION:
-            _adopt_earlier_upgrades(db, version)
-        MIGRATIONS.apply(db)
+        migrations.apply(db, version)
         apply_schema(db)
 
 
@@ -295,18 +270,6 @@ def _statements(script: str) -> Iterator[str]:
             start = end
     if script[start:].strip():
         yield script[start:]
-
-
-def _adopt_earlier_upgrades(db: Database, version: int) -> None:
-    """Record as applied the migrations a database from before
-    FIRST_RECORDED_VERSION already has (its user_version says which), so that they do not run again."""
-    MIGRATIONS.ensure_migrations_table(db)
-    done = {m.name for m in MIGRATIONS.applied(db)}
-    at = str(_dt.datetime.now(_dt.UTC))  # as sqlite-utils records its own
-    db.table(MIGRATIONS.migrations_table).insert_all(
-        {"migration_set": MIGRATIONS.name, "name": name, "applied_at": at}
-        for name, since in APPLIED_BY_VERSION.items() if since <= version and name not in done
-    )
 
 
 @contextmanager

@@ -11,10 +11,13 @@ SQL and asks for the table's columns at each call (measured: a set_meta takes
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifelog.core.timeutil import now_iso
-from lifelog.db.database import Database, transaction
+from lifelog.db.database import transaction
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 def get_meta(db: Database, key: str) -> str | None:
