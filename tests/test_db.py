@@ -355,3 +355,21 @@ def test_processes_opening_a_version_7_database_at_once_upgrade_it_once(db_path)
     db = open_db(db_path)
     assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
     assert db.table("events").count == 50
+
+
+def test_an_upgrade_that_fails_leaves_the_database_as_it_was(db_path):
+    db = open_db(db_path)
+    db.conn.execute("ALTER TABLE sync_state DROP COLUMN lookback_count")
+    db.conn.execute("ALTER TABLE sync_state DROP COLUMN lookback_start")
+    # schema.sql, applied after the migrations, fails: its insert into meta meets this.
+    db.conn.execute("CREATE TRIGGER no_meta BEFORE INSERT ON meta BEGIN SELECT RAISE(ABORT, 'boom'); END")
+    as_version(db, 2)
+    with pytest.raises(DatabaseUnusable, match="boom"):
+        open_db(db_path)
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert "lookback_start" not in [r[1] for r in conn.execute("PRAGMA table_info(sync_state)")]
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = '_sqlite_migrations'").fetchone()[0] == 0
+    finally:
+        conn.close()

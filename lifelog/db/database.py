@@ -34,8 +34,8 @@ from lifelog.core.errors import LifelogError, UsageError
 
 if TYPE_CHECKING:
     # What open_db gives. sqlite-utils is imported when a database is opened
-    # (~100 ms): not by a command that never opens one (help, a status with
-    # no database yet).
+    # (~80 ms at best): not by a command that never opens one (help, a status
+    # with no database yet).
     from sqlite_utils import Database
 
 # schema.sql sets PRAGMA user_version to this. Adding a migration
@@ -131,7 +131,8 @@ def wrap(conn: sqlite3.Connection) -> Database:
     db = Database(conn, execute_plugins=False)
     # sqlite-utils learns whether SQLite has ON CONFLICT by creating and
     # dropping a scratch table in the database at the first upsert; LifeLog's
-    # own SQL needs it already (meta, buckets), so it is said, not probed.
+    # own SQL needs it already (set_meta), so it is said, not probed
+    # (tests/test_bucket_rows.py checks that no table is made).
     db._supports_on_conflict = True
     return db
 
