@@ -373,3 +373,9 @@ def test_an_upgrade_that_fails_leaves_the_database_as_it_was(db_path):
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = '_sqlite_migrations'").fetchone()[0] == 0
     finally:
         conn.close()
+
+
+def test_schema_sql_sets_the_schema_version_this_lifelog_knows():
+    # An open upgrades only a database older than SCHEMA_VERSION: schema.sql
+    # must leave exactly it, or every open would upgrade again (or never).
+    assert schema_sql().rstrip().endswith(f"PRAGMA user_version = {SCHEMA_VERSION};")

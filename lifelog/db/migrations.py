@@ -4,9 +4,9 @@ named, applied in order, each once, and recorded in `_sqlite_migrations`.
 CREATE TABLE IF NOT EXISTS never changes an existing table: what a version
 adds to or removes from a table is a migration here, and the schema version
 (lifelog.db.database.SCHEMA_VERSION, schema.sql's user_version) goes up with
-it, for an open upgrades only a database whose user_version is older. A new
-table or index needs no migration: schema.sql, applied after the migrations,
-creates it. A new database goes through the migrations too, before schema.sql
+it: an open upgrades only a database whose user_version is older. A new
+table or index needs no migration, only the version bump: schema.sql,
+applied after the migrations, creates it. A new database goes through the migrations too, before schema.sql
 creates its tables: each finds nothing to change and is recorded as done.
 
 Migrations write through sqlite-utils' Table API inside the upgrade's
