@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.main import get_command
@@ -189,12 +190,36 @@ def test_shell_completion_offers_the_commands(tmp_path):
     assert "--dry-run" in complete("lifelog backup --", 2)
 
 
-def test_show_completion_prints_a_script_that_calls_back_lifelog(cli, monkeypatch):
-    # --install-completion writes that script into the shell's rc file; this
-    # shows it without touching the home directory.
-    r = cli("--show-completion", "bash")
-    assert r.code == 0, r.err
-    assert "_LIFELOG_COMPLETE=complete_bash" in r.out and "complete " in r.out
+def test_install_completion_sets_up_bash_and_its_tab_offers_the_commands(tmp_path):
+    """`lifelog --install-completion` as a person runs it from bash (typer
+    asks the parent process which shell it is), into a throwaway home; then
+    bash sources what it installed and completes `lifelog wat<Tab>`."""
+    home = tmp_path / "home"
+    bin_dir = str(Path(sys.executable).parent)  # the venv's `lifelog` console script
+    env = dict(os.environ, HOME=str(home), PATH=bin_dir + os.pathsep + os.environ["PATH"])
+    r = subprocess.run(["bash", "-c", '"$0" -m lifelog --install-completion', sys.executable],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "bash completion installed" in r.stdout, r
+    script = home / ".bash_completions" / "lifelog.sh"
+    assert f"source '{script}'" in (home / ".bashrc").read_text()
+    tab = subprocess.run(["bash", "-c", f"source '{script}'; COMP_WORDS=(lifelog meta g); COMP_CWORD=2; "
+                                        "_lifelog_completion lifelog g meta; printf '%s\\n' \"${COMPREPLY[@]}\""],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert (tab.returncode, tab.stdout, tab.stderr) == (0, "get\n", "")
+
+
+def test_ctrl_c_in_a_command_is_one_line_exit_130(cli, db_path, monkeypatch):
+    # A KeyboardInterrupt at a chosen moment stands in for Ctrl-C, which
+    # cannot be timed to land inside a command that takes milliseconds.
+    from lifelog.db import meta
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    cli("init", "--db", str(db_path))
+    monkeypatch.setattr(meta, "get_meta", interrupted)
+    r = cli("meta", "get", "k", "--db", str(db_path))
+    assert (r.code, r.out, r.err) == (130, "", "lifelog: interrupted\n")
 
 
 def test_an_unknown_command_is_one_line_exit_2(cli):
