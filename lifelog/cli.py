@@ -14,8 +14,6 @@ click formatting, not rich (`rich_markup_mode=None`), so rich is never
 imported to parse a command line.
 """
 
-from __future__ import annotations
-
 import copy
 import functools
 import json
