@@ -46,28 +46,21 @@ class _Group(TyperGroup):
         return sorted(names, key=lambda name: COMMANDS.index(name) if name in COMMANDS else len(COMMANDS))
 
 
-def _typer(help: str | None = None) -> typer.Typer:
+def _typer(help: str, *, completion: bool = False) -> typer.Typer:
     return typer.Typer(
         help=help,
         cls=_Group,
-        # Plain help: rich's boxes cost ~60 ms of imports and are not one line.
+        # Plain help and errors: rich's would import rich, and its error box is not one line.
         rich_markup_mode=None,
-        # run() reports errors; typer must not install its own excepthook view.
+        # run() reports every error; typer's own traceback view is never wanted.
         pretty_exceptions_enable=False,
-        add_completion=False,
+        add_completion=completion,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
 
-# The root adds `--install-completion` and `--show-completion` (shell completion).
-app = typer.Typer(
-    help="A faithful, self-watching copy of your ActivityWatch data in SQLite.",
-    cls=_Group,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    add_completion=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# The root's completion adds `--install-completion` and `--show-completion`.
+app = _typer("A faithful, self-watching copy of your ActivityWatch data in SQLite.", completion=True)
 meta_app = _typer("Read the meta table, where every part records its state.")
 watchdog_app = _typer("Decide whether the watcher needs a restart, and act: one pass (--once), or a loop every "
                       "watchdog_interval_seconds. 'pause' and 'resume' stop and restart acting.")
@@ -94,21 +87,29 @@ class Interrupted(LifelogError):
     exit_code = 130
 
 
+def _interruptible(func: Callable[..., int]) -> Callable[..., int]:
+    """Ctrl-C becomes `Interrupted`, which run() reports on one line; typer
+    would turn it into a silent exit 130. (typer reads the signature through
+    functools.wraps.)"""
+
+    @functools.wraps(func)
+    def body(*args: Any, **kw: Any) -> int:
+        try:
+            return func(*args, **kw)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted") from None
+
+    return body
+
+
 def command(group: typer.Typer, name: str, help: str, *, description: str | None = None
             ) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Register `func` as `lifelog [GROUP] NAME`: `help` is its line in the
     list of commands, `description` (default: `help`) the top of its --help."""
 
     def register(func: Callable[..., int]) -> Callable[..., int]:
-        @functools.wraps(func)
-        def body(*args: Any, **kw: Any) -> int:
-            try:
-                return func(*args, **kw)
-            except KeyboardInterrupt:
-                # typer would turn it into a silent exit 130.
-                raise Interrupted("interrupted") from None
-
-        group.command(name, help=description or help[0].upper() + help[1:] + ".", short_help=help)(body)
+        group.command(name, help=description or help[0].upper() + help[1:] + ".", short_help=help)(
+            _interruptible(func))
         return func
 
     return register
@@ -272,6 +273,7 @@ def cmd_health(as_json: Json = False, db: Db = None, config: Config = None) -> i
 
 
 @watchdog_app.callback(invoke_without_command=True)
+@_interruptible
 def cmd_watchdog(ctx: typer.Context,
                  once: Annotated[bool, typer.Option("--once", help="one pass, then exit (for cron and timers)")] = False,
                  as_json: Annotated[bool, typer.Option("--json", help="one JSON document per pass, one per line")] = False,

@@ -208,17 +208,21 @@ def test_install_completion_sets_up_bash_and_its_tab_offers_the_commands(tmp_pat
     assert (tab.returncode, tab.stdout, tab.stderr) == (0, "get\n", "")
 
 
-def test_ctrl_c_in_a_command_is_one_line_exit_130(cli, db_path, monkeypatch):
+@pytest.mark.parametrize("module,name,args", [
+    ("lifelog.db.meta", "get_meta", ["meta", "get", "k"]),
+    ("lifelog.monitor", "watchdog_pass", ["watchdog", "--once"]),  # a group's own work
+])
+def test_ctrl_c_in_a_command_is_one_line_exit_130(cli, db_path, monkeypatch, module, name, args):
     # A KeyboardInterrupt at a chosen moment stands in for Ctrl-C, which
     # cannot be timed to land inside a command that takes milliseconds.
-    from lifelog.db import meta
+    import importlib
 
-    def interrupted(*args):
+    def interrupted(*args, **kw):
         raise KeyboardInterrupt
 
     cli("init", "--db", str(db_path))
-    monkeypatch.setattr(meta, "get_meta", interrupted)
-    r = cli("meta", "get", "k", "--db", str(db_path))
+    monkeypatch.setattr(importlib.import_module(module), name, interrupted)
+    r = cli(*args, "--db", str(db_path))
     assert (r.code, r.out, r.err) == (130, "", "lifelog: interrupted\n")
 
 
