@@ -292,10 +292,7 @@ def _note_unclean_exit(db) -> None:
     if get_meta(db, keys.DAEMON_STATE) != DaemonState.RUNNING:
         return
     old = get_meta(db, keys.DAEMON_PID) or "?"
-    try:
-        count = int(get_meta(db, keys.DAEMON_UNCLEAN_EXITS) or 0)
-    except ValueError:
-        count = 0
+    count = keys.int_of(get_meta(db, keys.DAEMON_UNCLEAN_EXITS)) or 0
     with transaction(db):
         set_meta(db, keys.DAEMON_UNCLEAN_EXITS, max(count, 0) + 1)
         set_meta(db, keys.DAEMON_LAST_UNCLEAN_EXIT, f"pid {old}, noticed {now_iso()}")

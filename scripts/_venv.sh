@@ -1,5 +1,7 @@
 # Shared by scripts/test and scripts/run: make .venv with LifeLog and its test
-# extra installed, and reinstall whenever pyproject.toml changes.
+# extra installed (which pulls in the demo extra: aw-client, for the demo's
+# synthetic activity and the tests' feeders), and reinstall whenever
+# pyproject.toml changes.
 ensure_venv() {
   local py="${PYTHON:-}"
   if [ -z "$py" ]; then

@@ -37,13 +37,12 @@ def cpu(p: psutil.Process) -> float:
     return t.user + t.system
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=120, help="measuring window (default 120)")
-    parser.add_argument("--poll", type=float, default=10, help="poll_interval_seconds (default 10, the default)")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="lifelog-idle-") as work:
-        work = Path(work)
+def measure(seconds: float, poll: float) -> tuple[float, dict[str, tuple[float, float]]]:
+    """Idle `lifelog daemon` and its watcher for `seconds`: (elapsed, {process:
+    (CPU s used in the window, RSS MiB at its end)}). Raises when the watcher
+    does not start."""
+    with tempfile.TemporaryDirectory(prefix="lifelog-idle-") as tmp:
+        work = Path(tmp)
         aw = AWServer(work / "aw").start()
         stop = threading.Event()
         daemon = None
@@ -63,7 +62,7 @@ def main() -> int:
             db = work / "lifelog.db"
             home = work / "home"
             env = dict(os.environ, LIFELOG_AW_URL=aw.url, LIFELOG_DB_PATH=str(db),
-                       LIFELOG_POLL_INTERVAL_SECONDS=str(args.poll),
+                       LIFELOG_POLL_INTERVAL_SECONDS=str(poll),
                        XDG_STATE_HOME=str(home / "state"), XDG_DATA_HOME=str(home / "data"),
                        XDG_CONFIG_HOME=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"))
             env = {k: v for k, v in env.items() if k == "LIFELOG_AW_URL" or k == "LIFELOG_DB_PATH"
@@ -79,25 +78,36 @@ def main() -> int:
                         watcher = child
                 time.sleep(0.2)
             if watcher is None:
-                print("the watcher did not start", file=sys.stderr)
-                return 1
-            time.sleep(max(5.0, args.poll * 1.5))  # warm-up: first ingest, first watchdog passes
+                raise RuntimeError("the watcher did not start")
+            time.sleep(max(5.0, poll * 1.5))  # warm-up: first ingest, first watchdog passes
             procs = {"daemon": psutil.Process(daemon.pid), "watcher": watcher}
             before = {k: cpu(p) for k, p in procs.items()}
             began = time.monotonic()
-            time.sleep(args.seconds)  # the measuring window
+            time.sleep(seconds)  # the measuring window
             elapsed = time.monotonic() - began
-            print(f"idle for {elapsed:.0f} s, poll every {args.poll:g} s (aw-server 0.12.0 --testing, "
-                  f"Python {sys.version.split()[0]})")
-            print(f"{'process':8}  {'CPU s':>6}  {'CPU %':>6}  {'ms/s':>5}  {'RSS MiB':>7}")
-            for name, p in procs.items():
-                used = cpu(p) - before[name]
-                rss = p.memory_info().rss / 2**20
-                print(f"{name:8}  {used:6.2f}  {100 * used / elapsed:6.3f}  {1000 * used / elapsed:5.2f}  {rss:7.1f}")
+            return elapsed, {name: (cpu(p) - before[name], p.memory_info().rss / 2**20)
+                             for name, p in procs.items()}
         finally:
             stop.set()
             stop_process(daemon, 30)
             aw.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=120, help="measuring window (default 120)")
+    parser.add_argument("--poll", type=float, default=10, help="poll_interval_seconds (default 10, the default)")
+    args = parser.parse_args()
+    try:
+        elapsed, used = measure(args.seconds, args.poll)
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(f"idle for {elapsed:.0f} s, poll every {args.poll:g} s (aw-server 0.12.0 --testing, "
+          f"Python {sys.version.split()[0]})")
+    print(f"{'process':8}  {'CPU s':>6}  {'CPU %':>6}  {'ms/s':>5}  {'RSS MiB':>7}")
+    for name, (cpu_s, rss) in used.items():
+        print(f"{name:8}  {cpu_s:6.2f}  {100 * cpu_s / elapsed:6.3f}  {1000 * cpu_s / elapsed:5.2f}  {rss:7.1f}")
     return 0
 
 

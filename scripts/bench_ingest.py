@@ -93,12 +93,12 @@ def idle_poll_cpu(url: str, db_path: Path, polls: int) -> float:
     db = open_db(db_path)
     client = AWClient(url, 10)
     stop = threading.Event()
-    watcher.record_poll(db, watcher.poll_once(db, client, settings, stop))  # warm
+    watcher.record_heartbeat(db, watcher.poll_once(db, client, settings, stop))  # warm
     began = time.process_time()
     for _ in range(polls):
         outcome = watcher.poll_once(db, client, settings, stop)
         assert outcome.ok, outcome.error
-        watcher.record_poll(db, outcome)
+        watcher.record_heartbeat(db, outcome)
     cpu = (time.process_time() - began) / polls
     client.close()
     db.conn.close()

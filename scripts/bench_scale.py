@@ -200,12 +200,12 @@ def idle_poll_cpu_ms(aw: AWServer, settings: Settings, polls: int) -> float:
                                             "data": {"app": "editor", "title": "poll"}}])
         outcome = watcher.poll_once(db, client, settings, stop)
         assert outcome.ok, outcome.error
-        watcher.record_poll(db, outcome)
+        watcher.record_heartbeat(db, outcome)
     began = time.process_time()
     for _ in range(polls):
         outcome = watcher.poll_once(db, client, settings, stop)
         assert outcome.ok, outcome.error
-        watcher.record_poll(db, outcome)
+        watcher.record_heartbeat(db, outcome)
     cpu = (time.process_time() - began) / polls * 1000
     client.close()
     db.conn.close()

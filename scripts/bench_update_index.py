@@ -28,7 +28,7 @@ BUCKET = "aw-watcher-window_bench"
 
 
 class NoFetch:
-    """A Source whose answers need no fetch by id (an open window has no suspects)."""
+    """An AWServer whose answers need no fetch by id (an open window has no suspects)."""
 
     server = "bench"
     is_rust = False
@@ -41,7 +41,7 @@ def pages(n: int):
     t0 = datetime(2025, 1, 1, tzinfo=UTC)
     events = [{"id": i + 1, "timestamp": (t0 + timedelta(seconds=5 * i)).isoformat(), "duration": 5.0,
                "data": {"app": "Code", "title": f"lifelog/module{i % 40}.py"}} for i in range(n)]
-    # Normalised here, as the Source does on arrival, so that only storing is timed.
+    # Normalised here, as the AWServer does on arrival, so that only storing is timed.
     return [[store.normalise(BUCKET, e) for e in events[i:i + PAGE]] for i in range(0, n, PAGE)]
 
 

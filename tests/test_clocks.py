@@ -18,6 +18,14 @@ def test_on_linux_both_clocks_are_read_and_boot_time_includes_awake_time():
     assert 0 < awake <= since_boot
 
 
+def test_on_linux_the_boot_time_is_the_kernels_and_agrees_with_the_clocks():
+    # The one figure the watcher records per run and identity reads start times against.
+    assert clocks.boot_time() == clocks.kernel_boot_time()
+    reckoned = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    # btime is whole seconds; the margin is for the two reads of the wall clock.
+    assert -0.5 <= reckoned - clocks.boot_time() < 1.5
+
+
 def test_on_macos_uptime_raw_is_awake_and_monotonic_is_since_boot(monkeypatch):
     values = {"UPTIME_RAW": 100.0, "MONOTONIC": 160.0}
     monkeypatch.setattr(sys, "platform", "darwin")

@@ -154,8 +154,8 @@ def test_the_watcher_records_each_run_and_moves_its_end_with_every_heartbeat(db_
     watcher.record_start(db, {})
     (rid, pid, started, last, boot), = db.conn.execute("SELECT * FROM watcher_runs").fetchall()
     assert pid == os.getpid() and last == started and boot < started
-    watcher.record_poll(db, watcher.PollOutcome(ok=True))
-    watcher.record_poll(db, watcher.PollOutcome(ok=False, error="AW down"))
+    watcher.record_heartbeat(db, watcher.PollOutcome(ok=True))
+    watcher.record_heartbeat(db, watcher.PollOutcome(ok=False, error="AW down"))
     (rid2, _, started2, last2, _), = db.conn.execute("SELECT * FROM watcher_runs").fetchall()
     assert (rid2, started2) == (rid, started) and last2 > last
     assert last2 == db.conn.execute("SELECT value FROM meta WHERE key = 'watcher.heartbeat_at'").fetchone()[0]

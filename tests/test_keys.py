@@ -34,3 +34,9 @@ def test_a_sources_keys_are_source_dot_bucket_dot_field_even_with_dots_in_the_bu
     assert keys.source_reason(bucket) == f"source.{bucket}.reason"
     assert keys.source_of_state_key(f"source.{bucket}.state") == bucket
     assert keys.source_of_state_key(f"source.{bucket}.reason") is None
+
+
+def test_a_whole_number_in_meta_is_read_as_one_and_anything_else_as_none():
+    assert [keys.int_of(text) for text in ("12", " 7\n", "-3", "0")] == [12, 7, -3, 0]
+    # Absent, empty, or edited into something that is not a whole number.
+    assert [keys.int_of(text) for text in (None, "", "seven", "3.5", "1e3")] == [None] * 5

@@ -169,3 +169,48 @@ def test_the_scripts_import_only_what_lifelog_has():
                 except ImportError:
                     missing.append(f"{script.name}: {module}.{name}")
     assert missing == []
+
+
+def test_lifelog_never_imports_aw_client():
+    # aw-client writes INTO ActivityWatch (the demo, the tests' feeders); it
+    # sets no timeouts and calls sys.exit on its lock file, so LifeLog reads
+    # AW through lifelog.aw alone, and a user's install does not carry it.
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {n}" for n in names
+                      if n.split(".")[0] in ("aw_client", "aw_core")]
+    assert found == []
+    assert not re.search(r"\baw_client\b", "".join(p.read_text() for p in PACKAGE.rglob("*.py")))
+
+
+def test_aw_client_is_only_in_the_demo_extra():
+    # The installed metadata, not just pyproject: what `pip install lifelog`
+    # would bring. Hatchling writes `test`'s "lifelog[demo]" out as demo's own
+    # requirements under `test`, so aw-client appears there too, by way of demo.
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    reqs = [Requirement(r) for r in requires("lifelog") or []]
+
+    def extras_of(name: str) -> set[str | None]:
+        found = set()
+        for r in reqs:
+            if r.name == name:
+                m = re.search(r"""extra\s*==\s*["']([^"']+)["']""", str(r.marker or ""))
+                found.add(m.group(1) if m else None)
+        return found
+
+    def under(extra: str) -> set[str]:
+        return {r.name for r in reqs if r.marker is not None and r.marker.evaluate({"extra": extra})}
+
+    assert extras_of("aw-client") == {"demo", "test"}
+    assert under("demo") == {"aw-client"}
+    assert under("demo") <= under("test")
+    assert not [r for r in reqs if r.marker is None and r.name in ("aw-client", "aw-core", "aw-server")]
+    declared = tomllib.loads(PYPROJECT.read_text())["project"]
+    assert not [d for d in declared["dependencies"] if Requirement(d).name == "aw-client"]
+    assert "lifelog[demo]" in declared["optional-dependencies"]["test"]

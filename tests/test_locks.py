@@ -47,6 +47,7 @@ def test_a_refused_process_names_the_holder(db_path, holder):
     with pytest.raises(AlreadyRunning) as refused:
         ProcessLock(db_path, "watcher").acquire()
     assert str(refused.value) == refusal(db_path, "watcher", child.pid)
+    assert refused.value.holder == str(child.pid)  # for callers that word their own refusal
     assert refused.value.exit_code == 1
     # Another role on the same database is another lock.
     with ProcessLock(db_path, "daemon") as other:

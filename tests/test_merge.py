@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from lifelog.ingest import merge
-from lifelog.ingest.merge import Plan, Stored, Window
+from lifelog.ingest.merge import Stored, Window, WritePlan
 
 T = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -51,7 +51,7 @@ def test_a_clipped_copy_is_covered_only_by_a_stored_row_with_the_same_end_and_da
 
 
 def test_a_suspect_without_a_covering_row_is_fetched_by_id_never_stored():
-    p = merge.plan({}, [event(T, 30)], Window(T, None))
+    p = merge.plan_writes({}, [event(T, 30)], Window(T, None))
     assert p.fetch_ids == [1] and not p.inserts
 
 
@@ -59,22 +59,22 @@ def test_same_id_with_another_timestamp_is_a_replacement_and_a_longer_duration_a
     old = event(T, 10)
     # The whole plan each time: filed under one heading, and nothing else in it.
     moved, recoloured, longer = event(T + timedelta(hours=1), 10), event(T, 10, {"app": "b"}), event(T, 25)
-    assert merge.plan({1: stored(old)}, [moved], merge.OPEN) == Plan(replaces=[moved])
-    assert merge.plan({1: stored(old)}, [recoloured], merge.OPEN) == Plan(replaces=[recoloured])
-    assert merge.plan({1: stored(old)}, [longer], merge.OPEN) == Plan(updates=[longer])
-    assert merge.plan({1: stored(old)}, [event(T, 10)], merge.OPEN) == Plan(unchanged=1)
+    assert merge.plan_writes({1: stored(old)}, [moved], merge.OPEN) == WritePlan(replaces=[moved])
+    assert merge.plan_writes({1: stored(old)}, [recoloured], merge.OPEN) == WritePlan(replaces=[recoloured])
+    assert merge.plan_writes({1: stored(old)}, [longer], merge.OPEN) == WritePlan(updates=[longer])
+    assert merge.plan_writes({1: stored(old)}, [event(T, 10)], merge.OPEN) == WritePlan(unchanged=1)
     # A row marked deleted that AW lists again is undeleted: an update.
     again = event(T, 10)
-    assert merge.plan({1: stored(old, deleted=True)}, [again], merge.OPEN) == Plan(updates=[again])
+    assert merge.plan_writes({1: stored(old, deleted=True)}, [again], merge.OPEN) == WritePlan(updates=[again])
 
 
 def test_data_key_order_alone_is_not_a_change():
     old = event(T, 10, {"a": 1, "b": 2})
-    assert merge.plan({1: stored(old)}, [event(T, 10, {"b": 2, "a": 1})], merge.OPEN).unchanged == 1
+    assert merge.plan_writes({1: stored(old)}, [event(T, 10, {"b": 2, "a": 1})], merge.OPEN).unchanged == 1
 
 
 def test_a_whole_event_fetched_by_id_wins_over_its_clipped_copy():
     w = Window(T, None)
     whole = event(T - timedelta(minutes=1), 90)
-    p = merge.plan({}, [event(T, 30)], w, whole=[whole])
+    p = merge.plan_writes({}, [event(T, 30)], w, whole=[whole])
     assert p.inserts == [whole] and not p.fetch_ids

@@ -6,7 +6,7 @@ The model is aw-server-python's behaviour, as its sources and our experiments sh
 overlap filter with the 24 h cut, clipping at both edges with `end` rounded
 up a millisecond, newest first, ids reused after the highest is deleted,
 in-place rewrites, by-id lookups that never clip. LifeLog's own code runs for
-real: merge.plan and store.store_answer on a real SQLite database.
+real: merge.plan_writes and store.store_answer on a real SQLite database.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class ModelAW:
             out.append(self.wire(event_id, ts, dur, data))
         return sorted(out, key=lambda e: e["timestamp"], reverse=True)
 
-    # what store.Source calls
+    # what store.AWServer calls
     def event(self, bucket_id: str, event_id: int, *, missing_on_500: bool = False):
         if event_id not in self.events:
             return None
@@ -89,7 +89,7 @@ class ModelAW:
 
 
 def events(answer):
-    """An answer as LifeLog's Source hands it on: normalised as it arrives."""
+    """An answer as LifeLog's AWServer hands it on: normalised as it arrives."""
     return [store.normalise(BUCKET, r) for r in answer]
 
 
@@ -120,7 +120,7 @@ class IngestMachine(RuleBasedStateMachine):
         super().__init__()
         self.aw = ModelAW()
         self.db = memory_db()
-        self.src = store.Source(self.aw, "server", is_rust=False)
+        self.src = store.AWServer(self.aw, "server", is_rust=False)
 
     @rule(ts=times, dur=durations, data=labels)
     def insert(self, ts, dur, data):
@@ -191,6 +191,6 @@ def test_it_fetches_an_event_clipped_at_a_window_start_by_id(ts, dur, cut):
     aw.insert(ts, dur, "a")
     db = memory_db()
     start = ts + min(cut, dur)
-    store.store_answer(db, store.Source(aw, "s", False), BUCKET, events(aw.query(start, None)),
+    store.store_answer(db, store.AWServer(aw, "s", False), BUCKET, events(aw.query(start, None)),
                        Window(at(start), None))
     assert stored_rows(db) == truth_rows(aw)

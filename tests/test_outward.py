@@ -60,18 +60,18 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def test_ok_and_warning_post_the_summary_critical_and_unknown_post_to_fail():
-    assert ping.plan("https://hc-ping.com/u", Level.OK, "OK: all fine") == ping.Ping(
+    assert ping.ping_for("https://hc-ping.com/u", Level.OK, "OK: all fine") == ping.Ping(
         "POST", "https://hc-ping.com/u", b"OK: all fine", ping.Sent.OK)
-    assert ping.plan("https://hc-ping.com/u", Level.WARNING, "WARNING: x\nmore").body == b"WARNING: x"
-    assert ping.plan("https://hc-ping.com/u/", Level.CRITICAL, "CRITICAL: y").url == "https://hc-ping.com/u/fail"
-    assert ping.plan("https://hc-ping.com/u", Level.UNKNOWN, "UNKNOWN: z").sent is ping.Sent.FAIL
+    assert ping.ping_for("https://hc-ping.com/u", Level.WARNING, "WARNING: x\nmore").body == b"WARNING: x"
+    assert ping.ping_for("https://hc-ping.com/u/", Level.CRITICAL, "CRITICAL: y").url == "https://hc-ping.com/u/fail"
+    assert ping.ping_for("https://hc-ping.com/u", Level.UNKNOWN, "UNKNOWN: z").sent is ping.Sent.FAIL
 
 
 def test_a_url_with_status_or_msg_is_an_uptime_kuma_template_sent_as_get():
-    p = ping.plan("http://kuma/api/push/T?status={status}&msg={msg}&ping=", Level.CRITICAL, "CRITICAL: a b&c")
+    p = ping.ping_for("http://kuma/api/push/T?status={status}&msg={msg}&ping=", Level.CRITICAL, "CRITICAL: a b&c")
     assert p.method == "GET" and p.body is None and p.sent is ping.Sent.DOWN
     assert p.url == "http://kuma/api/push/T?status=down&msg=CRITICAL%3A%20a%20b%26c&ping="
-    assert ping.plan("http://kuma/api/push/T?status={status}", Level.WARNING, "W").url.endswith("status=up")
+    assert ping.ping_for("http://kuma/api/push/T?status={status}", Level.WARNING, "W").url.endswith("status=up")
 
 
 def test_a_ping_is_due_first_on_a_level_change_and_once_per_interval():

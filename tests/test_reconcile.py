@@ -24,7 +24,7 @@ from lifelog.db.database import open_db
 from lifelog.ingest import history, livepoll, merge, reconcile
 from lifelog.ingest.merge import Window
 from lifelog.ingest.reconcile import Unit
-from lifelog.ingest.store import Source
+from lifelog.ingest.store import AWServer
 
 UTC = UTC
 _names = itertools.count()
@@ -130,7 +130,7 @@ def test_local_counts_equal_aws_at_every_kind_of_edge(aw_server, bucket, db_path
     with AWClient(aw_server.url, 30) as client:
         assert history.backfill(db, client, settings).complete
         assert rows(db, bucket) == truth(aw_server, bucket)
-        src = Source.connect(client)
+        src = AWServer.connect(client)
         day, sec = timedelta(days=1), timedelta(seconds=1)
         windows = [Window(a, b) for edge in EDGES for a, b in (
             (edge - day, edge), (edge, edge + day), (edge - 31 * day, edge), (edge, edge + 28 * day),

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lifelog.backups.retention import Policy, Reason, backup_name, backup_time, plan
+from lifelog.backups.retention import Policy, Reason, backup_name, backup_time, plan_retention
 from lifelog.core.timeutil import UTC
 
 
@@ -40,7 +40,7 @@ def test_a_name_is_the_utc_second_of_its_snapshot():
 ])
 def test_a_file_not_named_like_a_backup_is_not_one(name):
     assert backup_time(name) is None
-    assert plan([name, *names("2026-03-01T00:00:00")], Policy(0, 0, 0)).remove == ()
+    assert plan_retention([name, *names("2026-03-01T00:00:00")], Policy(0, 0, 0)).remove == ()
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -87,13 +87,13 @@ DAILY_10 = names(*(f"2026-03-{d:02d}T03:30:00" for d in range(1, 11)))  # Sun 1 
      Policy(0, 2, 0), names("2025-12-28T10:00:00", "2026-01-04T10:00:00")),
 ])
 def test_retention_table(existing, policy, kept):
-    result = plan(existing + ["notes.txt", ".lifelog-20260301T033000Z.db.partial"], policy)
+    result = plan_retention(existing + ["notes.txt", ".lifelog-20260301T033000Z.db.partial"], policy)
     assert sorted(result.kept_names) == sorted(kept)
     assert sorted(result.remove) == sorted(set(existing) - set(kept))
 
 
 def test_reasons_say_which_rule_kept_each_backup():
-    result = plan(DAILY_10, Policy(2, 2, 0))
+    result = plan_retention(DAILY_10, Policy(2, 2, 0))
     reasons = {k.name: k.reasons for k in result.keep}
     assert reasons[DAILY_10[-1]] == (Reason.NEWEST, Reason.DAILY, Reason.WEEKLY)
     assert reasons[DAILY_10[-2]] == (Reason.DAILY,)
@@ -103,7 +103,7 @@ def test_reasons_say_which_rule_kept_each_backup():
 
 def test_the_oldest_is_kept_while_a_rule_is_not_full_and_says_so():
     existing = names("2026-03-01T01:00:00", "2026-03-01T02:00:00")
-    result = plan(existing, Policy(7, 0, 0))
+    result = plan_retention(existing, Policy(7, 0, 0))
     assert {k.name: k.reasons for k in result.keep} == {
         existing[1]: (Reason.NEWEST, Reason.DAILY), existing[0]: (Reason.OLDEST,)}
 
@@ -150,14 +150,14 @@ def expected_keep(backups: list[str], policy: Policy) -> set[str]:
 @settings(max_examples=150, deadline=None)
 @given(backup_sets, strangers, policies)
 def test_the_plan_is_the_rule(backups, other, policy):
-    result = plan(backups + other, policy)
+    result = plan_retention(backups + other, policy)
     assert set(result.kept_names) == expected_keep(backups, policy)
 
 
 @settings(max_examples=150, deadline=None)
 @given(backup_sets, strangers, policies)
 def test_only_backups_are_ever_removed_and_each_is_kept_or_removed_once(backups, other, policy):
-    result = plan(backups + other, policy)
+    result = plan_retention(backups + other, policy)
     assert set(result.remove) <= set(backups)
     assert not set(result.remove) & set(result.kept_names)
     assert sorted(result.kept_names + result.remove) == sorted(backups)
@@ -167,7 +167,7 @@ def test_only_backups_are_ever_removed_and_each_is_kept_or_removed_once(backups,
 @settings(max_examples=150, deadline=None)
 @given(backup_sets, policies)
 def test_the_newest_is_always_kept_and_at_most_the_counts_plus_two(backups, policy):
-    result = plan(backups, policy)
+    result = plan_retention(backups, policy)
     if backups:
         newest = max(backups, key=backup_time)
         assert result.keep[0].name == newest and Reason.NEWEST in result.keep[0].reasons
@@ -177,8 +177,8 @@ def test_the_newest_is_always_kept_and_at_most_the_counts_plus_two(backups, poli
 @settings(max_examples=150, deadline=None)
 @given(backup_sets, policies)
 def test_applying_the_plan_again_removes_nothing_more(backups, policy):
-    kept = plan(backups, policy).kept_names
-    assert plan(list(kept), policy).remove == ()
+    kept = plan_retention(backups, policy).kept_names
+    assert plan_retention(list(kept), policy).remove == ()
 
 
 @settings(max_examples=150, deadline=None)
@@ -187,7 +187,7 @@ def test_a_new_backup_never_costs_the_newest_of_a_recent_day(backups, policy, ne
     """After one more (newer) backup, every day among the `daily` most recent
     ones still keeps its newest backup."""
     newer = backup_name(max([new] + [backup_time(b) + timedelta(seconds=1) for b in backups]))
-    result = plan(backups + [newer], policy)
+    result = plan_retention(backups + [newer], policy)
     days: dict = {}
     for name in sorted(backups + [newer], key=backup_time, reverse=True):
         days.setdefault(backup_time(name).date(), name)

@@ -99,7 +99,7 @@ def small(small_db_file, tmp_path):
 
 # No fetch by id happens in these tests (no event touches a window's edge):
 # the source is only the server's name.
-SRC = store.Source(client=None, server=SERVER, is_rust=False)  # type: ignore[arg-type]
+SRC = store.AWServer(client=None, server=SERVER, is_rust=False)  # type: ignore[arg-type]
 
 
 def newest_end(db) -> str:
@@ -235,7 +235,7 @@ def test_no_statement_inside_a_write_transaction_reads_the_bucket_whole(big):
         # Retention of LifeLog's own history; the watcher's heartbeat; what
         # coverage's refresh forgets of its summary after these writes.
         assert pruning.prune(big, T0 + timedelta(days=400), 365) > 0
-        watcher.record_poll(big, watcher.PollOutcome(ok=True, last_event_ts=newest_end(big)))
+        watcher.record_heartbeat(big, watcher.PollOutcome(ok=True, last_event_ts=newest_end(big)))
         coverage_cells.Summary(big)._forget_changed()
     finally:
         audit.close()

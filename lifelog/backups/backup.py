@@ -45,7 +45,7 @@ from pathlib import Path
 from lifelog.backups import retention
 from lifelog.core import keys
 from lifelog.core.errors import AlreadyRunning, LifelogError
-from lifelog.core.locks import ProcessLock, lock_path
+from lifelog.core.locks import ProcessLock
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import UTC, to_iso, utcnow
 from lifelog.core.verdicts import DaemonState, WatcherState
@@ -95,7 +95,7 @@ class BackupResult:
     copy_seconds: float
     verify_seconds: float
     sync_seconds: float
-    plan: retention.Plan
+    plan: retention.RetentionPlan
     removed: tuple[str, ...] = ()
     retention_errors: tuple[str, ...] = ()
 
@@ -114,7 +114,7 @@ class DryRun:
     events: int
     bytes: int
     policy: retention.Policy
-    plan: retention.Plan
+    plan: retention.RetentionPlan
 
     def to_json(self) -> dict:
         return {"dry_run": True, "path": str(self.path), "events": self.events, "bytes": self.bytes,
@@ -171,17 +171,19 @@ def dry_run(settings: Settings, dest: str | os.PathLike[str] | None = None, *,
     path = folder / retention.backup_name(clock())
     existing = _names_in(folder) if folder.is_dir() else []
     policy = retention.Policy.from_settings(settings)
-    return DryRun(path, events, size, policy, retention.plan(existing + [path.name], policy))
+    return DryRun(path, events, size, policy, retention.plan_retention(existing + [path.name], policy))
 
 
-def apply_retention(folder: Path, policy: retention.Policy) -> tuple[retention.Plan, tuple[str, ...], tuple[str, ...]]:
+def apply_retention(
+    folder: Path, policy: retention.Policy
+) -> tuple[retention.RetentionPlan, tuple[str, ...], tuple[str, ...]]:
     """Remove what the plan removes: only files named like backups. Returns
     the plan, the names removed, and the errors (a backup that could not be
     removed is reported, not fatal: the new backup is good)."""
     try:
-        plan = retention.plan(_names_in(folder), policy)
+        plan = retention.plan_retention(_names_in(folder), policy)
     except OSError as e:
-        return retention.Plan((), ()), (), (f"could not list {folder}: {e.strerror or e}",)
+        return retention.RetentionPlan((), ()), (), (f"could not list {folder}: {e.strerror or e}",)
     removed, errors = [], []
     for name in plan.remove:
         try:
@@ -220,20 +222,13 @@ def _backup_lock(db_path: Path) -> Iterator[None]:
     lock = ProcessLock(db_path, "backup")
     try:
         lock.acquire()
-    except AlreadyRunning:
-        raise BackupFailed(f"another backup of {db_path} is running (pid {_holder(db_path, 'backup')}); "
+    except AlreadyRunning as e:
+        raise BackupFailed(f"another backup of {db_path} is running (pid {e.holder}); "
                            "wait for it to finish") from None
     try:
         yield
     finally:
         lock.release()
-
-
-def _holder(db_path: Path, role: str) -> str:
-    try:
-        return lock_path(db_path, role).read_text(errors="replace").split()[0]
-    except (OSError, IndexError):
-        return "unknown"
 
 
 def _snapshot_size(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -511,23 +506,17 @@ def _holding_database(db_path: Path) -> Iterator[None]:
             lock = ProcessLock(db_path, role)
             try:
                 lock.acquire()
-            except AlreadyRunning:
-                raise RestoreRefused(f"a lifelog {role} (pid {_holder(db_path, role)}) is running on {db_path}; "
+            except AlreadyRunning as e:
+                raise RestoreRefused(f"a lifelog {role} (pid {e.holder}) is running on {db_path}; "
                                      f"{fix}, then run 'lifelog restore' again; nothing was changed") from None
             held.callback(lock.release)
         # A watchdog pass is short: wait for one that is running.
         lock = ProcessLock(db_path, "watchdog")
-        deadline = time.monotonic() + PASS_WAIT_SECONDS
-        while True:
-            try:
-                lock.acquire()
-                break
-            except AlreadyRunning:
-                if time.monotonic() >= deadline:
-                    raise RestoreRefused(f"a watchdog pass (pid {_holder(db_path, 'watchdog')}) has held "
-                                         f"{db_path} for over {PASS_WAIT_SECONDS:g} s; try again in a "
-                                         "moment; nothing was changed") from None
-                time.sleep(0.05)
+        try:
+            lock.acquire(wait=PASS_WAIT_SECONDS)
+        except AlreadyRunning as e:
+            raise RestoreRefused(f"a watchdog pass (pid {e.holder}) has held {db_path} for over "
+                                 f"{PASS_WAIT_SECONDS:g} s; try again in a moment; nothing was changed") from None
         held.callback(lock.release)
         yield
 

@@ -98,7 +98,7 @@ class Kept:
 
 
 @dataclass(frozen=True)
-class Plan:
+class RetentionPlan:
     """Newest first, both lists; names that are not backups are in neither."""
 
     keep: tuple[Kept, ...]
@@ -109,7 +109,7 @@ class Plan:
         return tuple(k.name for k in self.keep)
 
 
-def plan(names: Iterable[str], policy: Policy) -> Plan:
+def plan_retention(names: Iterable[str], policy: Policy) -> RetentionPlan:
     """Which of `names` to keep (and why) and which to remove."""
     backups = sorted(((t, n) for n in set(names) if (t := backup_time(n)) is not None), reverse=True)
     left = {reason: count(policy) for reason, count, _ in RULES}
@@ -135,4 +135,4 @@ def plan(names: Iterable[str], policy: Policy) -> Plan:
             keep.append(Kept(name, tuple(dict.fromkeys(reasons))))
         else:
             remove.append(name)
-    return Plan(tuple(keep), tuple(remove))
+    return RetentionPlan(tuple(keep), tuple(remove))

@@ -99,10 +99,8 @@ def record(db, result: HealthResult) -> int:
             (result.checked_at, result.aw_url, str(result.status), result.latency_ms,
              result.version, result.error),
         )
-        try:
-            failures = int(get_meta(db, keys.AW_CONSECUTIVE_FAILURES) or 0)
-        except ValueError:  # hand-edited garbage: start counting again
-            failures = 0
+        # Absent, or hand-edited garbage: start counting again.
+        failures = keys.int_of(get_meta(db, keys.AW_CONSECUTIVE_FAILURES)) or 0
         failures = 0 if result.status is AWStatus.HEALTHY else max(failures, 0) + 1
         set_meta(db, keys.AW_STATUS, str(result.status))
         set_meta(db, keys.AW_CHECKED_AT, result.checked_at)

@@ -69,22 +69,14 @@ class Decision(NamedTuple):
     needs_aw: bool = False  # reached the data rows without AW facts
 
 
-def _int(text: str | None, default: int = 0) -> int:
-    try:
-        return int(str(text).strip())
-    except (TypeError, ValueError):
-        return default
+def _count(text: str | None) -> int:
+    """A count or level in meta: 0 when absent or not a whole number."""
+    return keys.int_of(text) or 0
 
 
 def _garbled(text: str | None) -> bool:
     """A value present but not a whole number (meta edited by hand)."""
-    if text is None:
-        return False
-    try:
-        int(str(text).strip())
-    except ValueError:
-        return True
-    return False
+    return text is not None and keys.int_of(text) is None
 
 
 def backoff_delay(level: int, settings: Settings) -> float:
@@ -102,7 +94,7 @@ def backoff_level(meta: Meta, now: datetime, settings: Settings, *,
     """Consecutive restarts in effect: reset once the last restart is 2x max old.
 
     The watcher's by default; a source's restarts keep their own keys."""
-    level = min(max(_int(meta.get(level_key)), 0), MAX_LEVEL)
+    level = min(max(_count(meta.get(level_key)), 0), MAX_LEVEL)
     last = age(ts(meta, last_key), now)
     if last is None or last >= 2 * settings.restart_backoff_max_seconds:
         return 0
@@ -255,15 +247,11 @@ class PassLock:
         self.wait = pass_lock_wait(settings)
 
     def __enter__(self):
-        deadline = time.monotonic() + self.wait
-        while True:
-            try:
-                self.lock.acquire()
-                return self
-            except AlreadyRunning as e:
-                if time.monotonic() >= deadline:
-                    raise PassBusy(f"{e} (a watchdog pass has held it over {self.wait:g} s)") from None
-                time.sleep(0.05)
+        try:
+            self.lock.acquire(wait=self.wait)
+        except AlreadyRunning as e:
+            raise PassBusy(f"{e} (a watchdog pass has held it over {self.wait:g} s)") from None
+        return self
 
     def __exit__(self, *exc):
         self.lock.release()
@@ -316,7 +304,7 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
     at = to_iso(now)
     verdict = decision.verdict
     action = ""
-    old_pid = facts.pid if facts.running else _int(meta.get(keys.WATCHER_PID), 0) or None
+    old_pid = facts.pid if facts.running else keys.int_of(meta.get(keys.WATCHER_PID)) or None
     old_uptime = None
     level = decision.level
     replaced = 0
@@ -340,7 +328,7 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
         with transaction(db):
             set_meta(db, keys.WATCHDOG_LAST_RESTART_AT, at)
             set_meta(db, keys.WATCHDOG_LAST_RESTART_REASON, str(verdict))
-            set_meta(db, keys.WATCHDOG_RESTART_COUNT, _int(meta.get(keys.WATCHDOG_RESTART_COUNT)) + 1)
+            set_meta(db, keys.WATCHDOG_RESTART_COUNT, _count(meta.get(keys.WATCHDOG_RESTART_COUNT)) + 1)
             set_meta(db, keys.WATCHDOG_BACKOFF_LEVEL, level)
         action = stopped if stop_failed else _start_new(db, settings, stopped)
     elif verdict is Verdict.WAIT_RESUMED:
@@ -353,7 +341,7 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
         if verdict is Verdict.WAIT_RESUMED:
             set_meta(db, keys.WATCHDOG_RESUMED_FOR, meta.get(keys.WATCHER_HEARTBEAT_CLOCKS) or "")
         backoff = meta.get(keys.WATCHDOG_BACKOFF_LEVEL)
-        if verdict is Verdict.OK and (_int(backoff) != decision.level or _garbled(backoff)):
+        if verdict is Verdict.OK and (_count(backoff) != decision.level or _garbled(backoff)):
             # The backoff reset: no restart for twice restart_backoff_max_seconds
             # (or a level edited into a word, read as 0: written back as a number).
             set_meta(db, keys.WATCHDOG_BACKOFF_LEVEL, decision.level)

@@ -26,11 +26,28 @@ def readings() -> tuple[float, float] | None:
 
 
 def boot_time() -> float | None:
-    """When the machine booted (unix seconds): the wall clock less the
-    since-boot clock. The watcher records it per run; coverage compares it
-    with the current one to tell a reboot from a LifeLog that was down."""
+    """When the machine booted (unix seconds). The watcher records it per run;
+    coverage compares it with the current one to tell a reboot from a LifeLog
+    that was down. On Linux the kernel's own figure; elsewhere the wall clock
+    less the since-boot clock (which is how the kernel reckons it)."""
+    if sys.platform.startswith("linux"):
+        try:
+            return kernel_boot_time()
+        except (OSError, ValueError, IndexError):
+            pass  # an odd /proc: reckon it from the clocks
     now = readings()
     return None if now is None else time.time() - now[1]
+
+
+def kernel_boot_time() -> float:
+    """Linux: when the machine booted, as /proc/stat's `btime` states it (whole
+    unix seconds). psutil adds a process's start ticks to this same figure, so
+    lifelog.core.identity reads start times against it too."""
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            if line.startswith(b"btime "):
+                return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
 
 
 def format_clocks(readings: tuple[float, float]) -> str:

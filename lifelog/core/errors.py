@@ -17,3 +17,8 @@ class AlreadyRunning(LifelogError):
     """Another live process holds the database for the same role."""
 
     exit_code = 1
+
+    def __init__(self, message: str, holder: str = "unknown"):
+        super().__init__(message)
+        # The holder's PID as its lock file says it, for callers that word their own refusal.
+        self.holder = holder

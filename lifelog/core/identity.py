@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from lifelog.core import keys
+from lifelog.core import clocks, keys
 
 # Two reads of one process's start time agree exactly; a reused PID differs
 # by far more than this.
@@ -49,12 +49,10 @@ class WatcherFacts(NamedTuple):
         return self.pid is not None
 
 
-def _int(text: str | None) -> int | None:
-    try:
-        value = int(str(text).strip())
-    except (TypeError, ValueError):
-        return None
-    return value if value > 0 else None
+def _pid(text: str | None) -> int | None:
+    """A PID as meta holds it; None when absent, malformed or not positive."""
+    value = keys.int_of(text)
+    return value if value is not None and value > 0 else None
 
 
 # -- reading a process ----------------------------------------------------------------
@@ -63,15 +61,10 @@ _boot_time: float | None = None
 
 
 def _linux_boot_time() -> float:
+    # Read once: every start time this process reads has the same base.
     global _boot_time
     if _boot_time is None:
-        with open("/proc/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"btime "):
-                    _boot_time = float(line.split()[1])
-                    break
-            else:
-                raise OSError("no btime in /proc/stat")
+        _boot_time = clocks.kernel_boot_time()
     return _boot_time
 
 
@@ -188,12 +181,12 @@ def identity_matches(recorded_created: str | None, recorded_cmdline: str | None,
 def which_watcher(meta: Mapping[str, str | None], recorded: LiveProc | None,
                   spawned: LiveProc | None) -> WatcherFacts:
     """Pure: given meta and the live facts of its two PIDs, which one is the watcher."""
-    pid = _int(meta.get(keys.WATCHER_PID))
+    pid = _pid(meta.get(keys.WATCHER_PID))
     if recorded is not None and pid == recorded.pid and identity_matches(
         meta.get(keys.WATCHER_PROCESS_CREATED), meta.get(keys.WATCHER_CMDLINE), recorded
     ):
         return WatcherFacts(pid, "recorded", "", recorded.created)
-    spawned_pid = _int(meta.get(keys.WATCHDOG_SPAWNED_PID))
+    spawned_pid = _pid(meta.get(keys.WATCHDOG_SPAWNED_PID))
     if spawned is not None and spawned_pid == spawned.pid and spawned_pid != pid and identity_matches(
         meta.get(keys.WATCHDOG_SPAWNED_CREATED), meta.get(keys.WATCHDOG_SPAWNED_CMDLINE), spawned
     ):
@@ -209,8 +202,8 @@ def which_watcher(meta: Mapping[str, str | None], recorded: LiveProc | None,
 
 def live_facts_for(meta: Mapping[str, str | None]) -> tuple[LiveProc | None, LiveProc | None]:
     """The OS's facts about the two PIDs meta names (the watcher's, the spawned one's)."""
-    pid = _int(meta.get(keys.WATCHER_PID))
-    spawned_pid = _int(meta.get(keys.WATCHDOG_SPAWNED_PID))
+    pid = _pid(meta.get(keys.WATCHER_PID))
+    spawned_pid = _pid(meta.get(keys.WATCHDOG_SPAWNED_PID))
     recorded = live(pid) if pid else None
     spawned = live(spawned_pid) if spawned_pid and spawned_pid != pid else None
     return recorded, spawned

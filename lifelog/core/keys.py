@@ -144,3 +144,18 @@ def source_of_state_key(key: str) -> str | None:
     if key.startswith(SOURCE_PREFIX) and key.endswith(suffix) and len(key) > len(SOURCE_PREFIX) + len(suffix):
         return key[len(SOURCE_PREFIX):-len(suffix)]
     return None
+
+
+# -- reading values ------------------------------------------------------------------------
+
+
+def int_of(text: str | None) -> int | None:
+    """The whole number a meta value holds (meta is text), or None when the key
+    is absent or its value is not one (meta edited by hand): every reader of a
+    count, a level or a PID in meta reads it through here."""
+    if text is None:
+        return None
+    try:
+        return int(str(text))  # int() itself allows the spaces around it
+    except ValueError:
+        return None

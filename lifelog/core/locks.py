@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import time
 from pathlib import Path
 
 from lifelog.core.errors import AlreadyRunning
@@ -26,6 +27,9 @@ from lifelog.core.errors import AlreadyRunning
 # Windows only: where the locked byte is. Past any PID, and locking beyond
 # the end of a file is allowed, so the file stays a few bytes long.
 LOCK_OFFSET = 1 << 30
+
+# How often a bounded wait for a lock tries again.
+RETRY_SECONDS = 0.05
 
 
 def lock_path(db_path: Path, role: str) -> Path:
@@ -87,15 +91,28 @@ class ProcessLock:
         self.path = lock_path(self.db_path, role)
         self.fd: int | None = None
 
-    def acquire(self) -> ProcessLock:
-        """Take the lock or raise AlreadyRunning naming the holder."""
+    def acquire(self, wait: float = 0.0) -> ProcessLock:
+        """Take the lock, trying again for up to `wait` seconds while another
+        holds it; then raise AlreadyRunning naming the holder (`.holder`)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._acquire_now()
+            except AlreadyRunning:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(RETRY_SECONDS)
+
+    def _acquire_now(self) -> ProcessLock:
         # O_BINARY: no newline translation on Windows (0 elsewhere).
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
         try:
             if not _try_lock(fd):
+                holder = _read_holder(fd)
                 raise AlreadyRunning(
-                    f"another lifelog {self.role} (pid {_read_holder(fd)}) is already running on "
-                    f"{self.db_path}; stop it first, or use another --db"
+                    f"another lifelog {self.role} (pid {holder}) is already running on "
+                    f"{self.db_path}; stop it first, or use another --db",
+                    holder,
                 )
             _write_holder(fd)
         except BaseException:

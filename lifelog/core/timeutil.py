@@ -81,12 +81,10 @@ def parse_since(text: str | None) -> datetime | None:
     """`--since`: a date (UTC midnight) or an ISO time; UsageError otherwise."""
     if text is None:
         return None
-    try:
-        return parse_iso(text)
-    except (ValueError, TypeError, OverflowError):
-        raise UsageError(
-            f"--since {text!r} is not a date; give e.g. 2026-11-01 or 2026-11-01T08:00:00Z"
-        ) from None
+    when = try_parse_iso(text)
+    if when is None:
+        raise UsageError(f"--since {text!r} is not a date; give e.g. 2026-11-01 or 2026-11-01T08:00:00Z")
+    return when
 
 
 def format_span(seconds: float) -> str:

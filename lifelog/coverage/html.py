@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from lifelog.core.files import write_atomically
-from lifelog.coverage.model import Cause, Coverage, Kind, Stretch, local_date, local_midnight, to_local_iso
+from lifelog.coverage.model import CAUSE_NAME, Cause, Coverage, Kind, Stretch, local_date, local_midnight, to_local_iso
 
 CLASS_COLOUR = {Kind.ACTIVE: "#2e9e5b", Kind.AWAY: "#9db4cc", Kind.GAP: "#d7263d", Kind.NO_DATA: "#e4e4ea"}
 CAUSE_COLOUR = {Cause.AW_DOWN: "#f08c00", Cause.SOURCE_SILENT: "#7b3fb5", Cause.LIFELOG_DOWN: "#1f6fd1",
@@ -28,8 +28,6 @@ CLASS_MEANING = {
     Kind.GAP: "you were at the computer, but there is no window data",
     Kind.NO_DATA: "no afk data at all: the machine was off or asleep, or nothing recorded",
 }
-CAUSE_NAME = {Cause.AW_DOWN: "ActivityWatch was down", Cause.SOURCE_SILENT: "A watcher was silent",
-              Cause.LIFELOG_DOWN: "LifeLog was not running", Cause.UNKNOWN: "No record explains it"}
 STRIP_NAME = {Cause.AW_DOWN: "AW down", Cause.SOURCE_SILENT: "a watcher silent",
               Cause.LIFELOG_DOWN: "LifeLog not running", Cause.UNKNOWN: "a gap nothing explains"}
 CAUSE_MEANING = {
@@ -98,6 +96,10 @@ td.bad { color: #b3142a; font-weight: 650; }
 .good { background: #fff; border-radius: 12px; padding: 14px 16px; }
 footer { margin-top: 36px; color: #8a8c99; font-size: 12px; }
 """
+
+
+def _heading(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _hm(seconds: float) -> str:
@@ -215,7 +217,7 @@ def _causes(cov: Coverage) -> str:
                         + (f" ({html.escape(s.host)})" if len(cov.hosts) > 1 else "") + "</li>" for s in longest)
         more = f"<li>and {len(stretches) - len(longest)} more</li>" if len(stretches) > len(longest) else ""
         cards.append(
-            f'<div class="cause" style="border-color:{CAUSE_COLOUR[cause]}"><h3>{CAUSE_NAME[cause]}</h3>'
+            f'<div class="cause" style="border-color:{CAUSE_COLOUR[cause]}"><h3>{_heading(CAUSE_NAME[cause])}</h3>'
             f'<div class="t"><code>{cause}</code>: {_hm(gap)} of gaps, {_hm(none)} without data</div>'
             f"<p>{html.escape(CAUSE_MEANING[cause])}</p><p class=\"fix\"><b>What to do:</b> "
             f"{html.escape(CAUSE_FIX[cause])}</p><ul>{items}{more}</ul></div>")

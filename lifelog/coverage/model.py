@@ -57,6 +57,11 @@ class Cause(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+# Each cause in words, as the terminal legend and the HTML cards both name it.
+CAUSE_NAME = {Cause.AW_DOWN: "ActivityWatch was down", Cause.SOURCE_SILENT: "a watcher was silent",
+              Cause.LIFELOG_DOWN: "LifeLog was not running", Cause.UNKNOWN: "no record explains it"}
+
+
 # The classes that carry a cause, and the order in which causes are tried.
 EXPLAINED = frozenset({Kind.GAP, Kind.NO_DATA})
 KINDS = (Kind.ACTIVE, Kind.AWAY, Kind.GAP, Kind.NO_DATA)

@@ -14,7 +14,7 @@ from datetime import date
 from rich.console import Console
 from rich.text import Text
 
-from lifelog.coverage.model import Cause, Coverage, Kind, SlotResult, local_midnight
+from lifelog.coverage.model import CAUSE_NAME, Cause, Coverage, Kind, SlotResult, local_midnight
 
 LABEL = 11  # "Tue 11-25  "
 
@@ -27,11 +27,12 @@ STYLE = {
 }
 LETTER = {Cause.AW_DOWN: "a", Cause.SOURCE_SILENT: "s", Cause.LIFELOG_DOWN: "l", Cause.UNKNOWN: "?"}
 NO_DATA_EXPLAINED = "bold dark_orange"
-CAUSE_TEXT = {
-    Cause.AW_DOWN: "ActivityWatch was down (LifeLog's health checks failed)",
-    Cause.SOURCE_SILENT: "the watcher whose data is missing was recorded silent",
-    Cause.LIFELOG_DOWN: "LifeLog's watcher was not running",
-    Cause.UNKNOWN: "no record explains it (for no data: the machine was off or asleep)",
+# What the legend adds to a cause's name (model.CAUSE_NAME), for a reader with no HTML card to turn to.
+CAUSE_HINT = {
+    Cause.AW_DOWN: "LifeLog's health checks failed",
+    Cause.SOURCE_SILENT: "LifeLog recorded the one whose data is missing as silent",
+    Cause.LIFELOG_DOWN: "its watcher, while the machine was up",
+    Cause.UNKNOWN: "for no data: the machine was off or asleep",
 }
 
 
@@ -125,7 +126,7 @@ def _legend(cov: Coverage) -> Text:
         legend.append("  ")
         legend.append(LETTER[cause].upper(), STYLE[Kind.GAP][1])
         legend.append(LETTER[cause], NO_DATA_EXPLAINED if cause is not Cause.UNKNOWN else "")
-        legend.append(f" {cause}: {CAUSE_TEXT[cause]}\n")
+        legend.append(f" {cause}: {CAUSE_NAME[cause]} ({CAUSE_HINT[cause]})\n")
     legend.rstrip()
     return legend
 

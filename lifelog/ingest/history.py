@@ -22,10 +22,10 @@ from lifelog.core.settings import Settings
 from lifelog.core.timeutil import now_iso, parse_iso, try_parse_iso
 from lifelog.ingest.merge import OPEN, Window
 from lifelog.ingest.store import (
+    AWServer,
     Counts,
     Page,
     ShouldStop,
-    Source,
     connect,
     hint_text,
     load_states,
@@ -74,7 +74,7 @@ def add_gap(db, server: str, bucket_id: str, lo: str | None, hi: str, created_at
     )
 
 
-def open_bucket(db, src: Source, bucket_id: str, hint: str | None) -> Counts:
+def open_bucket(db, src: AWServer, bucket_id: str, hint: str | None) -> Counts:
     """A bucket never read: its newest page (no window, nothing clipped), and
     a gap below it when the page is full."""
     events = src.events(bucket_id, limit=PAGE_SIZE)
@@ -94,7 +94,7 @@ def open_bucket(db, src: Source, bucket_id: str, hint: str | None) -> Counts:
 
 def fill_gap(
     db,
-    src: Source,
+    src: AWServer,
     gap: Gap,
     *,
     should_stop: ShouldStop = never,
@@ -171,7 +171,7 @@ def fill_gap(
 
 def fill_gaps(
     db,
-    src: Source,
+    src: AWServer,
     bucket_ids: Sequence[str],
     *,
     should_stop: ShouldStop = never,

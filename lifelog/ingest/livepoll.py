@@ -24,10 +24,10 @@ from lifelog.core.timeutil import now_iso, parse_iso, to_iso
 from lifelog.ingest import history
 from lifelog.ingest.merge import Window
 from lifelog.ingest.store import (
+    AWServer,
     BucketState,
     Counts,
     ShouldStop,
-    Source,
     connect,
     hint_text,
     last_event_ts,
@@ -52,7 +52,7 @@ class PollResult:
     gaps_left: int = 0
 
 
-def nothing_new(src: Source, bucket_id: str, hint: str | None, state: BucketState | None) -> bool:
+def nothing_new(src: AWServer, bucket_id: str, hint: str | None, state: BucketState | None) -> bool:
     """True when an idle poll may skip this bucket: AW's hint has not moved,
     and neither has AW's count of events from the latest lookback start.
 
@@ -68,7 +68,7 @@ def nothing_new(src: Source, bucket_id: str, hint: str | None, state: BucketStat
     return src.count(bucket_id, start=parse_iso(state.lookback_start)) == state.lookback_count
 
 
-def poll_bucket(db, src: Source, bucket_id: str, bucket: dict[str, Any], state: BucketState | None) -> Counts:
+def poll_bucket(db, src: AWServer, bucket_id: str, bucket: dict[str, Any], state: BucketState | None) -> Counts:
     """Bring one bucket's newest events in; leave a gap for what one page cannot hold."""
     hint = hint_text(bucket)
     if nothing_new(src, bucket_id, hint, state):

@@ -77,7 +77,7 @@ OPEN = Window()
 
 
 @dataclass
-class Plan:
+class WritePlan:
     inserts: list[Event] = field(default_factory=list)
     updates: list[Event] = field(default_factory=list)     # same event, new duration / undeleted
     replaces: list[Event] = field(default_factory=list)    # another event under the same id
@@ -160,7 +160,7 @@ def covers(s: Stored, e: Event, window: Window) -> bool:
     return abs(s_end - e_end) <= EDGE_TOLERANCE
 
 
-def decide(stored: Stored | None, e: Event, plan: Plan) -> None:
+def decide(stored: Stored | None, e: Event, plan: WritePlan) -> None:
     """File one whole (unclipped) event into the plan."""
     if stored is None:
         plan.inserts.append(e)
@@ -172,21 +172,21 @@ def decide(stored: Stored | None, e: Event, plan: Plan) -> None:
         plan.unchanged += 1
 
 
-def plan(
+def plan_writes(
     stored: Mapping[int, Stored],
     returned: Iterable[Event],
     window: Window,
     *,
     whole: Iterable[Event] = (),
     trust_covering: bool = True,
-) -> Plan:
+) -> WritePlan:
     """Decide what to write for one answer of AW.
 
     `returned` is what a query over `window` gave; `whole` are events known
     unclipped (fetched by id), which win over a returned copy of the same id.
     Suspect events neither covered nor in `whole` land in `fetch_ids`.
     """
-    out = Plan()
+    out = WritePlan()
     whole_by_id = {e.event_id: e for e in whole}
     seen: set[int] = set()
     for e in returned:

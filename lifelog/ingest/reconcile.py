@@ -43,9 +43,9 @@ from lifelog.ingest import merge
 from lifelog.ingest.livepoll import LOOKBACK
 from lifelog.ingest.merge import Window
 from lifelog.ingest.store import (
+    AWServer,
     Counts,
     ShouldStop,
-    Source,
     connect,
     load_states,
     never,
@@ -123,6 +123,12 @@ def local_count(db, server: str, bucket_id: str, window: Window) -> int:
     return db.conn.execute(sql, args).fetchone()[0]
 
 
+def _changes(c: Counts) -> str:
+    """What a reconcile wrote, as its summaries word it."""
+    return (f"{c.inserted} inserted, {c.updated} updated, {c.replaced} replaced, "
+            f"{c.marked_deleted} marked deleted in AW")
+
+
 @dataclass
 class BucketReconcile:
     bucket_id: str
@@ -131,10 +137,8 @@ class BucketReconcile:
     counts: Counts = field(default_factory=Counts)
 
     def summary(self) -> str:
-        c = self.counts
         return (f"{self.bucket_id}: {self.days_checked} days checked, {self.days_differing} differed; "
-                f"{c.inserted} inserted, {c.updated} updated, {c.replaced} replaced, "
-                f"{c.marked_deleted} marked deleted in AW")
+                f"{_changes(self.counts)}")
 
 
 @dataclass
@@ -155,10 +159,7 @@ class ReconcileReport:
 
     def summary(self) -> str:
         """One line: the meta key reconcile.summary, the command's last line, the daemon's log."""
-        t = self.totals
-        return (f"{len(self.buckets)} buckets, {self.days_differing} days differed; "
-                f"{t.inserted} inserted, {t.updated} updated, {t.replaced} replaced, "
-                f"{t.marked_deleted} marked deleted in AW")
+        return f"{len(self.buckets)} buckets, {self.days_differing} days differed; {_changes(self.totals)}"
 
 
 def _first_day(db, server: str, bucket_id: str, bucket: dict[str, Any]) -> datetime:
@@ -191,7 +192,7 @@ def live_edge(head_ts: str | None, now: datetime) -> datetime:
 class _BucketRun:
     """One bucket's reconcile: compare, descend, fetch."""
 
-    def __init__(self, db, src: Source, bucket_id: str, report: BucketReconcile, should_stop: ShouldStop):
+    def __init__(self, db, src: AWServer, bucket_id: str, report: BucketReconcile, should_stop: ShouldStop):
         self.db, self.src, self.bucket_id, self.report, self.should_stop = db, src, bucket_id, report, should_stop
 
     def differs(self, window: Window) -> bool:

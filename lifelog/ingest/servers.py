@@ -25,7 +25,7 @@ class Server(NamedTuple):
 
 
 def key_of(info: Mapping[str, Any]) -> str:
-    """How LifeLog names a server in its tables (lifelog.ingest.store.Source uses it too)."""
+    """How LifeLog names a server in its tables (lifelog.ingest.store.AWServer uses it too)."""
     return str(info.get("device_id") or info.get("hostname") or "unknown")
 
 

@@ -1,7 +1,7 @@
 """Storage of what AW answers: normalise one answer and store it, exactly once.
 
 Every strategy (lifelog.ingest.livepoll, lifelog.ingest.history, lifelog.ingest.reconcile) fetches
-through a `Source`, which turns AW's answer into `merge.Event`s at once, and
+through an `AWServer`, which turns AW's answer into `merge.Event`s at once, and
 stores through `store_answer`: pure merge decisions from lifelog.ingest.merge,
 applied in one transaction together with the progress they make, so a kill
 at any moment loses nothing and doubles nothing. This module also owns the
@@ -22,7 +22,7 @@ from lifelog.core.settings import Settings
 from lifelog.core.timeutil import now_iso, to_iso, utcnow
 from lifelog.db.database import transaction
 from lifelog.ingest import merge, servers
-from lifelog.ingest.merge import Event, Plan, Stored, Window
+from lifelog.ingest.merge import Event, Stored, Window, WritePlan
 
 # Bucket rows are rewritten when AW's listing changes, else at most this often.
 BUCKET_ROW_REFRESH = timedelta(minutes=1)
@@ -68,7 +68,7 @@ def normalise(bucket_id: str, raw: Any) -> Event:
 
 
 @dataclass(frozen=True)
-class Source:
+class AWServer:
     """One AW server as LifeLog keys it (rows are per device_id), and the
     one way events come from it: normalised as they arrive."""
 
@@ -77,11 +77,11 @@ class Source:
     is_rust: bool
 
     @classmethod
-    def connect(cls, client: AWClient) -> Source:
+    def connect(cls, client: AWClient) -> AWServer:
         return cls.of(client, client.info())
 
     @classmethod
-    def of(cls, client: AWClient, info: dict[str, Any]) -> Source:
+    def of(cls, client: AWClient, info: dict[str, Any]) -> AWServer:
         """The server as its `/api/0/info` answer names it."""
         return cls(client, servers.key_of(info), str(info.get("version", "")).endswith("(rust)"))
 
@@ -107,7 +107,7 @@ class Source:
     def count(self, bucket_id: str, *, start: datetime | None = None, end: datetime | None = None) -> int:
         return self.client.count(bucket_id, start=start, end=end)
 
-    def clone(self) -> Source:
+    def clone(self) -> AWServer:
         """The same server through a client of its own (for another thread)."""
         return replace(self, client=self.client.clone())
 
@@ -134,10 +134,10 @@ class Page:
         return [normalise(self.bucket_id, r) for r in self.raw]
 
 
-def connect(db, client: AWClient, settings: Settings) -> tuple[Source, dict[str, dict], list[str]]:
+def connect(db, client: AWClient, settings: Settings) -> tuple[AWServer, dict[str, dict], list[str]]:
     """The server, its bucket listing (recorded) and the buckets chosen by the settings."""
     info = client.info()
-    src = Source.of(client, info)
+    src = AWServer.of(client, info)
     servers.record(db, src.server, info)  # AW's host name: lifelog.sources.judge tells remote buckets by it
     listing = client.buckets()
     record_buckets(db, src.server, listing)
@@ -253,7 +253,7 @@ def record_reconciled(db, server: str, bucket_id: str, at: str) -> None:
 
 # -- storing one answer of AW -------------------------------------------------
 
-def _apply(db, server: str, bucket_id: str, p: Plan, now: str) -> Counts:
+def _apply(db, server: str, bucket_id: str, p: WritePlan, now: str) -> Counts:
     conn = db.conn
     if p.inserts:
         conn.executemany(
@@ -319,7 +319,7 @@ def _mark_missing(db, server: str, bucket_id: str, window: Window, present: set[
 
 def store_answer(
     db,
-    src: Source,
+    src: AWServer,
     bucket_id: str,
     events: list[Event],
     window: Window,
@@ -340,8 +340,8 @@ def store_answer(
     ids = [e.event_id for e in events]
     # Only suspects can need a fetch by id; a page has a handful at its edges.
     suspects = [e for e in events if merge.suspect(e, window)]
-    first = merge.plan(load_stored(db, src.server, bucket_id, [e.event_id for e in suspects]), suspects,
-                       window, trust_covering=trust_covering)
+    first = merge.plan_writes(load_stored(db, src.server, bucket_id, [e.event_id for e in suspects]), suspects,
+                              window, trust_covering=trust_covering)
     whole: list[Event] = []
     gone: list[int] = []
     for event_id in first.fetch_ids:
@@ -354,7 +354,7 @@ def store_answer(
     with transaction(db):
         # Read again under the write lock: another process may have written.
         stored = load_stored(db, src.server, bucket_id, ids)
-        p = merge.plan(stored, events, window, whole=whole, trust_covering=trust_covering)
+        p = merge.plan_writes(stored, events, window, whole=whole, trust_covering=trust_covering)
         counts = _apply(db, src.server, bucket_id, p, now)
         counts.fetched = len(events)
         counts.fetched_by_id = len(first.fetch_ids)

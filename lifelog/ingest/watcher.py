@@ -60,7 +60,7 @@ def _boot_at() -> str | None:
     return None if boot is None else iso_of_epoch(boot)
 
 
-def record_poll(db, outcome: PollOutcome, identity: dict[str, str] | None = None) -> None:
+def record_heartbeat(db, outcome: PollOutcome, identity: dict[str, str] | None = None) -> None:
     """The heartbeat: written after every poll, also a failed one.
 
     With `identity` (its meta keys, from lifelog.core.identity.identity_meta), the
@@ -144,7 +144,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
                     log.info("poll succeeded again")
                 previous_error = outcome.error
             try:
-                record_poll(db, outcome, identity)
+                record_heartbeat(db, outcome, identity)
             except sqlite3.OperationalError as e:
                 log.warning("could not write the heartbeat: %s", e)
             # Each poll spends a bounded time on history (livepoll.GAP_BUDGET_SECONDS),

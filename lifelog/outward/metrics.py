@@ -68,10 +68,9 @@ def collect(meta: Mapping[str, str | None], level: Level, watcher_up: bool, aw_u
             sources: Iterable[tuple[Mapping[str, str], float | None, bool]] = ()) -> list[Metric]:
     """Pure: the metrics of one moment. `sources` are (labels, newest end as
     epoch seconds or None, silent) per source."""
-    try:
-        restarts = float(int(str(meta.get(keys.WATCHDOG_RESTART_COUNT) or 0)))
-    except ValueError:
-        restarts = None
+    # None records no sample: a count edited into a word is not a count.
+    count = keys.int_of(meta.get(keys.WATCHDOG_RESTART_COUNT) or "0")
+    restarts = None if count is None else float(count)
     sources = list(sources)
     return [
         _gauge("status", "Overall status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", float(int(level))),

@@ -30,8 +30,10 @@ from pathlib import Path
 
 import psutil
 import requests
+from aw_core.models import Event
 
 from lifelog.core.timeutil import parse_iso, to_iso
+from support import awserver
 from support.awserver import AWServer
 from support.helpers import wait_for as _wait_for
 
@@ -98,15 +100,16 @@ class Feeder(threading.Thread):
     def __init__(self, aw: AWServer, rng: random.Random):
         super().__init__(name="feeder", daemon=True)
         self.aw, self.rng = aw, rng
+        # aw-client of its own (aw.feeder waits 30 s), files beside the server's.
+        self.client = awserver.Feeder(aw.port, aw.home / "chaos-feeder", timeout=2)
         self.stop_event = threading.Event()
         self.sent = self.failed = 0
 
-    def post(self, path: str, **kw) -> None:
+    def send(self, call, *args, **kw) -> None:
         try:
-            r = requests.post(self.aw.url + "/api/0" + path, timeout=2, **kw)
-            self.sent += r.status_code == 200
-            self.failed += r.status_code != 200
-        except requests.RequestException:
+            call(*args, **kw)
+            self.sent += 1
+        except requests.RequestException:  # aw-client raises HTTPError for a 4xx or 5xx answer
             self.failed += 1
 
     def run(self) -> None:
@@ -116,14 +119,14 @@ class Feeder(threading.Thread):
             n += 1
             if self.rng.random() < 0.15:
                 app = self.rng.choice(apps)
-            self.post("/buckets/chaos-window/heartbeat", params={"pulsetime": 2},
-                      json={"timestamp": now().isoformat(), "duration": 0,
-                            "data": {"app": app, "title": f"{app} {n // 10}"}})
+            self.send(self.client.heartbeat, "chaos-window",
+                      Event(timestamp=now(), duration=0, data={"app": app, "title": f"{app} {n // 10}"}),
+                      pulsetime=2, queued=False)
             if n % 10 == 0:
                 base = now() - timedelta(seconds=self.rng.uniform(30, 120))
-                self.post("/buckets/chaos-batch/events", json=[
-                    {"timestamp": (base + timedelta(seconds=i)).isoformat(), "duration": 0.5 + (i % 3),
-                     "data": {"batch": n, "i": i}} for i in range(10)])
+                self.send(self.client.insert_events, "chaos-batch", [
+                    Event(timestamp=base + timedelta(seconds=i), duration=0.5 + (i % 3),
+                          data={"batch": n, "i": i}) for i in range(10)])
             self.stop_event.wait(0.1)
 
 
