@@ -241,4 +241,7 @@ CREATE TABLE IF NOT EXISTS coverage_days (
     PRIMARY KEY (server, bucket_id, start_day)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 7;
+-- The schema version (lifelog.db.database.SCHEMA_VERSION). The changes to
+-- older databases' tables that led here are named migrations, recorded in
+-- _sqlite_migrations (sqlite-utils' own table).
+PRAGMA user_version = 8;

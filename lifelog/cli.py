@@ -1,62 +1,124 @@
-"""The `lifelog` command line: parse, call one library function, render.
+"""The `lifelog` command line: typer parses, one function per command calls
+the library and renders its answer.
 
-argparse, not typer: every command, the watchdog's cron pass every minute
-above all, starts a new Python, and typer (with rich and pydantic) costs
-~130 ms to import before any work is done (README "Speed"). One parser
-serves every command line, so there is one implementation of each command
-and one place (`main`) that turns errors into one line and an exit code.
+A command is a function registered with `@command(...)`: its typed
+parameters are its options (the shared ones, `--db` and `--config`, are the
+`Db` and `Config` aliases below), its return value the exit code. `run` is
+the one place that turns every error, typer's complaints about the command
+line included, into one line on stderr and an exit code.
 
-Every command takes `--db` and `--config` after its name. Library modules
-are imported inside the commands, so each command loads only what it uses.
+Every command, the watchdog's cron pass every minute above all, starts a new
+Python, so startup time counts: library modules are imported inside the
+commands (each command loads only what it uses), and the help is plain
+click formatting, not rich (`rich_markup_mode=None`), so rich is never
+imported to parse a command line.
 """
 
-from __future__ import annotations
-
-import argparse
+import copy
+import functools
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
+import typer
+from typer.core import TyperGroup
+from typer.main import get_command
+
+from lifelog import __version__
 from lifelog.core.errors import LifelogError, UsageError
 from lifelog.core.redact import scrub, scrubbed_traceback
 
 PROG = "lifelog"
 
-
-class CommandLineError(UsageError):
-    """An unknown option, a missing value: argparse's complaint, on one line."""
-
-    def __init__(self, message: str, prog: str):
-        super().__init__(f"{message} (see '{prog} --help')")
+# Every command's name, in the order `lifelog --help` lists them.
+COMMANDS = ("init", "meta", "watcher", "daemon", "health", "watchdog", "status", "coverage", "sources",
+            "backfill", "reconcile", "backup", "restore")
 
 
-class Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kw: Any):
-        kw.setdefault("allow_abbrev", False)  # a typo must not match another option
-        super().__init__(*args, **kw)
+class _Group(TyperGroup):
+    """typer lists a group's plain commands before its sub-groups; LifeLog's
+    order is COMMANDS (a sub-group's own commands keep their order)."""
 
-    def error(self, message: str):  # argparse would print usage and exit 2 itself
-        raise CommandLineError(message, self.prog)
-
-
-# -- shared options and helpers ----------------------------------------------------
+    def list_commands(self, ctx: Any) -> list[str]:  # click's Context, which typer does not re-export
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda name: COMMANDS.index(name) if name in COMMANDS else len(COMMANDS))
 
 
-def _common() -> Parser:
-    common = Parser(add_help=False)
-    common.add_argument("--db", metavar="PATH", help="database file (setting db_path)")
-    common.add_argument("--config", metavar="PATH",
-                        help="TOML config file (default: $LIFELOG_CONFIG, or lifelog/config.toml in "
-                             "your config directory)")
-    return common
+def _typer(help: str, *, completion: bool = False) -> typer.Typer:
+    return typer.Typer(
+        help=help,
+        cls=_Group,
+        # Plain help and errors: rich's would import rich, and its error box is not one line.
+        rich_markup_mode=None,
+        # run() reports every error; typer's own traceback view is never wanted.
+        pretty_exceptions_enable=False,
+        add_completion=completion,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
 
 
-def _settings(args: argparse.Namespace, **overrides: Any):
+# The root's completion adds `--install-completion` and `--show-completion`.
+app = _typer("A faithful, self-watching copy of your ActivityWatch data in SQLite.", completion=True)
+meta_app = _typer("Read the meta table, where every part records its state.")
+watchdog_app = _typer("Decide whether the watcher needs a restart, and act: one pass (--once), or a loop every "
+                      "watchdog_interval_seconds. 'pause' and 'resume' stop and restart acting.")
+app.add_typer(meta_app, name="meta", short_help="read the meta table, where every part records its state")
+app.add_typer(watchdog_app, name="watchdog",
+              short_help="decide whether the watcher needs a restart, and act: one pass (--once), or a loop")
+
+
+# -- the options shared by the commands ----------------------------------------------
+
+Db = Annotated[str | None, typer.Option("--db", metavar="PATH", help="database file (setting db_path)")]
+Config = Annotated[str | None, typer.Option(
+    "--config", metavar="PATH",
+    help="TOML config file (default: $LIFELOG_CONFIG, or lifelog/config.toml in your config directory)")]
+Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
+AwUrl = Annotated[str | None, typer.Option("--aw-url", metavar="URL", help="ActivityWatch server URL (setting aw_url)")]
+Since = Annotated[str | None, typer.Option("--since", metavar="DATE",
+                                           help="from this UTC date or ISO time (e.g. 2026-11-01)")]
+
+
+class Interrupted(LifelogError):
+    """Ctrl-C in a command that has no use for it (the long-running ones stop on it cleanly)."""
+
+    exit_code = 130
+
+
+def _interruptible(func: Callable[..., int]) -> Callable[..., int]:
+    """Ctrl-C becomes `Interrupted`, which run() reports on one line; typer
+    would turn it into a silent exit 130. (typer reads the signature through
+    functools.wraps.)"""
+
+    @functools.wraps(func)
+    def body(*args: Any, **kw: Any) -> int:
+        try:
+            return func(*args, **kw)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted") from None
+
+    return body
+
+
+def command(group: typer.Typer, name: str, help: str, *, description: str | None = None
+            ) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Register `func` as `lifelog [GROUP] NAME`: `help` is its line in the
+    list of commands, `description` (default: `help`) the top of its --help."""
+
+    def register(func: Callable[..., int]) -> Callable[..., int]:
+        group.command(name, help=description or help[0].upper() + help[1:] + ".", short_help=help)(
+            _interruptible(func))
+        return func
+
+    return register
+
+
+def _settings(db: str | None, config: str | None, **overrides: Any):
     from lifelog.core.settings import load_settings
 
-    return load_settings(config=args.config, overrides={"db_path": args.db, **overrides})
+    return load_settings(config=config, overrides={"db_path": db, **overrides})
 
 
 def _print_json(doc: Any) -> None:
@@ -88,32 +150,63 @@ def _open_existing(settings):
     return open_db(settings.db_path, create=False)
 
 
-# -- the commands ------------------------------------------------------------------
+# -- the groups: what they do with no command ----------------------------------------
 
 
-def cmd_init(args) -> int:
+def _show_version(value: bool) -> None:
+    if value:
+        _out(f"{PROG} {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def root(ctx: typer.Context,
+         version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_show_version,
+                                               help="print the version and exit")] = False) -> int:
+    if ctx.invoked_subcommand is None:
+        _out(ctx.get_help())
+    return 0
+
+
+@meta_app.callback(invoke_without_command=True)
+def meta(ctx: typer.Context) -> int:
+    if ctx.invoked_subcommand is None:
+        _out(ctx.get_help())
+    return 0
+
+
+# -- the commands, in the order `lifelog --help` lists them --------------------------
+
+
+@command(app, "init", "create the database and its schema (idempotent) and print its path")
+def cmd_init(db: Db = None, config: Config = None) -> int:
     from lifelog.db.database import open_db
 
-    settings = _settings(args)
+    settings = _settings(db, config)
     open_db(settings.db_path).close()
     _out(str(settings.db_path))
     return 0
 
 
-def cmd_meta_show(args) -> int:
+@command(meta_app, "show", "show the meta table: key, value, updated_at and age")
+def cmd_meta_show(prefixes: Annotated[list[str] | None, typer.Argument(
+                      metavar="[PREFIX]...", help="only keys starting with these, e.g. watcher.", show_default=False)]
+                  = None,
+                  as_json: Json = False, db: Db = None, config: Config = None) -> int:
     from lifelog.core.timeutil import format_age
     from lifelog.db.meta import meta_rows
 
-    settings = _settings(args)
-    with _open_existing(settings) as db:
-        rows = meta_rows(db, args.prefixes)
-    if args.json:
+    prefixes = prefixes or []
+    settings = _settings(db, config)
+    with _open_existing(settings) as database:
+        rows = meta_rows(database, prefixes)
+    if as_json:
         _print_json({"db": str(settings.db_path),
                      "meta": {r["key"]: {"value": r["value"], "updated_at": r["updated_at"],
                                          "age_seconds": r["age_seconds"]} for r in rows}})
         return 0
     if not rows:
-        _out("(no meta keys" + (f" starting with {', '.join(args.prefixes)})" if args.prefixes else ")"))
+        _out("(no meta keys" + (f" starting with {', '.join(prefixes)})" if prefixes else ")"))
         return 0
     table = [("KEY", "VALUE", "UPDATED_AT", "AGE")] + [
         (r["key"], _clip(r["value"] or ""), r["updated_at"], format_age(r["age_seconds"])) for r in rows
@@ -128,137 +221,196 @@ def _clip(value: str, width: int = 60) -> str:
     return value if len(value) <= width else value[: width - 1] + "…"
 
 
-def cmd_meta_get(args) -> int:
+@command(meta_app, "get", "print one meta value alone; exit 1 when the key is absent")
+def cmd_meta_get(key: Annotated[str, typer.Argument(metavar="KEY", help="the meta key, e.g. watcher.heartbeat_at")],
+                 db: Db = None, config: Config = None) -> int:
     from lifelog.db.meta import get_meta
 
-    settings = _settings(args)
-    with _open_existing(settings) as db:
-        value = get_meta(db, args.key)
+    settings = _settings(db, config)
+    with _open_existing(settings) as database:
+        value = get_meta(database, key)
     if value is None:
-        sys.stderr.write(f"lifelog: no meta key {args.key!r} in {settings.db_path}\n")
+        sys.stderr.write(f"lifelog: no meta key {key!r} in {settings.db_path}\n")
         return 1
     _out(value)
     return 0
 
 
-def cmd_watcher(args) -> int:
+@command(app, "watcher", "run the watcher in the foreground: poll AW, store events, heartbeat")
+def cmd_watcher(aw_url: AwUrl = None, db: Db = None, config: Config = None) -> int:
     from lifelog.core.logs import setup_logging
     from lifelog.ingest import watcher
 
-    settings = _settings(args, aw_url=args.aw_url)
+    settings = _settings(db, config, aw_url=aw_url)
     setup_logging()
     return watcher.run(settings)
 
 
-def cmd_daemon(args) -> int:
+@command(app, "daemon", "run everything: the watcher process, health checks, watchdog, reconcile and backups")
+def cmd_daemon(aw_url: AwUrl = None, db: Db = None, config: Config = None) -> int:
     from lifelog import daemon
     from lifelog.core.logs import setup_logging
 
-    settings = _settings(args, aw_url=args.aw_url)
+    settings = _settings(db, config, aw_url=aw_url)
     setup_logging()
     return daemon.run(settings)
 
 
-def cmd_health(args) -> int:
+@command(app, "health", "check the AW server now and record it; exit 0 healthy, 1 degraded, 2 unhealthy")
+def cmd_health(as_json: Json = False, db: Db = None, config: Config = None) -> int:
     from lifelog import monitor
     from lifelog.db.database import open_db
 
-    settings = _settings(args)
+    settings = _settings(db, config)
     _quiet_logging()
-    with open_db(settings.db_path) as db:
-        result, _ = monitor.check_health(db, settings)
-    if args.json:
+    with open_db(settings.db_path) as database:
+        result, _ = monitor.check_health(database, settings)
+    if as_json:
         _print_json(result.to_json())
     else:
         _out(result.line())
     return result.exit_code
 
 
-def cmd_watchdog(args) -> int:
+@watchdog_app.callback(invoke_without_command=True)
+@_interruptible
+def cmd_watchdog(ctx: typer.Context,
+                 once: Annotated[bool, typer.Option("--once", help="one pass, then exit (for cron and timers)")] = False,
+                 as_json: Annotated[bool, typer.Option("--json", help="one JSON document per pass, one per line")] = False,
+                 db: Db = None, config: Config = None) -> int:
+    if ctx.invoked_subcommand is not None:  # pause or resume: they act, not this
+        if once or as_json:
+            raise UsageError(f"--once and --json go with the pass; 'watchdog {ctx.invoked_subcommand}' takes neither")
+        return 0
     from lifelog import monitor
     from lifelog.db.database import open_db
 
-    settings = _settings(args)
+    settings = _settings(db, config)
 
     def show(result) -> None:
-        _out(json.dumps(result.to_json()) if args.json else result.line())
+        _out(json.dumps(result.to_json()) if as_json else result.line())
         sys.stdout.flush()
 
-    if args.once:
+    if once:
         _quiet_logging()
-        with open_db(settings.db_path) as db:
-            show(monitor.watchdog_pass(db, settings, actor="cron"))
+        with open_db(settings.db_path) as database:
+            show(monitor.watchdog_pass(database, settings, actor="cron"))
         return 0
     from lifelog.core.logs import setup_logging
     from lifelog.core.signals import stop_on_signals
 
     setup_logging()
     stop = stop_on_signals()
-    with open_db(settings.db_path) as db:
-        monitor.loop(db, settings, show, stop=stop, actor="loop")
+    with open_db(settings.db_path) as database:
+        monitor.loop(database, settings, show, stop=stop, actor="loop")
     return 0
 
 
-def cmd_watchdog_pause(args) -> int:
+def _inherited(ctx: typer.Context, db: str | None, config: str | None) -> tuple[str | None, str | None]:
+    """`lifelog watchdog --db X pause` means the same as `lifelog watchdog pause --db X`."""
+    parent = ctx.parent.params if ctx.parent is not None else {}
+    return db or parent.get("db"), config or parent.get("config")
+
+
+@command(watchdog_app, "pause", "stop acting (maintenance) until 'lifelog watchdog resume'")
+def cmd_watchdog_pause(ctx: typer.Context, db: Db = None, config: Config = None) -> int:
     from lifelog.checks import watchdog
 
-    with _open_existing(_settings(args)) as db:
-        watchdog.pause(db)
+    with _open_existing(_settings(*_inherited(ctx, db, config))) as database:
+        watchdog.pause(database)
     _out("watchdog paused; 'lifelog watchdog resume' to resume")
     return 0
 
 
-def cmd_watchdog_resume(args) -> int:
+@command(watchdog_app, "resume", "act again after 'lifelog watchdog pause'")
+def cmd_watchdog_resume(ctx: typer.Context, db: Db = None, config: Config = None) -> int:
     from lifelog.checks import watchdog
 
-    with _open_existing(_settings(args)) as db:
-        watchdog.resume(db)
+    with _open_existing(_settings(*_inherited(ctx, db, config))) as database:
+        watchdog.resume(database)
     _out("watchdog resumed")
     return 0
 
 
-def cmd_status(args) -> int:
+@command(app, "status", "one verdict over everything: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+         description="One verdict over everything: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Checks AW now "
+                     "(recorded like 'lifelog health'), then works out the rest from the database. With no "
+                     "database it answers UNKNOWN and creates nothing.")
+def cmd_status(as_json: Json = False,
+               watch: Annotated[bool, typer.Option(
+                   "--watch", help="redraw the status screen (components, sources, latest watchdog verdicts) in "
+                                   "place until Ctrl-C; exit 0")] = False,
+               interval: Annotated[float, typer.Option(
+                   "--interval", metavar="SECONDS", help="with --watch: seconds between redraws")] = 2.0,
+               db: Db = None, config: Config = None) -> int:
     from lifelog import monitor
     from lifelog.checks import status
     from lifelog.db.database import DatabaseMissing, DatabaseUnusable
 
-    settings = _settings(args)
-    if args.watch:
-        return _watch_status(args, settings)
+    settings = _settings(db, config)
+    if watch:
+        return _watch_status(settings, as_json, interval)
     _quiet_logging()
     try:
-        db = _open_existing(settings)
+        database = _open_existing(settings)
     except (DatabaseMissing, DatabaseUnusable) as e:
         report = status.unknown(str(e), str(settings.db_path))
     else:
-        with db:
-            report = monitor.status_now(db, settings)
-    if args.json:
+        with database:
+            report = monitor.status_now(database, settings)
+    if as_json:
         _print_json(report.to_json())
     else:
         _out(report.render())
     return report.exit_code
 
 
-def cmd_coverage(args) -> int:
+def _watch_status(settings, as_json: bool, interval: float) -> int:
+    from lifelog import status_screen
+
+    if as_json:
+        raise UsageError("--watch draws a screen for people; leave out --json (or --watch)")
+    if not interval > 0:
+        raise UsageError(f"--interval {interval:g} must be more than 0 seconds")
+    from lifelog.core.logs import setup_logging
+
+    # The screen shows every failure; log lines on the terminal would tear it.
+    setup_logging(os.environ.get("LIFELOG_LOG_LEVEL") or "CRITICAL")
+    return status_screen.watch(settings, interval)
+
+
+@command(app, "coverage", "what is known about each stretch of time, and why data is missing",
+         description="What is known about each stretch of time, per host and slot: active, away, no_data or "
+                     "gap, and for gaps and no data the most likely cause (aw_down, source_silent, "
+                     "lifelog_down, unknown). Days are local days.")
+def cmd_coverage(since: Annotated[str | None, typer.Option(
+                     "--since", metavar="DATE",
+                     help="from this local date's midnight (or an ISO time); default 7 days ago")] = None,
+                 until: Annotated[str | None, typer.Option(
+                     "--until", metavar="DATE",
+                     help="up to this local date's midnight (or an ISO time), exclusive; default now")] = None,
+                 slot_minutes: Annotated[int, typer.Option("--slot-minutes", metavar="N", help="slot length")] = 15,
+                 html: Annotated[str | None, typer.Option(
+                     "--html", metavar="FILE", help="also write the picture as one self-contained HTML file")] = None,
+                 as_json: Json = False, db: Db = None, config: Config = None) -> int:
     import time
     from pathlib import Path
 
     from lifelog.core.clocks import boot_time
     from lifelog.coverage.query import coverage_of, resolve_range
 
-    settings = _settings(args)
-    since, until = resolve_range(args.since, args.until, args.slot_minutes, time.time(), None)
-    if args.html and not Path(args.html).resolve().parent.is_dir():
-        raise UsageError(f"--html {args.html}: its folder does not exist; create it or give another path")
+    settings = _settings(db, config)
+    start, end = resolve_range(since, until, slot_minutes, time.time(), None)
+    if html and not Path(html).resolve().parent.is_dir():
+        raise UsageError(f"--html {html}: its folder does not exist; create it or give another path")
     _quiet_logging()
-    with _open_existing(settings) as db:
-        cov = coverage_of(db, settings, since, until, args.slot_minutes, boot_now=boot_time())
-    if args.html:
+    with _open_existing(settings) as database:
+        cov = coverage_of(database, settings, start, end, slot_minutes, boot_now=boot_time())
+    if html:
         from lifelog.coverage.html import write_html
 
-        sys.stderr.write(f"coverage written to {write_html(cov, args.html)}\n")
-    if args.json:
+        sys.stderr.write(f"coverage written to {write_html(cov, html)}\n")
+    if as_json:
         _print_json(cov.to_json())
     else:
         from lifelog.coverage.picture import print_picture
@@ -267,32 +419,21 @@ def cmd_coverage(args) -> int:
     return 0
 
 
-def _watch_status(args, settings) -> int:
-    from lifelog import status_screen
-
-    if args.json:
-        raise UsageError("--watch draws a screen for people; leave out --json (or --watch)")
-    if not args.interval > 0:
-        raise UsageError(f"--interval {args.interval:g} must be more than 0 seconds")
-    from lifelog.core.logs import setup_logging
-
-    # The screen shows every failure; log lines on the terminal would tear it.
-    setup_logging(os.environ.get("LIFELOG_LOG_LEVEL") or "CRITICAL")
-    return status_screen.watch(settings, args.interval)
-
-
-def cmd_sources(args) -> int:
+@command(app, "sources", "every AW bucket as a source: is its watcher recording? exit 1 when one is silent",
+         description="Every AW bucket as a source, judged now from the database: live, idle, silent, copy, "
+                     "remote or unjudged, and why. Exit 0 when none is silent, 1 when one or more is.")
+def cmd_sources(as_json: Json = False, db: Db = None, config: Config = None) -> int:
     from lifelog.core.timeutil import format_age, utcnow
     from lifelog.core.verdicts import SourceState
     from lifelog.sources import watch as source_watch
 
-    settings = _settings(args)
+    settings = _settings(db, config)
     _quiet_logging()
     now = utcnow()
-    with _open_existing(settings) as db:
-        views = source_watch.survey(db, settings, now)
+    with _open_existing(settings) as database:
+        views = source_watch.survey(database, settings, now)
     silent = any(v.judgement.state is SourceState.SILENT for v in views)
-    if args.json:
+    if as_json:
         _print_json([v.to_json(now) for v in views])
         return 1 if silent else 0
     if not views:
@@ -308,14 +449,14 @@ def cmd_sources(args) -> int:
     return 1 if silent else 0
 
 
-def _ingest_setup(args):
+def _ingest_setup(since: str | None, aw_url: str | None, db: str | None, config: str | None):
     """Parse everything before opening the database: bad input writes nothing."""
     from lifelog.aw.client import AWClient
     from lifelog.core.timeutil import parse_since
     from lifelog.db.database import open_db
 
-    when = parse_since(args.since)
-    settings = _settings(args, aw_url=args.aw_url)
+    when = parse_since(since)
+    settings = _settings(db, config, aw_url=aw_url)
     return open_db(settings.db_path), AWClient.from_settings(settings), settings, when
 
 
@@ -354,23 +495,24 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def cmd_backfill(args) -> int:
+@command(app, "backfill", "fetch AW's history into the database in pages; resumable, safe beside the watcher")
+def cmd_backfill(aw_url: AwUrl = None, since: Since = None, db: Db = None, config: Config = None) -> int:
     from lifelog.aw.client import AWError
     from lifelog.core.signals import stop_on_signals
     from lifelog.ingest import history
 
-    db, client, settings, when = _ingest_setup(args)
+    database, client, settings, when = _ingest_setup(since, aw_url, db, config)
     stop = stop_on_signals()
     progress = _Progress()
     try:
-        report = history.backfill(db, client, settings, since=when, should_stop=stop.is_set,
-                               on_page=progress.page, on_start=progress.start)
+        report = history.backfill(database, client, settings, since=when, should_stop=stop.is_set,
+                                  on_page=progress.page, on_start=progress.start)
     except AWError as e:
         raise _aw_error(e) from None
     finally:
         progress.close()
         client.close()
-        db.close()
+        database.close()
     c = report.counts
     state = "complete" if report.complete else "interrupted; run it again to resume"
     _out(f"backfill {state}: {len(report.buckets)} buckets, {c.fetched} events fetched, "
@@ -378,36 +520,46 @@ def cmd_backfill(args) -> int:
     return 0
 
 
-def cmd_reconcile(args) -> int:
+@command(app, "reconcile", "compare LifeLog with AW per bucket; fetch what differs, mark what AW lost")
+def cmd_reconcile(aw_url: AwUrl = None, since: Since = None, db: Db = None, config: Config = None) -> int:
     from lifelog.aw.client import AWError
     from lifelog.core.signals import stop_on_signals
     from lifelog.ingest import reconcile
 
-    db, client, settings, when = _ingest_setup(args)
+    database, client, settings, when = _ingest_setup(since, aw_url, db, config)
     stop = stop_on_signals()
     try:
-        report = reconcile.reconcile(db, client, settings, since=when, should_stop=stop.is_set)
+        report = reconcile.reconcile(database, client, settings, since=when, should_stop=stop.is_set)
     except AWError as e:
         raise _aw_error(e) from None
     finally:
         client.close()
-        db.close()
+        database.close()
     for b in report.buckets:
         _out(b.summary())
     _out(f"reconcile: {report.summary()}")
     return 0
 
 
-def cmd_backup(args) -> int:
+@command(app, "backup", "one verified backup now, then retention; exit 0 done, 1 failed",
+         description="One verified backup now: a consistent copy while the watcher writes, checked "
+                     "(integrity_check, event count), synced, named lifelog-YYYYMMDDTHHMMSSZ.db; then retention "
+                     "(backup_keep_daily/weekly/monthly). Exit 0 done, 1 failed, 2 bad input.")
+def cmd_backup(dest: Annotated[str | None, typer.Option(
+                   "--dest", metavar="DIR", help="folder for the backup (setting backup_dir)")] = None,
+               dry_run: Annotated[bool, typer.Option(
+                   "--dry-run", help="write and remove nothing; show where the backup would go and what "
+                                     "retention would keep and remove")] = False,
+               as_json: Json = False, db: Db = None, config: Config = None) -> int:
     from lifelog.backups import backup
 
-    if args.dest is not None and not args.dest.strip():
+    if dest is not None and not dest.strip():
         raise UsageError("--dest must name a folder")
-    settings = _settings(args)
+    settings = _settings(db, config)
     _quiet_logging()
-    if args.dry_run:
-        plan = backup.dry_run(settings, args.dest)
-        if args.json:
+    if dry_run:
+        plan = backup.dry_run(settings, dest)
+        if as_json:
             _print_json(plan.to_json())
             return 0
         _out(f"dry run: nothing written or removed. A backup now would copy {settings.db_path} "
@@ -420,10 +572,10 @@ def cmd_backup(args) -> int:
         for name in plan.plan.remove:
             _out(f"  {name}")
         return 0
-    result = backup.run(settings, args.dest)
+    result = backup.run(settings, dest)
     for error in result.retention_errors:
         sys.stderr.write(f"lifelog: warning: retention: {error}\n")
-    if args.json:
+    if as_json:
         _print_json(result.to_json())
         return 0
     _out(f"backup verified: {result.path} ({backup.mib(result.bytes)}, {result.events:,} events, "
@@ -433,173 +585,23 @@ def cmd_backup(args) -> int:
     return 0
 
 
-def cmd_restore(args) -> int:
+@command(app, "restore", "put a backup in place of the database; exit 0 done, 1 refused or failed",
+         description="Put a backup in place of the database. Refused while a watcher or daemon holds it; the "
+                     "backup is checked first; the current database and its -wal/-shm are moved aside as "
+                     "<db>.before-restore-<UTC time>, nothing deleted. Exit 0 done, 1 refused or failed.")
+def cmd_restore(file: Annotated[str, typer.Argument(metavar="FILE",
+                                                    help="the backup to restore, e.g. a lifelog-*.db file")],
+                db: Db = None, config: Config = None) -> int:
     from lifelog.backups import backup
 
-    settings = _settings(args)
+    settings = _settings(db, config)
     _quiet_logging()
-    result = backup.restore(settings, args.file)
+    result = backup.restore(settings, file)
     _out(f"restored {result.source} to {result.db} ({result.events:,} events)")
     if result.aside is not None:
         _out(f"the database before it is kept as {result.aside} (with its -wal and -shm, if it had them)")
     _out("start LifeLog again ('lifelog daemon', or its service); the watcher fetches what AW "
          "recorded since the backup")
-    return 0
-
-
-# -- the parser ----------------------------------------------------------------------
-
-
-class _Unused:
-    """Stands in for the parser of a command not being run: what would
-    configure it is skipped (each command line parses only its own command's
-    options; building all of them costs most commands ~10 ms)."""
-
-    def __getattr__(self, name: str):
-        return lambda *args, **kw: self
-
-
-_UNUSED = _Unused()
-
-
-# Every command's name, in the order `lifelog --help` lists them.
-COMMANDS = ("init", "meta", "watcher", "daemon", "health", "watchdog", "status", "coverage", "sources",
-            "backfill", "reconcile", "backup", "restore")
-
-
-def _command_of(argv: list[str] | None) -> str | None:
-    """The command named on the command line (its first word), or None: build all."""
-    if argv is None or not argv or argv[0] not in COMMANDS:
-        return None
-    return argv[0]
-
-
-def build_parser(argv: list[str] | None = None) -> Parser:
-    """The parser of every command, or, given an `argv` that names one, of that
-    command alone."""
-    wanted = _command_of(argv)
-    common = _common()
-    parser = Parser(prog=PROG, description="A faithful, self-watching copy of your ActivityWatch data in SQLite.")
-    # An explicit prog spares argparse formatting the main usage line at every
-    # start. (argparse still imports shutil, ~5 ms, for the formatter that
-    # add_argument builds.)
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", prog=PROG)
-
-    def command(name: str, func: Callable[[argparse.Namespace], int], help: str, *, group=commands,
-                description: str | None = None):
-        if group is _UNUSED:
-            return _UNUSED
-        if group is commands and wanted not in (None, name):
-            return _UNUSED
-        sub = group.add_parser(name, help=help, description=description or help, parents=[common])
-        sub.set_defaults(run=func)
-        return sub
-
-    def json_flag(sub: Parser, help: str = "print one JSON document on stdout") -> None:
-        sub.add_argument("--json", action="store_true", help=help)
-
-    def aw_url(sub: Parser) -> None:
-        sub.add_argument("--aw-url", metavar="URL", help="ActivityWatch server URL (setting aw_url)")
-
-    def since(sub: Parser) -> None:
-        sub.add_argument("--since", metavar="DATE", help="from this UTC date or ISO time (e.g. 2026-11-01)")
-
-    command("init", cmd_init, "create the database and its schema (idempotent) and print its path")
-
-    meta_help = "read the meta table, where every part records its state"
-    meta_commands: argparse._SubParsersAction[Parser] | _Unused
-    if wanted in (None, "meta"):
-        meta = commands.add_parser("meta", help=meta_help, description=meta_help.capitalize() + ".")
-        meta.set_defaults(run=lambda args: _help_of(meta))
-        meta_commands = meta.add_subparsers(title="commands", metavar="COMMAND", prog=f"{PROG} meta")
-    else:
-        meta_commands = _UNUSED
-    sub = command("show", cmd_meta_show, "show the meta table: key, value, updated_at and age",
-                  group=meta_commands)
-    sub.add_argument("prefixes", nargs="*", metavar="PREFIX", help="only keys starting with these, e.g. watcher.")
-    json_flag(sub)
-    sub = command("get", cmd_meta_get, "print one meta value alone; exit 1 when the key is absent",
-                  group=meta_commands)
-    sub.add_argument("key", metavar="KEY", help="the meta key, e.g. watcher.heartbeat_at")
-
-    aw_url(command("watcher", cmd_watcher, "run the watcher in the foreground: poll AW, store events, heartbeat"))
-    aw_url(command("daemon", cmd_daemon,
-                   "run everything: the watcher process, health checks, watchdog, reconcile and backups"))
-    json_flag(command("health", cmd_health,
-                      "check the AW server now and record it; exit 0 healthy, 1 degraded, 2 unhealthy"))
-
-    sub = command("watchdog", cmd_watchdog,
-                  "decide whether the watcher needs a restart, and act: one pass (--once), or a loop")
-    sub.add_argument("--once", action="store_true", help="one pass, then exit (for cron and timers)")
-    json_flag(sub, "one JSON document per pass, one per line")
-    wd_commands = sub.add_subparsers(title="commands", metavar="COMMAND", prog=f"{PROG} watchdog")
-    command("pause", cmd_watchdog_pause, "stop acting (maintenance) until 'lifelog watchdog resume'",
-            group=wd_commands)
-    command("resume", cmd_watchdog_resume, "act again after 'lifelog watchdog pause'", group=wd_commands)
-
-    sub = command("status", cmd_status,
-                  "one verdict over everything: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
-                  description="One verdict over everything: exit 0 OK, 1 WARNING, 2 CRITICAL, "
-                              "3 UNKNOWN. Checks AW now (recorded like 'lifelog health'), then "
-                              "works out the rest from the database. With no database it answers "
-                              "UNKNOWN and creates nothing.")
-    json_flag(sub)
-    sub.add_argument("--watch", action="store_true",
-                     help="redraw the status screen (components, sources, latest watchdog verdicts) in place "
-                          "until Ctrl-C; exit 0")
-    sub.add_argument("--interval", metavar="SECONDS", type=float, default=2.0,
-                     help="with --watch: seconds between redraws (default 2)")
-
-    sub = command("coverage", cmd_coverage,
-                  "what is known about each stretch of time, and why data is missing",
-                  description="What is known about each stretch of time, per host and slot: active, away, "
-                              "no_data or gap, and for gaps and no data the most likely cause (aw_down, "
-                              "source_silent, lifelog_down, unknown). Days are local days.")
-    sub.add_argument("--since", metavar="DATE", help="from this local date's midnight (or an ISO time); "
-                                                     "default 7 days ago")
-    sub.add_argument("--until", metavar="DATE", help="up to this local date's midnight (or an ISO time), "
-                                                     "exclusive; default now")
-    sub.add_argument("--slot-minutes", metavar="N", type=int, default=15, help="slot length (default 15)")
-    sub.add_argument("--html", metavar="FILE", help="also write the picture as one self-contained HTML file")
-    json_flag(sub)
-
-    json_flag(command("sources", cmd_sources,
-                      "every AW bucket as a source: is its watcher recording? exit 1 when one is silent",
-                      description="Every AW bucket as a source, judged now from the database: live, "
-                                  "idle, silent, copy, remote or unjudged, and why. Exit 0 when none "
-                                  "is silent, 1 when one or more is."))
-
-    sub = command("backfill", cmd_backfill,
-                  "fetch AW's history into the database in pages; resumable, safe beside the watcher")
-    aw_url(sub)
-    since(sub)
-    sub = command("reconcile", cmd_reconcile,
-                  "compare LifeLog with AW per bucket; fetch what differs, mark what AW lost")
-    aw_url(sub)
-    since(sub)
-    sub = command("backup", cmd_backup,
-                  "one verified backup now, then retention; exit 0 done, 1 failed",
-                  description="One verified backup now: a consistent copy while the watcher writes, "
-                              "checked (integrity_check, event count), synced, named "
-                              "lifelog-YYYYMMDDTHHMMSSZ.db; then retention (backup_keep_daily/weekly/"
-                              "monthly). Exit 0 done, 1 failed, 2 bad input.")
-    sub.add_argument("--dest", metavar="DIR", help="folder for the backup (setting backup_dir)")
-    sub.add_argument("--dry-run", action="store_true",
-                     help="write and remove nothing; show where the backup would go and what retention "
-                          "would keep and remove")
-    json_flag(sub)
-    sub = command("restore", cmd_restore,
-                  "put a backup in place of the database; exit 0 done, 1 refused or failed",
-                  description="Put a backup in place of the database. Refused while a watcher or daemon "
-                              "holds it; the backup is checked first; the current database and its "
-                              "-wal/-shm are moved aside as <db>.before-restore-<UTC time>, nothing deleted. "
-                              "Exit 0 done, 1 refused or failed.")
-    sub.add_argument("file", metavar="FILE", help="the backup to restore, e.g. a lifelog-*.db file")
-    return parser
-
-
-def _help_of(parser: Parser) -> int:
-    parser.print_help()
     return 0
 
 
@@ -612,17 +614,46 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
-def run(argv: list[str]) -> int:
-    parser = build_parser(argv)
+def _one_line(text: str) -> str:
+    return " ".join(text.splitlines())
+
+
+def app_for(argv: Sequence[str]) -> typer.Typer:
+    """The app with only the command `argv` names (its first word), or the
+    whole app when it names none (`--help`, `--version`, a typo, shell
+    completion). typer turns every registered command into a click command
+    at each start: 5-10 ms of CPU for all of them, 1.5-3 for one, and the
+    cron pass needs one."""
+    if not argv or argv[0] not in COMMANDS:
+        return app
+    trimmed = copy.copy(app)
+    trimmed.registered_commands = [c for c in app.registered_commands if c.name == argv[0]]
+    trimmed.registered_groups = [g for g in app.registered_groups if g.name == argv[0]]
+    return trimmed
+
+
+def run(argv: Sequence[str]) -> int:
     try:
-        args = parser.parse_args(argv)
-        if not hasattr(args, "run"):
-            parser.print_help()
-            return 0
-        return args.run(args)
+        # standalone_mode=False: typer returns the command's result (our exit
+        # code) and raises its errors instead of printing a usage block.
+        code = get_command(app_for(argv)).main(args=list(argv), prog_name=PROG, standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except Interrupted:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return Interrupted.exit_code
     except LifelogError as e:
-        sys.stderr.write(scrub(f"{PROG}: error: {e}\n"))
+        sys.stderr.write(scrub(f"{PROG}: error: {_one_line(str(e))}\n"))
         return e.exit_code
+    except typer.TyperException as e:  # click's errors: a bad option or value (exit 2), a file it cannot open
+        ctx = getattr(e, "ctx", None)
+        see = f" (see '{ctx.command_path} --help')" if ctx is not None and e.exit_code == 2 else ""
+        sys.stderr.write(scrub(f"{PROG}: error: {_one_line(e.format_message())}{see}\n"))
+        return e.exit_code
+    except typer.Abort:  # click's Ctrl-D at a prompt; LifeLog asks none, but one line all the same
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    except SystemExit as e:  # shell completion and --install-completion exit from inside typer
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from lifelog import monitor
 from lifelog.backups import status as backup_status
@@ -44,8 +44,11 @@ from lifelog.core.settings import Settings
 from lifelog.core.signals import stop_on_signals
 from lifelog.core.timeutil import now_iso, try_parse_iso, utcnow
 from lifelog.core.verdicts import DaemonState
-from lifelog.db.database import Database, open_db, transaction
+from lifelog.db.database import open_db, transaction
 from lifelog.db.meta import get_meta, read_meta, set_meta
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 log = logging.getLogger("lifelog.daemon")
 

@@ -40,7 +40,7 @@ from lifelog.db.meta import get_meta, read_meta
 from lifelog.sources.watch import Recorded, recorded
 
 if TYPE_CHECKING:  # opened lazily, in _Database.get
-    from lifelog.db.database import Database
+    from sqlite_utils import Database
 
 LEVEL_STYLE = {Level.OK: "bold green", Level.WARNING: "bold yellow", Level.CRITICAL: "bold red",
                Level.UNKNOWN: "bold magenta"}

@@ -1,17 +1,16 @@
 #!/usr/bin/env python3
-"""What LifeLog's HTTP layer costs `lifelog status` (budget: 150 ms in all).
+"""What LifeLog's HTTP layer (requests, through lifelog.aw.transport) costs
+the commands that call AW, `lifelog status` first (target: 150 ms in all).
 
     .venv/bin/python scripts/bench_http.py [-n 15]
 
-1. The import cost of each way to speak HTTP, in a fresh interpreter that has
-   already imported what the status path imports anyway (settings, db,
-   status, json, sqlite3, logging, urllib.parse): `requests`,
-   `http.client`, `lifelog.aw.http` (plain http) and `lifelog.aw.http` + `ssl`
-   (what an https URL adds).
+1. The import cost, in a fresh interpreter that has already imported what
+   the status path imports anyway (settings, db, status, json, sqlite3,
+   logging, urllib.parse): `http.client` (under every HTTP library),
+   `requests`, and `lifelog.aw.transport` (requests and the bounded session).
 2. The status path without the command-line layer (settings, database, a
    live AW health check of two requests, the verdict) against a real
-   aw-server started here, as is, and with `http.client` or `requests`
-   imported on top, which is what it would cost to use them.
+   aw-server started here, beside a bare `python -c pass`.
 
 Medians and minimums over n fresh interpreters; the machine's load moves
 them, so compare the rows of one run.
@@ -79,8 +78,7 @@ def main() -> None:
         env.update(HOME=tmp, XDG_CONFIG_HOME=f"{tmp}/config", XDG_DATA_HOME=f"{tmp}/data",
                    XDG_STATE_HOME=f"{tmp}/state", PYTHONPATH=str(REPO))
         print("import cost, after what the status path imports anyway:")
-        for stmt in ("import requests", "import http.client", "import lifelog.aw.http",
-                     "import lifelog.aw.http, ssl"):
+        for stmt in ("import http.client", "import requests", "import lifelog.aw.transport"):
             run_python(f"{BASE}{stmt}", env)  # byte-code caches warm
             row(stmt, import_cost(stmt, env, args.n))
         aw = AWServer(Path(tmp) / "aw").start()
@@ -89,10 +87,7 @@ def main() -> None:
             run_python(STATUS_PATH, env)  # creates the database
             print(f"status path (settings, db, 2 requests to {aw.url}, verdict), whole process:")
             row("python -c pass", wall("pass", env, args.n))
-            for extra, label in (("", "lifelog.aw.http (as shipped)"),
-                                 ("import http.client\n", "+ import http.client"),
-                                 ("import requests\n", "+ import requests")):
-                row(label, wall(extra + STATUS_PATH, env, args.n))
+            row("the status path (as shipped)", wall(STATUS_PATH, env, args.n))
         finally:
             aw.stop()
 

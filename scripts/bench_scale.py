@@ -46,7 +46,7 @@ from support.localhttp import CountingProxy  # noqa: E402
 
 from lifelog.aw.client import AWClient  # noqa: E402
 from lifelog.core.settings import Settings  # noqa: E402
-from lifelog.db.database import apply_schema, connect, open_db  # noqa: E402
+from lifelog.db.database import apply_schema, connect, open_db, upgrade, wrap  # noqa: E402
 from lifelog.ingest import reconcile, watcher  # noqa: E402
 
 UTC = UTC
@@ -138,7 +138,7 @@ def build_big_db(path: Path, server: str, years: float, events: int, end: dateti
     """The big database, written as fast as SQLite allows: no journal while
     building, rows first, then the indexes schema.sql makes."""
     conn = connect(path)
-    apply_schema(conn)
+    upgrade(wrap(conn))
     indexes = [r[0] for r in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL")]
     for name in indexes:
@@ -165,7 +165,7 @@ def build_big_db(path: Path, server: str, years: float, events: int, end: dateti
         print(f"  {spec.bucket_id}: {per_day * days:,} rows ({time.perf_counter() - began:.0f} s)", flush=True)
     conn.execute("PRAGMA journal_mode = WAL")
     t = time.perf_counter()
-    apply_schema(conn)  # the indexes, as on any database
+    apply_schema(wrap(conn))  # the indexes, as on any database
     conn.execute("ANALYZE")
     print(f"  indexes built in {time.perf_counter() - t:.0f} s", flush=True)
     conn.close()

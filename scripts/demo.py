@@ -40,11 +40,13 @@ def say(msg: str) -> None:
 
 
 def aw_answers(url: str) -> bool:
-    from lifelog.aw import http
+    from lifelog.aw.client import AWClient, AWError
 
     try:
-        return http.request("GET", url + "/api/0/info", timeout=2).status == 200
-    except http.HTTPError:
+        with AWClient(url, 2) as client:
+            client.info()
+        return True
+    except AWError:
         return False
 
 

@@ -7,12 +7,11 @@ suite. Each function returns one Markdown table:
 
 - `meta_keys()` from `lifelog.core.keys.DOCS`,
 - `settings()` from `lifelog.core.settings` (names, defaults, `HELP`),
-- `commands()` from the command line's parser.
+- `commands()` from the command line's typer app (its click command tree).
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -75,51 +74,52 @@ def settings() -> str:
 # -- commands ------------------------------------------------------------------------------
 
 
-def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
-def _helps(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """The one-line help of each of a parser's commands, by name."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return {choice.dest: choice.help or "" for choice in action._choices_actions}
-    return {}
-
-
-def _synopsis(parser: argparse.ArgumentParser) -> str:
-    """The command's own options and arguments (not the shared --db/--config/--help)."""
+def _synopsis(command) -> str:
+    """A command's own options and arguments (not the shared --db and --config, nor --help)."""
     words = []
-    for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+    for param in command.params:
+        if param.name in ("db", "config"):
             continue
-        if action.dest in ("db", "config"):
-            continue
-        if not action.option_strings:
-            words.append(f"[{action.metavar}…]" if action.nargs == "*" else str(action.metavar))
-            continue
-        flag = action.option_strings[-1]
-        words.append(f"[{flag}]" if action.nargs == 0 else f"[{flag} {action.metavar}]")
+        metavar = param.metavar or (param.name or "").upper()
+        if param.param_type_name == "argument":
+            # As `--help` writes it: `[PREFIX]...` for any number, `[FILE]` when optional.
+            if param.nargs == -1 and not metavar.endswith("..."):
+                metavar = f"[{metavar}]..."
+            elif not param.required and not metavar.startswith("["):
+                metavar = f"[{metavar}]"
+            words.append(metavar)
+        elif getattr(param, "is_flag", False):
+            words.append(f"[{max(param.opts, key=len)}]")
+        else:
+            words.append(f"[{max(param.opts, key=len)} {metavar}]")
     return " ".join(words)
 
 
+def _summary(command) -> str:
+    """Its line in `lifelog --help`'s list: the short help, else the help's first line."""
+    return command.short_help or (command.help or "").strip().split("\n")[0]
+
+
 def command_rows() -> list[tuple[str, str, str]]:
-    """(command, its options, what it does) for every command, subcommands after their parent."""
-    from lifelog.cli import build_parser
+    """(command, its options, what it does) for every command of the typer app,
+    in `lifelog --help`'s order, a group's commands right after it."""
+    from typer.main import get_command
+
+    from lifelog.cli import app
 
     rows = []
 
-    def walk(prefix: str, parser: argparse.ArgumentParser) -> None:
-        helps = _helps(parser)
-        for name, sub in _subcommands(parser).items():
+    def walk(prefix: str, group) -> None:
+        commands = getattr(group, "commands", {})
+        for name in group.list_commands(None) if commands else ():  # typer's ignores its context
+            command = commands[name]
+            if command.hidden:
+                continue
             path = f"{prefix} {name}"
-            rows.append((path, _synopsis(sub), helps.get(name, "")))
-            walk(path, sub)
+            rows.append((path, _synopsis(command), _summary(command)))
+            walk(path, command)
 
-    walk("lifelog", build_parser())
+    walk("lifelog", get_command(app))
     return rows
 
 

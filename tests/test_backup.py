@@ -160,7 +160,7 @@ def test_by_default_backups_go_to_backup_dir_and_the_human_form_says_what_was_do
 @pytest.mark.parametrize("args, env, culprit", [
     (["--db", "{tmp}/missing.db"], {}, "no database at"),
     (["--dest", ""], {}, "--dest"),
-    (["--keep", "3"], {}, "unrecognized arguments"),
+    (["--keep", "3"], {}, "No such option: --keep"),
     ([], {"LIFELOG_BACKUP_KEEP_DAILY": "two"}, "LIFELOG_BACKUP_KEEP_DAILY"),
     ([], {"LIFELOG_BACKUP_KEEP_WEEKLY": "1.5"}, "whole number"),
 ])

@@ -4,6 +4,7 @@ import multiprocessing
 import sqlite3
 import stat
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from lifelog.core.errors import UsageError
 from lifelog.core.timeutil import utcnow
 from lifelog.db.database import (
+    SCHEMA_VERSION,
     DatabaseMissing,
     DatabaseUnusable,
     open_db,
@@ -24,6 +26,7 @@ from lifelog.db.meta import (
     meta_rows,
     set_meta,
 )
+from lifelog.db.migrations import MIGRATIONS
 
 TABLES = {"meta", "events", "buckets", "health_checks", "watchdog_log", "source_log", "servers"}
 
@@ -228,33 +231,54 @@ def test_a_commit_that_fails_rolls_back_and_releases_the_write_lock(db_path):
         other.close()
 
 
-def test_an_older_database_gets_the_columns_added_since(db_path):
-    from lifelog.db.database import SCHEMA_VERSION
+def columns(db, table):
+    return [c.name for c in db.table(table).columns]
 
+
+def as_version(db, version):
+    """Make a new database look like one an earlier LifeLog made: before
+    version 8 upgrades were recorded in user_version alone."""
+    db.conn.execute("DROP TABLE _sqlite_migrations")
+    db.conn.execute(f"PRAGMA user_version = {version}")
+    db.conn.close()
+
+
+def applied(db):
+    return [m.name for m in MIGRATIONS.applied(db)]
+
+
+def test_a_new_database_goes_through_every_migration(db_path):
+    db = open_db(db_path)
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
+    assert MIGRATIONS.pending(db) == []
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+    db.close()
+    db = open_db(db_path)  # opening again records nothing more
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
+
+
+def test_an_older_database_gets_the_columns_added_since(db_path):
     db = open_db(db_path)
     set_meta(db, "kept", "yes")
     # Make it look like a version-2 database, made before sync_state had these.
     db.conn.execute("ALTER TABLE sync_state DROP COLUMN lookback_count")
     db.conn.execute("ALTER TABLE sync_state DROP COLUMN lookback_start")
-    db.conn.execute("PRAGMA user_version = 2")
-    db.conn.close()
+    as_version(db, 2)
     db = open_db(db_path)
-    assert {"lookback_start", "lookback_count"} <= set(db.columns("sync_state"))
+    assert {"lookback_start", "lookback_count"} <= set(columns(db, "sync_state"))
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert get_meta(db, "kept") == "yes"
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
 
 
 def test_a_version_4_database_gets_the_servers_and_coverage_tables(db_path):
-    from lifelog.db.database import SCHEMA_VERSION
-
     db = open_db(db_path)
     for table in ("servers", "watcher_runs", "coverage_cells", "coverage_blocks", "coverage_days"):
         db.conn.execute(f"DROP TABLE {table}")
-    db.conn.execute("PRAGMA user_version = 4")
-    db.conn.close()
+    as_version(db, 4)
     db = open_db(db_path)
     assert {"servers", "watcher_runs", "coverage_cells", "coverage_blocks", "coverage_days"} <= set(db.table_names())
-    assert db.columns("servers") == ["device_id", "hostname", "version", "seen_at"]
+    assert columns(db, "servers") == ["device_id", "hostname", "version", "seen_at"]
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
@@ -265,9 +289,93 @@ def test_a_version_3_database_gets_the_indexes_that_keep_writes_short(db_path):
     db.conn.execute("DROP INDEX events_by_bucket_end")
     db.conn.execute("DROP INDEX events_replaced_by_time")
     db.conn.execute("CREATE INDEX events_by_bucket_time ON events (server, bucket_id, timestamp)")
-    db.conn.execute("PRAGMA user_version = 3")
-    db.conn.close()
+    as_version(db, 3)
     db = open_db(db_path)
     names = {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"events_by_bucket_span", "events_by_bucket_end", "events_replaced_by_time"} <= names
     assert "events_by_bucket_time" not in names
+    # Version 3 had the lookback columns: that migration is recorded as done,
+    # not run; the index's is run.
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
+
+
+V7_SCHEMA = Path(__file__).parent / "data" / "schema-v7.sql"
+
+
+def make_v7_database(path):
+    """A database as LifeLog made it up to version 7 (WAL, 0600), with rows."""
+    path.touch(mode=0o600)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.executescript(V7_SCHEMA.read_text())
+    now = "2026-11-30T10:00:00.000000+00:00"
+    conn.execute("INSERT INTO meta (key, value, updated_at) VALUES ('watcher.state', 'running', ?)", (now,))
+    conn.execute("INSERT INTO buckets (server, bucket_id, first_seen_at, last_seen_at) VALUES ('d', 'b', ?, ?)",
+                 (now, now))
+    conn.executemany(
+        "INSERT INTO events (server, bucket_id, event_id, timestamp, duration, data, ended_at, ingested_at,"
+        " updated_at) VALUES ('d', 'b', ?, ?, 1.0, '{}', ?, ?, ?)", [(i, now, now, now, now) for i in range(50)])
+    conn.execute("INSERT INTO sync_state (server, bucket_id, head_ts, lookback_start, lookback_count)"
+                 " VALUES ('d', 'b', ?, ?, 3)", (now, now))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+    conn.close()
+
+
+def schema_rows(db):
+    return db.conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"
+                           " WHERE name NOT LIKE '%sqlite_migrations%' ORDER BY name").fetchall()
+
+
+def test_a_version_7_database_is_upgraded_in_place_its_migrations_adopted(tmp_path):
+    path = tmp_path / "v7.db"
+    make_v7_database(path)
+    db = open_db(path)
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 8
+    # Its upgrades were made before they were recorded: adopted, not run again.
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
+    assert MIGRATIONS.pending(db) == []
+    assert get_meta(db, "watcher.state") == "running"
+    assert db.table("events").count == 50
+    assert db.conn.execute("SELECT lookback_count FROM sync_state").fetchone()[0] == 3
+    assert schema_rows(db) == schema_rows(open_db(tmp_path / "new.db"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_processes_opening_a_version_7_database_at_once_upgrade_it_once(db_path):
+    make_v7_database(db_path)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_opener, args=(db_path, barrier)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    db = open_db(db_path)
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
+    assert db.table("events").count == 50
+
+
+def test_an_upgrade_that_fails_leaves_the_database_as_it_was(db_path):
+    db = open_db(db_path)
+    db.conn.execute("ALTER TABLE sync_state DROP COLUMN lookback_count")
+    db.conn.execute("ALTER TABLE sync_state DROP COLUMN lookback_start")
+    # schema.sql, applied after the migrations, fails: its insert into meta meets this.
+    db.conn.execute("CREATE TRIGGER no_meta BEFORE INSERT ON meta BEGIN SELECT RAISE(ABORT, 'boom'); END")
+    as_version(db, 2)
+    with pytest.raises(DatabaseUnusable, match="boom"):
+        open_db(db_path)
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert "lookback_start" not in [r[1] for r in conn.execute("PRAGMA table_info(sync_state)")]
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = '_sqlite_migrations'").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def test_schema_sql_sets_the_schema_version_this_lifelog_knows():
+    # An open upgrades only a database older than SCHEMA_VERSION: schema.sql
+    # must leave exactly it, or every open would upgrade again (or never).
+    assert schema_sql().rstrip().endswith(f"PRAGMA user_version = {SCHEMA_VERSION};")

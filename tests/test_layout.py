@@ -126,13 +126,27 @@ def test_the_wheel_puts_the_schema_where_the_database_module_looks():
 
 
 def test_the_cron_pass_and_status_never_load_the_heavy_modules():
-    heavy = ["rich", "dataclasses", "requests", "sqlite_utils", "typer", "platformdirs", "http.client",
+    # sqlite_utils (the database layer) is loaded when a database is opened
+    # (below), not by importing the commands. typer is the command line
+    # itself, so it loads; rich (typer's optional help boxes) must not.
+    heavy = ["rich", "dataclasses", "requests", "sqlite_utils", "platformdirs", "http.client",
              "lifelog.backups.backup", "lifelog.coverage", "lifelog.ingest.livepoll", "lifelog.ingest.history",
              "lifelog.ingest.reconcile"]
     code = ("import sys\nimport lifelog.cli, lifelog.monitor\n"
             f"print([m for m in {heavy!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_command_that_opens_the_database_reads_it_through_sqlite_utils(tmp_path):
+    db = tmp_path / "lifelog.db"
+    subprocess.run([sys.executable, "-m", "lifelog", "init", "--db", str(db)], capture_output=True, timeout=60,
+                   check=True)
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "lifelog", "meta", "get", "db.created_at",
+                          "--db", str(db)], capture_output=True, text=True, timeout=60, check=True)
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert {"sqlite_utils", "sqlite_utils.db"} <= imported
+    assert out.stdout.strip().endswith("+00:00")
 
 
 def lifelog_names_used(path: Path) -> set[tuple[str, str | None]]:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from lifelog.core.timeutil import to_iso
-from lifelog.db.database import Database, apply_schema
+from lifelog.db.database import upgrade, wrap
 from lifelog.ingest import merge, store
 from lifelog.ingest.merge import Window
 
@@ -95,8 +95,9 @@ def events(answer):
 
 def memory_db():
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    apply_schema(conn)
-    return Database(conn)
+    db = wrap(conn)
+    upgrade(db)
+    return db
 
 
 def stored_rows(db, *, deleted=False):

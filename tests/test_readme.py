@@ -13,6 +13,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from typer.main import get_command
+
 import lifelog
 from lifelog import cli
 from lifelog.core import keys, settings
@@ -72,13 +74,23 @@ def test_every_setting_is_listed_once_with_its_default_and_environment_variable(
     assert all(rows[f"| `{name}`"] == 1 for name in settings.SETTING_NAMES)
 
 
-def test_every_command_is_listed_once():
+def all_commands(prefix: str, group) -> set[str]:
+    """Every command of typer's click tree, as `lifelog GROUP NAME`."""
+    found = set()
+    for name, command in getattr(group, "commands", {}).items():
+        if not command.hidden:
+            found |= {f"{prefix} {name}"} | all_commands(f"{prefix} {name}", command)
+    return found
+
+
+def test_every_command_is_listed_once_in_the_order_of_lifelog_help():
     listed = first_column(generated("commands"))
-    assert len(listed) == len(set(listed))
+    assert Counter(listed) == Counter(all_commands("lifelog", get_command(cli.app)))
     top = [name.split()[1] for name in listed if len(name.split()) == 2]
     assert top == list(cli.COMMANDS)
     for group, subcommands in (("meta", ("show", "get")), ("watchdog", ("pause", "resume"))):
         assert all(f"lifelog {group} {sub}" in listed for sub in subcommands)
+    assert "| `lifelog meta get` | `KEY` |" in generated("commands")
 
 
 def test_the_generator_fails_on_a_setting_without_help(monkeypatch):

@@ -60,7 +60,7 @@ def build(path, rows: int):
             ((SERVER, BUCKET, *event(i), now, now) for i in range(rows)))
         db.conn.executemany("INSERT INTO health_checks (checked_at, aw_url, status) VALUES (?, 'u', 'healthy')",
                             ((to_iso(T0 + timedelta(minutes=15 * i)),) for i in range(3000)))
-    apply_schema(db.conn)
+    apply_schema(db)
     with transaction(db):
         store.recompute_newest_end(db, SERVER, BUCKET)
     db.conn.close()

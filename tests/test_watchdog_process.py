@@ -52,6 +52,23 @@ def test_the_first_start_is_recorded_and_is_not_a_failure(lifelog, db_path, moni
     wait_for(lambda: f"watcher started (pid {pid})" in log_file.read_text(), what="the watcher's log line")
 
 
+def test_a_steady_ok_pass_never_loads_requests(lifelog, db_path, monitor_env):
+    # The cron pass runs every minute for years; on a healthy machine it asks
+    # AW nothing, so it must not pay for importing requests (~150 ms).
+    start_by_watchdog(lifelog, db_path)
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")  # `python -X importtime`, to stderr
+
+    def an_ok_pass():
+        r = lifelog("watchdog", "--once", "--json", env=env)
+        assert r.code == 0, r.err
+        return r if json.loads(r.out)["verdict"] == "ok" else None
+
+    r = wait_for(an_ok_pass, what="an ok pass")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in r.err.splitlines() if line.startswith("import time:")}
+    assert "lifelog.checks.watchdog" in imported  # the profile is of the pass
+    assert not {"requests", "urllib3", "lifelog.aw.transport", "lifelog.aw.client"} & imported
+
+
 def test_a_killed_watcher_is_restarted(lifelog, db_path, monitor_env):
     old = start_by_watchdog(lifelog, db_path)
     os.kill(old, signal.SIGKILL)

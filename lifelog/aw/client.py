@@ -11,20 +11,24 @@ Failures come in two kinds, which the health check tells apart:
 `AWBadAnswer` (an answer, but not HTTP 200 with the JSON we expect); a 401
 or 403 is `AWNeedsKey`, a bad answer whose reason names the fix.
 
-HTTP goes through `lifelog.aw.http` (the standard library only: `requests`
-alone took longer to import than `lifelog status` may take in all).
+HTTP is `requests`, through `lifelog.aw.transport` (the whole-call bound,
+no proxy from the environment: AW is usually on loopback, and errors
+without secrets). It is imported when a client is made, not with this
+module, which the ingest modules import at their top.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
-from lifelog.aw import http
 from lifelog.core import redact
 from lifelog.core.timeutil import to_aw_param
+
+if TYPE_CHECKING:
+    import requests
 
 # A page of events may be megabytes; it has this many timeouts to arrive whole.
 EVENTS_TOTAL_TIMEOUTS = 10
@@ -60,7 +64,8 @@ def auth_reason(status: int, path: str, key_set: bool) -> str:
 
 
 class AWClient:
-    """A small client for the AW REST API over one kept-alive connection.
+    """A small client for the AW REST API over one kept-alive connection
+    (a `requests.Session` of its own).
 
     Not shared across threads: a thread of its own uses `clone()`. With
     `api_key`, every request carries `Authorization: Bearer <key>`
@@ -72,9 +77,10 @@ class AWClient:
         self.timeout = timeout
         self._api_key = api_key
         redact.remember(api_key)  # whatever prints an error later must not show it
-        self._conn = http.Connection(self.url, timeout)
-        # The path the URL may carry (AW behind a reverse proxy at /aw).
-        self._prefix = urlsplit(self.url).path.rstrip("/")
+        from lifelog.aw import transport  # requests: ~150 ms, paid by a client only
+
+        transport.check_url(self.url)
+        self._session = transport.session()
         # The Host header is the URL's host and port: AW rejects any but
         # localhost, 127.0.0.1 and its own host name, which is what users give.
         self._headers = {"Accept": "application/json", "User-Agent": "lifelog"}
@@ -87,10 +93,10 @@ class AWClient:
         return cls(settings.aw_url, settings.aw_timeout_seconds, api_key=settings.aw_api_key)
 
     def __repr__(self) -> str:
-        return f"AWClient({http.redact_url(self.url)!r}, {self.timeout!r})"
+        return f"AWClient({redact.redact_url(self.url)!r}, {self.timeout!r})"
 
     def close(self) -> None:
-        self._conn.close()
+        self._session.close()
 
     def __enter__(self) -> AWClient:
         return self
@@ -99,18 +105,22 @@ class AWClient:
         self.close()
 
     def get_raw(self, path: str, params: dict[str, Any] | None = None, *,
-                total_timeouts: float = 1) -> http.Response:
+                total_timeouts: float = 1) -> requests.Response:
         """GET, bounded twice: no silence longer than the timeout, and the whole
         answer within `total_timeouts` times it (a server that trickles a byte
         now and then must not hold a health check for ever). Raises
         AWUnreachable when nothing whole answers."""
-        target = self._prefix + path + (f"?{urlencode(params)}" if params else "")
+        from lifelog.aw import transport
+
+        url = self.url + path + (f"?{urlencode(params)}" if params else "")
         try:
-            return self._conn.request("GET", target, self._headers, total=self.timeout * total_timeouts)
-        except http.NoAnswer as e:
-            raise AWUnreachable(str(e)) from None
-        except http.BadAnswer as e:
-            raise AWBadAnswer(str(e)) from None
+            return transport.call(self._session, "GET", url, headers=self._headers, timeout=self.timeout,
+                                  total=self.timeout * total_timeouts)
+        except transport.HTTPError as e:
+            # Where: the server as configured (the path is in the caller's message).
+            reason = f"{e.reason} at {redact.redact_url(self.url)}"
+            failure = AWUnreachable(reason) if isinstance(e, transport.NoAnswer) else AWBadAnswer(reason)
+        raise failure  # outside the except: nothing chained to it
 
     def get_json(self, path: str, params: dict[str, Any] | None = None, *, expect: type = object,
                  total_timeouts: float = 1) -> Any:
@@ -119,9 +129,9 @@ class AWClient:
         self._check_auth(resp, path)
         return decode(resp, path, expect)
 
-    def _check_auth(self, resp: http.Response, path: str) -> None:
-        if resp.status in (401, 403):
-            raise AWNeedsKey(auth_reason(resp.status, path, bool(self._api_key)), resp.status)
+    def _check_auth(self, resp: requests.Response, path: str) -> None:
+        if resp.status_code in (401, 403):
+            raise AWNeedsKey(auth_reason(resp.status_code, path, bool(self._api_key)), resp.status_code)
 
     # -- the endpoints LifeLog uses -------------------------------------------
 
@@ -159,17 +169,17 @@ class AWClient:
         path = f"/api/0/buckets/{quote(bucket_id, safe='')}/events/{int(event_id)}"
         resp = self.get_raw(path)
         self._check_auth(resp, path)
-        if resp.status == 404 or (missing_on_500 and resp.status == 500):
+        if resp.status_code == 404 or (missing_on_500 and resp.status_code == 500):
             return None
         body = decode(resp, path, object)
         if body is None:
             return None
         if not isinstance(body, dict):
-            raise AWBadAnswer(f"{path} answered JSON {type(body).__name__}, expected dict", resp.status)
+            raise AWBadAnswer(f"{path} answered JSON {type(body).__name__}, expected dict", resp.status_code)
         return body
 
     def clone(self) -> AWClient:
-        """A client of its own, for another thread (a connection is not shared)."""
+        """A client of its own, for another thread (a Session is not shared)."""
         return AWClient(self.url, self.timeout, api_key=self._api_key)
 
     def count(self, bucket_id: str, *, start: datetime | None = None, end: datetime | None = None) -> int:
@@ -181,21 +191,20 @@ class AWClient:
         return self.get_json(f"/api/0/buckets/{quote(bucket_id, safe='')}/events/count", params, expect=int)
 
 
-def decode(resp: http.Response, path: str, expect: type = object) -> Any:
+def decode(resp: requests.Response, path: str, expect: type = object) -> Any:
     """The JSON body of a 200 answer, of type `expect`, or AWBadAnswer saying why."""
-    if resp.status != 200:
-        raise AWBadAnswer(f"HTTP {resp.status} from {path}", resp.status)
+    status, content = resp.status_code, resp.content
+    if status != 200:
+        raise AWBadAnswer(f"HTTP {status} from {path}", status)
     try:
-        body = json.loads(resp.body)
+        body = json.loads(content)
     except ValueError:
-        kind = "an HTML page" if resp.body.lstrip()[:1] == b"<" else "not JSON"
-        raise AWBadAnswer(f"{path} answered {kind}", resp.status) from None
+        kind = "an HTML page" if content.lstrip()[:1] == b"<" else "not JSON"
+        raise AWBadAnswer(f"{path} answered {kind}", status) from None
     if expect is int:
         ok = isinstance(body, int) and not isinstance(body, bool)
     else:
         ok = isinstance(body, expect)
     if not ok:
-        raise AWBadAnswer(
-            f"{path} answered JSON {type(body).__name__}, expected {expect.__name__}", resp.status
-        )
+        raise AWBadAnswer(f"{path} answered JSON {type(body).__name__}, expected {expect.__name__}", status)
     return body

@@ -41,6 +41,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lifelog.backups import retention
 from lifelog.core import keys
@@ -49,8 +50,11 @@ from lifelog.core.locks import ProcessLock
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import UTC, to_iso, utcnow
 from lifelog.core.verdicts import DaemonState, WatcherState
-from lifelog.db.database import SCHEMA_VERSION, Database, open_db, transaction
+from lifelog.db.database import SCHEMA_VERSION, open_db, transaction, wrap
 from lifelog.db.meta import get_meta, set_meta
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 log = logging.getLogger("lifelog.backup")
 
@@ -551,7 +555,7 @@ def _copy_in(source: Path, partial: Path, clock: Clock) -> int:
     conn = sqlite3.connect(partial, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = WAL")  # as every LifeLog database is
-        db = Database(conn, partial)
+        db = wrap(conn)
         with transaction(db):
             # We hold their locks: whatever the backup recorded, these are not
             # running now (a daemon recorded "running" would count as crashed).

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lifelog.checks.liveness import CLOCK_SKEW, age, ts
 from lifelog.checks.status import Component, Snapshot, component_at
@@ -20,8 +21,10 @@ from lifelog.core import keys
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import format_span, utcnow
 from lifelog.core.verdicts import Level
-from lifelog.db.database import Database
 from lifelog.db.meta import read_meta
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 log = logging.getLogger("lifelog.backup")
 

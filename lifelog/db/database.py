@@ -1,19 +1,23 @@
-"""The SQLite file: opening it safely, the schema, and transactions.
+"""The SQLite file: opening it safely, the schema, upgrades and transactions.
 
+`open_db` gives a `sqlite_utils.Database` over a connection of our own.
 Opening creates the folder and a 0600 file when missing, turns on WAL (so a
-user's `sqlite3` shell or Datasette never stops the writers) and a busy
-timeout (so a writer that meets a lock waits, boundedly, instead of failing).
-Write transactions start with BEGIN IMMEDIATE: a deferred transaction that
-later needs the write lock can fail at once with SQLITE_BUSY, ignoring the
-busy timeout.
+user's `sqlite3` shell, `sqlite-utils` or Datasette never stops the writers)
+and a busy timeout (so a writer that meets a lock waits, boundedly, instead
+of failing). Write transactions start with BEGIN IMMEDIATE (`transaction`,
+not sqlite-utils' `atomic`, whose deferred BEGIN can fail at once with
+SQLITE_BUSY when a transaction that read first then needs to write, ignoring
+the busy timeout). sqlite-utils' Table methods that write open a savepoint
+inside an enclosing transaction, so they are called inside `transaction`.
+
+The schema is schema.sql; changes to the tables of an existing database are
+sqlite-utils `Migrations` (lifelog.db.migrations: named, recorded in
+`_sqlite_migrations`). The cheap `PRAGMA user_version` check on every open
+decides whether anything is to be done: only an older database is upgraded,
+and a newer one is refused.
 
 All meta access goes through `get_meta` and `set_meta` (lifelog.db.meta),
 the only module that touches `meta` by SQL.
-
-Plain `sqlite3`, not sqlite-utils: every command opens the database, and
-sqlite-utils costs ~190 ms to import, more than a whole cron pass may take.
-`Database` keeps the little LifeLog needs of it (`conn`, `query`,
-`table_names`).
 """
 
 from __future__ import annotations
@@ -24,21 +28,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lifelog.core.errors import LifelogError, UsageError
 
-SCHEMA_VERSION = 7
-# CREATE TABLE IF NOT EXISTS never changes an existing table: what a version
-# added to a table of an older database is added here, before schema.sql runs,
-# and what it removed is dropped. (A new index or table needs nothing here:
-# schema.sql creates it.)
-MIGRATIONS = {
-    3: ["ALTER TABLE sync_state ADD COLUMN lookback_start TEXT",
-        "ALTER TABLE sync_state ADD COLUMN lookback_count INTEGER"],
-    # events_by_bucket_span, a wider (server, bucket_id, timestamp, ...), replaces it.
-    7: ["DROP INDEX IF EXISTS events_by_bucket_time"],
-}
+if TYPE_CHECKING:
+    # What open_db gives. sqlite-utils is imported when a database is opened
+    # (~80 ms at best): not by a command that never opens one (help, a status
+    # with no database yet).
+    from sqlite_utils import Database
+
+# schema.sql sets PRAGMA user_version to this. Adding a migration
+# (lifelog.db.migrations), or a table or index to schema.sql, bumps both: an
+# open only upgrades a database whose user_version is older.
+SCHEMA_VERSION = 8
+
 # A user holding the write lock in a sqlite3 shell for a few seconds must make
 # writers wait, not fail; a lock held longer than this is reported, not waited
 # out for ever.
@@ -58,36 +62,6 @@ class DatabaseUnusable(UsageError):
 class DatabaseTooNew(DatabaseUnusable):
     """The database was made by a newer LifeLog: its schema is one this
     LifeLog does not know, so it is neither read nor written."""
-
-
-class Database:
-    """One connection to a LifeLog database (autocommit; transactions explicit)."""
-
-    def __init__(self, conn: sqlite3.Connection, path: Path | None = None):
-        self.conn = conn
-        self.path = path
-
-    def query(self, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
-        """Rows as dicts, for reports and tests."""
-        cur = self.conn.execute(sql, params)
-        names = [d[0] for d in cur.description or ()]
-        for row in cur:
-            yield dict(zip(names, row, strict=True))
-
-    def table_names(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-
-    def columns(self, table: str) -> list[str]:
-        return [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")]
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> Database:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def schema_sql() -> str:
@@ -148,6 +122,21 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def wrap(conn: sqlite3.Connection) -> Database:
+    """`conn` as a sqlite_utils.Database (its transactions stay ours: autocommit)."""
+    from sqlite_utils import Database
+
+    # No plugin scan: LifeLog uses none, and looking for them costs every
+    # command tens of milliseconds.
+    db = Database(conn, execute_plugins=False)
+    # sqlite-utils learns whether SQLite has ON CONFLICT by creating and
+    # dropping a scratch table in the database at the first upsert; LifeLog's
+    # own SQL needs it already (set_meta), so it is said, not probed
+    # (tests/test_bucket_rows.py checks that no table is made).
+    db._supports_on_conflict = True
+    return db
+
+
 def open_db(path: str | os.PathLike[str], *, create: bool = True) -> Database:
     """Open (and with create=True, make) the database, schema applied.
 
@@ -164,19 +153,16 @@ def open_db(path: str | os.PathLike[str], *, create: bool = True) -> Database:
         made_here = _create_file(path)
     try:
         conn = connect(path)
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            # A downgrade: our schema.sql and our queries would meet tables a
-            # newer LifeLog changed, and could write rows it cannot read.
+        db = wrap(conn)
+        try:
+            version = _version(db, path)
+            if version < SCHEMA_VERSION:
+                _use_wal(conn)
+                upgrade(db, path)
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
             conn.close()
-            raise DatabaseTooNew(
-                f"{path} was made by a newer LifeLog (schema version {version}; this one knows "
-                f"{SCHEMA_VERSION}): upgrade LifeLog"
-            )
-        if version < SCHEMA_VERSION:
-            _use_wal(conn)
-            apply_schema(conn)
-        conn.execute("PRAGMA synchronous = NORMAL")
+            raise
     except sqlite3.DatabaseError as e:
         # Undo only an empty file of our own: one another process has begun
         # to use (several creating the database at once) is theirs too.
@@ -198,7 +184,20 @@ def open_db(path: str | os.PathLike[str], *, create: bool = True) -> Database:
                 f"{path.name}-wal and {path.name}-shm there; make it writable or move the database"
             ) from None
         raise DatabaseUnusable(f"cannot open the database {path}: {msg}") from None
-    return Database(conn, path)
+    return db
+
+
+def _version(db: Database, path: Path | None) -> int:
+    """The database's schema version; a newer one than ours is refused: our
+    schema.sql and our queries would meet tables a newer LifeLog changed, and
+    could write rows it cannot read."""
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise DatabaseTooNew(
+            f"{path} was made by a newer LifeLog (schema version {version}; this one knows "
+            f"{SCHEMA_VERSION}): upgrade LifeLog"
+        )
+    return version
 
 
 def _is_empty(path: Path) -> bool:
@@ -236,27 +235,42 @@ def _unwritable_folder(path: Path) -> str:
     return ""
 
 
-def apply_schema(conn: sqlite3.Connection) -> None:
-    """Bring an older database's tables up to date, then apply schema.sql
-    (every statement of which is idempotent)."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > 0:  # a new database gets every column from schema.sql itself
-        for v in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS.get(v, []):
-                try:
-                    conn.execute(statement)
-                except sqlite3.OperationalError as e:
-                    if "duplicate column name" not in str(e):
-                        raise  # (another process upgrading at once added it first)
-    # One IMMEDIATE transaction: processes creating the database at once take
-    # turns through the busy timeout, instead of one failing at once with
-    # SQLITE_BUSY when a statement that read first must then write.
-    try:
-        conn.executescript("BEGIN IMMEDIATE;\n" + schema_sql() + "\nCOMMIT;")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+def upgrade(db: Database, path: Path | None = None) -> None:
+    """Bring a new or older database up to SCHEMA_VERSION: the pending
+    migrations (lifelog.db.migrations), then schema.sql (every statement of
+    which is idempotent).
+
+    One IMMEDIATE transaction: processes opening the database at once take
+    turns through the busy timeout (the later ones find it done), and a
+    failure leaves the database as it was."""
+    from lifelog.db import migrations
+
+    with transaction(db):
+        version = _version(db, path)  # again, under the lock: another process may have upgraded it
+        if version >= SCHEMA_VERSION:
+            return
+        migrations.apply(db, version)
+        apply_schema(db)
+
+
+def apply_schema(db: Database) -> None:
+    """schema.sql (every statement idempotent: it creates what is missing)."""
+    with transaction(db):
+        for statement in _statements(schema_sql()):
+            db.execute(statement)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of a script, one by one: run inside our transaction
+    (sqlite3's executescript would COMMIT it first; sqlite-utils' splits it
+    character by character, ~35 ms for schema.sql)."""
+    start = end = 0
+    while (end := script.find(";", end) + 1) > 0:
+        if sqlite3.complete_statement(script[start:end]):
+            yield script[start:end]
+            start = end
+    if script[start:].strip():
+        yield script[start:]
 
 
 @contextmanager

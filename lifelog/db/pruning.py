@@ -36,10 +36,10 @@ def prune(db, now: datetime, retention_days: float, *, batch: int = BATCH_ROWS,
     deleted = 0
     for table, column in HISTORY_TABLES:
         for _ in range(max_batches):
-            if db.conn.execute(f"SELECT 1 FROM {table} WHERE {column} < ? LIMIT 1", (before,)).fetchone() is None:
+            if db.execute(f"SELECT 1 FROM {table} WHERE {column} < ? LIMIT 1", (before,)).fetchone() is None:
                 break
             with transaction(db):
-                cur = db.conn.execute(
+                cur = db.execute(
                     f"DELETE FROM {table} WHERE id IN "
                     f"(SELECT id FROM {table} WHERE {column} < ? ORDER BY {column} LIMIT ?)",
                     (before, batch),

@@ -155,20 +155,20 @@ def load_stored(db, server: str, bucket_id: str, ids: Iterable[int]) -> dict[int
         return {}
     if len(wanted) <= 500:
         marks = ",".join("?" * len(wanted))
-        rows = db.conn.execute(
+        rows = db.execute(
             f"SELECT {_STORED_COLS} FROM events WHERE server = ? AND bucket_id = ? AND event_id IN ({marks})",
             (server, bucket_id, *wanted),
         )
     elif max(wanted) - min(wanted) <= 4 * len(wanted):
         # A page of a live bucket: its ids are nearly contiguous (AW numbers
         # events across buckets as they arrive), a range scan beats thousands of lookups.
-        rows = db.conn.execute(
+        rows = db.execute(
             f"SELECT {_STORED_COLS} FROM events WHERE server = ? AND bucket_id = ? "
             "AND event_id BETWEEN ? AND ?",
             (server, bucket_id, min(wanted), max(wanted)),
         )
     else:  # ids far apart (imported or synced history): look each up, never scan the range between
-        rows = db.conn.execute(
+        rows = db.execute(
             f"SELECT {_STORED_COLS} FROM events WHERE server = ? AND bucket_id = ? "
             "AND event_id IN (SELECT value FROM json_each(?))",
             (server, bucket_id, json.dumps(sorted(wanted))),
@@ -199,7 +199,7 @@ class BucketState:
 
 
 def load_states(db, server: str) -> dict[str, BucketState]:
-    return {r[0]: BucketState(*r[1:]) for r in db.conn.execute(
+    return {r[0]: BucketState(*r[1:]) for r in db.execute(
         "SELECT bucket_id, head_ts, hint, polled_at, lookback_start, lookback_count FROM sync_state "
         "WHERE server = ?", (server,))}
 
@@ -209,7 +209,7 @@ def last_event_ts(db, server: str, bucket_ids: Sequence[str]) -> str | None:
     if not bucket_ids:
         return None
     marks = ",".join("?" * len(bucket_ids))
-    row = db.conn.execute(
+    row = db.execute(
         f"SELECT max(newest_end) FROM sync_state WHERE server = ? AND bucket_id IN ({marks})",
         (server, *bucket_ids),
     ).fetchone()
@@ -217,18 +217,18 @@ def last_event_ts(db, server: str, bucket_ids: Sequence[str]) -> str | None:
 
 
 def ensure_state(db, server: str, bucket_id: str) -> None:
-    db.conn.execute("INSERT OR IGNORE INTO sync_state (server, bucket_id) VALUES (?, ?)", (server, bucket_id))
+    db.execute("INSERT OR IGNORE INTO sync_state (server, bucket_id) VALUES (?, ?)", (server, bucket_id))
 
 
 def recompute_newest_end(db, server: str, bucket_id: str) -> None:
     """Inside a write transaction: index events_by_bucket_end answers it by
     reading the newest rows only, whatever the bucket's size."""
-    row = db.conn.execute(
+    row = db.execute(
         "SELECT max(ended_at) FROM events WHERE server = ? AND bucket_id = ? AND deleted_in_aw_at IS NULL",
         (server, bucket_id),
     ).fetchone()
     ensure_state(db, server, bucket_id)
-    db.conn.execute("UPDATE sync_state SET newest_end = ? WHERE server = ? AND bucket_id = ?",
+    db.execute("UPDATE sync_state SET newest_end = ? WHERE server = ? AND bucket_id = ?",
                     (row[0], server, bucket_id))
 
 
@@ -236,7 +236,7 @@ def record_poll(db, server: str, bucket_id: str, *, head: str | None, hint: str 
                 lookback: tuple[str | None, int | None]) -> None:
     """A poll's progress: the head only moves forward; hint and lookback are this poll's."""
     ensure_state(db, server, bucket_id)
-    db.conn.execute(
+    db.execute(
         "UPDATE sync_state SET head_ts = CASE WHEN ?1 IS NOT NULL AND (head_ts IS NULL OR ?1 > head_ts) "
         "THEN ?1 ELSE head_ts END, hint = ?2, polled_at = ?3, lookback_start = ?6, lookback_count = ?7 "
         "WHERE server = ?4 AND bucket_id = ?5",
@@ -247,13 +247,16 @@ def record_poll(db, server: str, bucket_id: str, *, head: str | None, hint: str 
 def record_reconciled(db, server: str, bucket_id: str, at: str) -> None:
     with transaction(db):
         ensure_state(db, server, bucket_id)
-        db.conn.execute("UPDATE sync_state SET reconciled_at = ? WHERE server = ? AND bucket_id = ?",
+        db.execute("UPDATE sync_state SET reconciled_at = ? WHERE server = ? AND bucket_id = ?",
                         (at, server, bucket_id))
 
 
 # -- storing one answer of AW -------------------------------------------------
 
 def _apply(db, server: str, bucket_id: str, p: WritePlan, now: str) -> Counts:
+    # Plain SQL, prepared once and run per row by executemany (sqlite3's: the
+    # Table API has no such path): this is every poll's write, and its cost in
+    # SQLite steps is held by tests/test_store_scale.py.
     conn = db.conn
     if p.inserts:
         conn.executemany(
@@ -305,7 +308,7 @@ def _mark_missing(db, server: str, bucket_id: str, window: Window, present: set[
     have stored an event AW created after our answer was made.
     """
     sql, args = _window_sql(window)
-    rows = db.conn.execute(
+    rows = db.execute(
         "SELECT event_id FROM events WHERE server = ? AND bucket_id = ? AND deleted_in_aw_at IS NULL "
         f"AND updated_at < ?{sql}",
         (server, bucket_id, fetched_at, *args),
@@ -376,34 +379,38 @@ def hint_text(bucket: dict[str, Any]) -> str | None:
 
 
 def record_buckets(db, server: str, listing: dict[str, dict[str, Any]]) -> None:
-    """Upsert the bucket rows that changed; mark the ones AW no longer lists."""
+    """Upsert the bucket rows that changed; mark the ones AW no longer lists.
+
+    Through sqlite-utils' Table API: a few rows at most once a minute, where
+    its cost does not matter (the events, every poll, are plain SQL)."""
     now = now_iso()
     stale_before = to_iso(utcnow() - BUCKET_ROW_REFRESH)
-    known = {r[0]: r[1:] for r in db.conn.execute(
+    known = {r[0]: r[1:] for r in db.execute(
         "SELECT bucket_id, created, name, type, client, hostname, data, last_updated, last_seen_at, "
-        "deleted_in_aw_at FROM buckets WHERE server = ?", (server,))}
-    rows = []
+        "deleted_in_aw_at, first_seen_at FROM buckets WHERE server = ?", (server,))}
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
     for bucket_id, b in listing.items():
         row = (b.get("created"), b.get("name"), b.get("type"), b.get("client"), b.get("hostname"),
                merge.compact_json(b.get("data") or {}), hint_text(b))
         old = known.get(bucket_id)
         if old is None or old[:7] != row or old[7] < stale_before or old[8] is not None:
-            rows.append((server, bucket_id, *row, now, now))
-    gone = [(now, server, b) for b, old in known.items() if b not in listing and old[8] is None]
-    if not rows and not gone:
+            first_seen = now if old is None else old[9]
+            record = dict(zip(_BUCKET_COLUMNS, (server, bucket_id, *row, first_seen, now, None), strict=True))
+            (new if old is None else changed).append(record)
+    gone = [b for b, old in known.items() if b not in listing and old[8] is None]
+    if not new and not changed and not gone:
         return
+    table = db.table("buckets")
     with transaction(db):
-        db.conn.executemany(
-            """INSERT INTO buckets (server, bucket_id, created, name, type, client, hostname,
-                                    data, last_updated, first_seen_at, last_seen_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (server, bucket_id) DO UPDATE SET
-                 created = excluded.created, name = excluded.name, type = excluded.type,
-                 client = excluded.client, hostname = excluded.hostname, data = excluded.data,
-                 last_updated = excluded.last_updated, last_seen_at = excluded.last_seen_at,
-                 deleted_in_aw_at = NULL""",
-            rows,
-        )
-        db.conn.executemany(
-            "UPDATE buckets SET deleted_in_aw_at = ? WHERE server = ? AND bucket_id = ?", gone
-        )
+        # A new row is inserted, unless another process inserted it first:
+        # first_seen_at is the first sighting's. A known row keeps its own.
+        table.insert_all(new, ignore=True)
+        table.upsert_all(changed, pk=("server", "bucket_id"))
+        for bucket_id in gone:
+            table.update((server, bucket_id), {"deleted_in_aw_at": now})
+
+
+# A bucket row as written; a bucket AW lists again is no longer deleted in AW.
+_BUCKET_COLUMNS = ("server", "bucket_id", "created", "name", "type", "client", "hostname", "data",
+                   "last_updated", "first_seen_at", "last_seen_at", "deleted_in_aw_at")

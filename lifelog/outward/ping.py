@@ -16,6 +16,10 @@ WARNING) or `ping_url/fail` (CRITICAL, UNKNOWN). A URL holding `{status}` or
 `{msg}` is a template instead (Uptime Kuma): `{status}` becomes `up` or
 `down`, `{msg}` the URL-encoded summary, sent as a GET. The URL carries a
 token: it is shown only through `redact_url`.
+
+The ping goes out through the proxy the environment names (HTTP_PROXY,
+HTTPS_PROXY, NO_PROXY), as other programs on a machine behind one do; AW
+calls never do (lifelog.aw.transport).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from urllib.parse import quote
 
 from lifelog.checks.liveness import CLOCK_SKEW, age, ts
 from lifelog.core import keys
+from lifelog.core.redact import redact_url
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import to_iso, utcnow
 from lifelog.core.verdicts import Level
@@ -82,17 +87,18 @@ def due(meta: Mapping[str, str | None], level: Level, now: datetime, interval_se
 
 def send(ping: Ping, timeout: float) -> str:
     """Send it, bounded; the HTTP status as text, or the error (without the URL's token)."""
-    from lifelog.aw.http import HTTPError, request
+    from lifelog.aw import transport  # requests: imported only by a pass that pings
 
     headers = {"Content-Type": "text/plain; charset=utf-8", "User-Agent": "lifelog"}
-    try:
-        response = request(ping.method, ping.url, headers=headers, body=ping.body, timeout=timeout,
-                           total=timeout)
-    except HTTPError as e:
-        return str(e)
-    except ValueError as e:  # a URL the request cannot be made of
-        return str(e)
-    return str(response.status)
+    with transport.session() as session:
+        try:
+            response = transport.call(session, ping.method, ping.url, headers=headers, body=ping.body,
+                                      timeout=timeout, total=timeout, env_proxies=True)
+        except transport.HTTPError as e:
+            return str(e)
+        except ValueError as e:  # a URL the request cannot be made of
+            return str(e)
+    return str(response.status_code)
 
 
 def ping_after_pass(db, settings: Settings, report, trigger: str, context=None, meta=None) -> None:
@@ -110,6 +116,4 @@ def ping_after_pass(db, settings: Settings, report, trigger: str, context=None, 
     result = send(ping, settings.aw_timeout_seconds)
     set_meta(db, keys.PING_LAST_RESULT, result)
     if not result.startswith("2"):
-        from lifelog.aw.http import redact_url
-
         log.warning("ping to %s: %s", redact_url(settings.ping_url), result)

@@ -1,6 +1,6 @@
 """Small HTTP servers on a free port of 127.0.0.1, for what a test stands
 between LifeLog and the world: a fake AW, an authenticating proxy, a counting
-proxy, a recorder of pings. Each serves in threads until `close()`."""
+proxy, a recorder of pings, a forward proxy (what HTTP_PROXY names). Each serves in threads until `close()`."""
 
 from __future__ import annotations
 
@@ -91,3 +91,37 @@ class CountingProxy(LocalHTTPServer):
         counts = sum(p.endswith("/events/count") for p in paths)
         fetches = sum(p.endswith("/events") for p in paths)
         return f"{len(paths)} requests ({counts} counts, {fetches} window fetches)"
+
+
+class ForwardProxy(LocalHTTPServer):
+    """A plain HTTP forward proxy, as HTTP_PROXY names one: it takes requests
+    in absolute form (`POST http://host:port/path HTTP/1.1`), records
+    (method, absolute URL), and passes them on to that server."""
+
+    def __init__(self, *, timeout: float = 30):
+        self.seen: list[tuple[str, str]] = []
+        seen = self.seen
+
+        class Handler(QuietHandler):
+            def _forward(self):
+                seen.append((self.command, self.path))
+                target = urlsplit(self.path)
+                if target.scheme != "http" or not target.hostname:
+                    self.answer(400, b"absolute http URLs only", "text/plain")
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout)
+                try:
+                    headers = {k: v for k, v in self.headers.items()
+                               if k.lower() not in ("connection", "proxy-connection", "keep-alive")}
+                    path = target.path + (f"?{target.query}" if target.query else "")
+                    conn.request(self.command, path or "/", body=body, headers=headers)
+                    resp = conn.getresponse()
+                    self.answer(resp.status, resp.read(), resp.getheader("Content-Type", "text/plain"))
+                finally:
+                    conn.close()
+
+            do_GET = do_POST = _forward
+
+        self.serve(Handler)

@@ -1,0 +1,68 @@
+"""Changes to the tables of an existing database: sqlite-utils `Migrations`,
+named, applied in order, each once, and recorded in `_sqlite_migrations`.
+
+CREATE TABLE IF NOT EXISTS never changes an existing table: what a version
+adds to or removes from a table is a migration here, and the schema version
+(lifelog.db.database.SCHEMA_VERSION, schema.sql's user_version) goes up with
+it: an open upgrades only a database whose user_version is older. A new
+table or index needs no migration, only the version bump: schema.sql,
+applied after the migrations, creates it. A new database goes through the migrations too, before schema.sql
+creates its tables: each finds nothing to change and is recorded as done.
+
+Migrations write through sqlite-utils' Table API inside the upgrade's
+BEGIN IMMEDIATE transaction (lifelog.db.database.upgrade), where each one's
+own `atomic()` is a savepoint.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlite_utils import Database, Migrations
+
+MIGRATIONS = Migrations("lifelog")
+
+
+@MIGRATIONS(name="sync_state_lookback")
+def _sync_state_lookback(db: Database) -> None:
+    """Version 3: the lookback count of each bucket's latest fetching poll."""
+    table = db.table("sync_state")
+    if table.exists():
+        have = table.columns_dict
+        for column, kind in (("lookback_start", str), ("lookback_count", int)):
+            if column not in have:
+                table.add_column(column, kind)
+
+
+@MIGRATIONS(name="drop_events_by_bucket_time")
+def _drop_events_by_bucket_time(db: Database) -> None:
+    """Version 7: events_by_bucket_span, a wider (server, bucket_id, timestamp, ...), replaces it."""
+    events = db.table("events")
+    if events.exists():
+        events.drop_index("events_by_bucket_time", ignore=True)
+
+
+# Before version 8 an upgrade was recorded only as PRAGMA user_version: the
+# version from which a database already has each migration's change.
+APPLIED_BY_VERSION = {"sync_state_lookback": 3, "drop_events_by_bucket_time": 7}
+FIRST_RECORDED_VERSION = 8
+
+
+def apply(db: Database, version: int) -> None:
+    """The pending migrations of a database at schema `version` (0: new)."""
+    if 0 < version < FIRST_RECORDED_VERSION:
+        _adopt_earlier_upgrades(db, version)
+    MIGRATIONS.apply(db)
+
+
+def _adopt_earlier_upgrades(db: Database, version: int) -> None:
+    """Record as applied the migrations a database from before
+    FIRST_RECORDED_VERSION already has (its user_version says which), so
+    that they do not run again."""
+    MIGRATIONS.ensure_migrations_table(db)
+    done = {m.name for m in MIGRATIONS.applied(db)}
+    at = str(datetime.now(UTC))  # as sqlite-utils records its own
+    db.table(MIGRATIONS.migrations_table).insert_all(
+        {"migration_set": MIGRATIONS.name, "name": name, "applied_at": at}
+        for name, since in APPLIED_BY_VERSION.items() if since <= version and name not in done
+    )
