@@ -34,6 +34,7 @@ from lifelog.checks.status import StatusReport
 from lifelog.core import keys
 from lifelog.core.settings import Settings
 from lifelog.core.signals import stop_on_signals
+from lifelog.core.terminal import output_width
 from lifelog.core.timeutil import format_age, try_parse_iso, utcnow
 from lifelog.core.verdicts import Level
 from lifelog.db.meta import get_meta, read_meta
@@ -181,9 +182,12 @@ def watch(settings: Settings, interval: float, console: Console | None = None,
           stop: threading.Event | None = None) -> int:
     """Redraw until `stop` is set (SIGINT and SIGTERM set it). Returns 0."""
     if console is None:
+        # On a terminal, its width (rich reads it); else COLUMNS, as every
+        # reading command (lifelog.core.terminal); else a log: wide enough
+        # that lines stay whole.
         console = Console(highlight=False)
-        if not console.is_terminal:  # a log: wide enough that lines stay whole
-            console = Console(highlight=False, width=max(console.width, 120))
+        if not console.is_terminal:
+            console = Console(highlight=False, width=output_width(console.file) or max(console.width, 120))
     if stop is None:
         stop = stop_on_signals()
     database = _Database(settings)
