@@ -133,6 +133,7 @@ def render(cov: Coverage, console: Console, width: int | None = None) -> None:
             if width is None or len(line) + 2 + len(day_totals) <= width:
                 console.print(line + Text("  ") + day_totals, soft_wrap=True)
             else:
+                line.rstrip()
                 console.print(line, soft_wrap=True)
                 console.print(Text(" " * LABEL) + day_totals, soft_wrap=True)
     console.print()
