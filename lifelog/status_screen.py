@@ -150,7 +150,7 @@ def render(screen: Screen, width: int | None = None) -> Group:
                            max_width=SOURCE_MAX if narrow and name == "SOURCE" else None,
                            min_width=REASON_MIN if name == "REASON" else None)
         for s in screen.sources:
-            cells = [s.bucket_id, Text(s.state, STATE_STYLE.get(s.state, "")), _age(s.since, screen.now)]
+            cells: list[str | Text] = [s.bucket_id, Text(s.state, STATE_STYLE.get(s.state, "")), _age(s.since, screen.now)]
             if not narrow:
                 cells.append(_age(s.newest_end, screen.now))
             src.add_row(*cells, s.reason)
