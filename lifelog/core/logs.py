@@ -49,24 +49,16 @@ def setup_logging(level: str | None = None) -> None:
 
 def setup_quiet_logging(verbose: bool = False, log_file: Path | None = None) -> None:
     """A reading command's logging: to `log_file` (LifeLog's, by default) at
-    LIFELOG_LOG_LEVEL or WARNING; with `verbose`, on stderr too, from INFO.
-
-    A log file that cannot be opened (a read-only home) costs the lines, not
-    the answer: the command goes on without it."""
+    LIFELOG_LOG_LEVEL or WARNING; with `verbose`, on stderr too, from INFO."""
     if log_file is None:
         from lifelog.core.settings import log_file as default_log_file
 
         log_file = default_log_file()
     file_level = _level(None, "WARNING")
-    handlers: list[logging.Handler] = []
-    try:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        _keep_small(log_file)
-        to_file = logging.FileHandler(log_file, encoding="utf-8", delay=True)
-        to_file.setLevel(file_level)
-        handlers.append(to_file)
-    except OSError:
-        pass
+    _keep_small(log_file)
+    to_file = _LogFile(log_file, encoding="utf-8", delay=True)
+    to_file.setLevel(file_level)
+    handlers: list[logging.Handler] = [to_file]
     level = file_level
     if verbose:
         to_stderr = logging.StreamHandler()
@@ -77,9 +69,23 @@ def setup_quiet_logging(verbose: bool = False, log_file: Path | None = None) -> 
     _install(handlers, level)
 
 
+class _LogFile(logging.FileHandler):
+    """The log file, and its folder, made at the first line logged: a
+    command that logs nothing (most runs) creates nothing."""
+
+    def _open(self):
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # A file that cannot be written (a read-only home) costs the line, not
+        # the answer, and must not put a traceback on the terminal instead.
+        pass
+
+
 def _keep_small(path: Path) -> None:
     try:
         if path.stat().st_size > LOG_FILE_MAX_BYTES:
             os.replace(path, path.with_name(path.name + ".1"))
-    except FileNotFoundError:
+    except OSError:  # none yet, or a folder we cannot change
         pass
