@@ -11,7 +11,8 @@ verdicts from `watchdog_log`. AW is checked afresh (a recorded health check, as
 a screen redrawn every two seconds must not fill `health_checks`.
 
 On a terminal the screen is redrawn in place (rich's Live); otherwise
-(a pipe, a log) each screen is printed after the last, plain.
+(a pipe, a log), or with NO_COLOR, each screen is printed after the last,
+plain.
 Imported only by `status --watch`: rich costs tens of milliseconds to load.
 """
 
@@ -34,7 +35,7 @@ from lifelog.checks.status import StatusReport
 from lifelog.core import keys
 from lifelog.core.settings import Settings
 from lifelog.core.signals import stop_on_signals
-from lifelog.core.terminal import output_width
+from lifelog.core.terminal import no_color, output_width
 from lifelog.core.timeutil import format_age, try_parse_iso, utcnow
 from lifelog.core.verdicts import Level
 from lifelog.db.meta import get_meta, read_meta
@@ -210,14 +211,18 @@ def watch(settings: Settings, interval: float, console: Console | None = None,
         # On a terminal, its width (rich reads it); else COLUMNS, as every
         # reading command (lifelog.core.terminal); else a log: wide enough
         # that lines stay whole.
-        console = Console(highlight=False)
+        plain = no_color()
+        console = Console(highlight=False, color_system=None if plain else "auto")
         if not console.is_terminal:
-            console = Console(highlight=False, width=output_width(console.file) or max(console.width, 120))
+            console = Console(highlight=False, color_system=None,
+                              width=output_width(console.file) or max(console.width, 120))
+    else:
+        plain = False
     if stop is None:
         stop = stop_on_signals()
     database = _Database(settings)
     try:
-        if console.is_terminal:
+        if console.is_terminal and not plain:  # NO_COLOR: no cursor movement either (SPEC section 7)
             with Live(console=console, auto_refresh=False, transient=False) as live:
                 while not stop.is_set():
                     live.update(render(gather(database.get(), settings, interval), console.width), refresh=True)

@@ -46,6 +46,12 @@ def output_width(stream: IO[str] | None = None, environ: Mapping[str, str] | Non
     return None
 
 
+def no_color(environ: Mapping[str, str] | None = None) -> bool:
+    """NO_COLOR (no-color.org: set and not empty): plain text, no colour, no
+    bold, and no cursor movement (SPEC section 7)."""
+    return bool((os.environ if environ is None else environ).get("NO_COLOR"))
+
+
 def clip(text: str, width: int) -> str:
     """`text` on one line, cut with `…` when longer than `width`."""
     text = text.replace("\n", " ")

@@ -189,8 +189,12 @@ def _legend(cov: Coverage) -> Text:
 def print_picture(cov: Coverage, console: Console | None = None, width: int | None = None) -> None:
     """The picture on `console` (its width), or on stdout fitted to `width`
     (lifelog.core.terminal.output_width: None is no limit). Colour only on a
-    terminal without NO_COLOR (rich's own rule)."""
+    terminal, and without NO_COLOR."""
     if console is not None:
         render(cov, console, console.width)
         return
-    render(cov, Console(highlight=False, width=width, soft_wrap=width is None), width)
+    from lifelog.core.terminal import no_color
+
+    # NO_COLOR: plain text (rich alone would drop the colours but keep bold).
+    render(cov, Console(highlight=False, width=width, soft_wrap=width is None,
+                        color_system=None if no_color() else "auto"), width)
