@@ -106,14 +106,15 @@ def table(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int | None 
                for column in zip(header, *rows, strict=True)]
     if width is None or _total(natural) <= width:
         return _plain([header, *rows], natural)
-    # Fewest columns left out such that the free text keeps a readable width;
-    # failing that, such that it fits at all; failing that, the narrowest.
+    # Fewest columns left out such that the free text keeps a readable width
+    # and no value is cut; failing that, such that nothing is cut; failing
+    # that, such that it fits at all; failing that, the narrowest.
     order = sorted((i for i in range(len(cols)) if cols[i].drop > 0), key=lambda i: cols[i].drop)
     keeps = [[i for i in range(len(cols)) if i not in order[:n]] for n in range(len(order) + 1)]
-    for comfort in (COMFORT, 0):
+    for comfort, cut in ((COMFORT, False), (0, False), (0, True)):
         fitted = next(((keep, widths) for keep in keeps
                        if (widths := _narrowed([cols[i] for i in keep], [natural[i] for i in keep], width,
-                                               comfort)) is not None), None)
+                                               comfort, cut)) is not None), None)
         if fitted is not None:
             keep, widths = fitted
             break
@@ -144,15 +145,15 @@ def _plain(rows: Sequence[Sequence[str]], widths: Sequence[int]) -> list[str]:
                      + [row[-1].replace("\n", " ")]).rstrip() for row in rows]
 
 
-def _narrowed(cols: Sequence[Col], natural: Sequence[int], width: int, comfort: int) -> list[int] | None:
+def _narrowed(cols: Sequence[Col], natural: Sequence[int], width: int, comfort: int,
+              cut: bool) -> list[int] | None:
     """Widths that fit `width`, the free columns narrowed (wrapping ones
     first, then clipped ones; of each, the one with the most room to give;
-    none below its minimum; with a `comfort` width, a wrapping one not
-    below it and none clipped), or None
+    none below its minimum, a wrapping one not below `comfort`, and a
+    clipped one narrowed only when `cut`), or None
     when they cannot."""
     widths = list(natural)
-    # With a comfort width asked for, nothing is clipped either.
-    floor = [w if c.fit == "keep" or (comfort and c.fit == "clip")
+    floor = [w if c.fit == "keep" or (not cut and c.fit == "clip")
              else min(w, max(c.min_width, len(c.header), comfort if c.fit == "wrap" else 0))
              for c, w in zip(cols, widths, strict=True)]
     excess = _total(widths) - width
