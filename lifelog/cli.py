@@ -34,7 +34,7 @@ PROG = "lifelog"
 
 # Every command's name, in the order `lifelog --help` lists them.
 COMMANDS = ("init", "meta", "watcher", "daemon", "health", "watchdog", "status", "coverage", "sources",
-            "backfill", "reconcile", "backup", "restore")
+            "backfill", "reconcile", "backup", "restore", "config", "paths")
 
 
 class _Group(TyperGroup):
@@ -67,6 +67,8 @@ watchdog_app = _typer("Decide whether the watcher needs a restart, and act: one 
 app.add_typer(meta_app, name="meta", short_help="read the meta table, where every part records its state")
 app.add_typer(watchdog_app, name="watchdog",
               short_help="decide whether the watcher needs a restart, and act: one pass (--once), or a loop")
+config_app = _typer("LifeLog's settings: 'show' lists each one's value in force and where it came from.")
+app.add_typer(config_app, name="config", short_help="LifeLog's settings: each value in force and where it came from")
 
 
 # -- the options shared by the commands ----------------------------------------------
@@ -76,6 +78,9 @@ Config = Annotated[str | None, typer.Option(
     "--config", metavar="PATH",
     help="TOML config file (default: $LIFELOG_CONFIG, or lifelog/config.toml in your config directory)")]
 Json = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
+Verbose = Annotated[bool, typer.Option(
+    "-v", "--verbose", help="also show on stderr what LifeLog logs on the way (it always goes to the log file "
+                            "that 'lifelog paths' names)")]
 AwUrl = Annotated[str | None, typer.Option("--aw-url", metavar="URL", help="ActivityWatch server URL (setting aw_url)")]
 Since = Annotated[str | None, typer.Option("--since", metavar="DATE",
                                            help="from this UTC date or ISO time (e.g. 2026-11-01)")]
@@ -129,19 +134,28 @@ def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
-def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
-    """Columns padded to their widest cell; the last one (a reason, an age) left free."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        _out("  ".join([cell.ljust(w) for cell, w in zip(row, widths, strict=False)] + [row[-1]]).rstrip())
-
-
 def _quiet_logging() -> None:
     """One-shot commands print their result on stdout; the log shows only
     trouble on stderr unless LIFELOG_LOG_LEVEL asks for more."""
     from lifelog.core.logs import setup_logging
 
     setup_logging(os.environ.get("LIFELOG_LOG_LEVEL") or "WARNING")
+
+
+def _reading(verbose: bool) -> None:
+    """A reading command (status, meta, sources, coverage, config, paths)
+    prints its answer and no log line: what logs on the way (a health check,
+    an alert) goes to LifeLog's log file, and with -v to stderr too."""
+    from lifelog.core.logs import setup_quiet_logging
+
+    setup_quiet_logging(verbose)
+
+
+def _width() -> int | None:
+    """The columns human output may use (lifelog.core.terminal): None, no limit."""
+    from lifelog.core.terminal import output_width
+
+    return output_width()
 
 
 def _open_existing(settings):
@@ -175,6 +189,13 @@ def meta(ctx: typer.Context) -> int:
     return 0
 
 
+@config_app.callback(invoke_without_command=True)
+def config_group(ctx: typer.Context) -> int:
+    if ctx.invoked_subcommand is None:
+        _out(ctx.get_help())
+    return 0
+
+
 # -- the commands, in the order `lifelog --help` lists them --------------------------
 
 
@@ -192,12 +213,14 @@ def cmd_init(db: Db = None, config: Config = None) -> int:
 def cmd_meta_show(prefixes: Annotated[list[str] | None, typer.Argument(
                       metavar="[PREFIX]...", help="only keys starting with these, e.g. watcher.", show_default=False)]
                   = None,
-                  as_json: Json = False, db: Db = None, config: Config = None) -> int:
+                  as_json: Json = False, verbose: Verbose = False, db: Db = None, config: Config = None) -> int:
+    from lifelog.core.terminal import Col, table
     from lifelog.core.timeutil import format_age
     from lifelog.db.meta import meta_rows
 
     prefixes = prefixes or []
     settings = _settings(db, config)
+    _reading(verbose)
     with _open_existing(settings) as database:
         rows = meta_rows(database, prefixes)
     if as_json:
@@ -208,10 +231,10 @@ def cmd_meta_show(prefixes: Annotated[list[str] | None, typer.Argument(
     if not rows:
         _out("(no meta keys" + (f" starting with {', '.join(prefixes)})" if prefixes else ")"))
         return 0
-    table = [("KEY", "VALUE", "UPDATED_AT", "AGE")] + [
-        (r["key"], _clip(r["value"] or ""), r["updated_at"], format_age(r["age_seconds"])) for r in rows
-    ]
-    _print_table(table)
+    # Too wide for the terminal: UPDATED_AT goes first (AGE says it), then values are cut with `…`.
+    cols = (Col("KEY"), Col("VALUE", "clip", min_width=16), Col("UPDATED_AT", drop=1), Col("AGE"))
+    _out("\n".join(table(cols, [(r["key"], _clip(r["value"] or ""), r["updated_at"], format_age(r["age_seconds"]))
+                                for r in rows], _width())))
     return 0
 
 
@@ -342,15 +365,15 @@ def cmd_status(as_json: Json = False,
                                    "place until Ctrl-C; exit 0")] = False,
                interval: Annotated[float, typer.Option(
                    "--interval", metavar="SECONDS", help="with --watch: seconds between redraws")] = 2.0,
-               db: Db = None, config: Config = None) -> int:
+               verbose: Verbose = False, db: Db = None, config: Config = None) -> int:
     from lifelog import monitor
     from lifelog.checks import status
     from lifelog.db.database import DatabaseMissing, DatabaseUnusable
 
     settings = _settings(db, config)
     if watch:
-        return _watch_status(settings, as_json, interval)
-    _quiet_logging()
+        return _watch_status(settings, as_json, interval, verbose)
+    _reading(verbose)
     try:
         database = _open_existing(settings)
     except (DatabaseMissing, DatabaseUnusable) as e:
@@ -361,21 +384,19 @@ def cmd_status(as_json: Json = False,
     if as_json:
         _print_json(report.to_json())
     else:
-        _out(report.render())
+        _out(report.render(_width()))
     return report.exit_code
 
 
-def _watch_status(settings, as_json: bool, interval: float) -> int:
+def _watch_status(settings, as_json: bool, interval: float, verbose: bool) -> int:
     from lifelog import status_screen
 
     if as_json:
         raise UsageError("--watch draws a screen for people; leave out --json (or --watch)")
     if not interval > 0:
         raise UsageError(f"--interval {interval:g} must be more than 0 seconds")
-    from lifelog.core.logs import setup_logging
-
     # The screen shows every failure; log lines on the terminal would tear it.
-    setup_logging(os.environ.get("LIFELOG_LOG_LEVEL") or "CRITICAL")
+    _reading(verbose)
     return status_screen.watch(settings, interval)
 
 
@@ -392,7 +413,7 @@ def cmd_coverage(since: Annotated[str | None, typer.Option(
                  slot_minutes: Annotated[int, typer.Option("--slot-minutes", metavar="N", help="slot length")] = 15,
                  html: Annotated[str | None, typer.Option(
                      "--html", metavar="FILE", help="also write the picture as one self-contained HTML file")] = None,
-                 as_json: Json = False, db: Db = None, config: Config = None) -> int:
+                 as_json: Json = False, verbose: Verbose = False, db: Db = None, config: Config = None) -> int:
     import time
     from pathlib import Path
 
@@ -403,7 +424,7 @@ def cmd_coverage(since: Annotated[str | None, typer.Option(
     start, end = resolve_range(since, until, slot_minutes, time.time(), None)
     if html and not Path(html).resolve().parent.is_dir():
         raise UsageError(f"--html {html}: its folder does not exist; create it or give another path")
-    _quiet_logging()
+    _reading(verbose)
     with _open_existing(settings) as database:
         cov = coverage_of(database, settings, start, end, slot_minutes, boot_now=boot_time())
     if html:
@@ -415,20 +436,20 @@ def cmd_coverage(since: Annotated[str | None, typer.Option(
     else:
         from lifelog.coverage.picture import print_picture
 
-        print_picture(cov)
+        print_picture(cov, width=_width())
     return 0
 
 
 @command(app, "sources", "every AW bucket as a source: is its watcher recording? exit 1 when one is silent",
          description="Every AW bucket as a source, judged now from the database: live, idle, silent, copy, "
                      "remote or unjudged, and why. Exit 0 when none is silent, 1 when one or more is.")
-def cmd_sources(as_json: Json = False, db: Db = None, config: Config = None) -> int:
-    from lifelog.core.timeutil import format_age, utcnow
+def cmd_sources(as_json: Json = False, verbose: Verbose = False, db: Db = None, config: Config = None) -> int:
+    from lifelog.core.timeutil import utcnow
     from lifelog.core.verdicts import SourceState
     from lifelog.sources import watch as source_watch
 
     settings = _settings(db, config)
-    _quiet_logging()
+    _reading(verbose)
     now = utcnow()
     with _open_existing(settings) as database:
         views = source_watch.survey(database, settings, now)
@@ -436,17 +457,37 @@ def cmd_sources(as_json: Json = False, db: Db = None, config: Config = None) -> 
     if as_json:
         _print_json([v.to_json(now) for v in views])
         return 1 if silent else 0
-    if not views:
-        _out("(no sources yet: LifeLog's watcher lists AW's buckets when it polls)")
-        return 0
-    table = [("BUCKET", "TYPE", "HOST", "STATE", "NEWEST END", "AGE", "REASON")]
-    for v in views:
-        j = v.judgement
-        table.append((j.bucket_id, j.type, j.hostname, str(j.state),
-                      j.newest_end.isoformat(timespec="seconds") if j.newest_end else "-",
-                      format_age(j.age(now)), j.reason))
-    _print_table(table)
+    _out(source_watch.render_table(views, now, _width()))
     return 1 if silent else 0
+
+
+@command(config_app, "show", "every setting's value in force and where it came from",
+         description="Every setting's value in force and where it came from: option, environment, file "
+                     "(the config file named on the first line) or default. Secrets (aw_api_key, ping_url) "
+                     "are shown as (set), never their value.")
+def cmd_config_show(as_json: Json = False, verbose: Verbose = False, db: Db = None, config: Config = None) -> int:
+    from lifelog.core.settings import explain_settings
+
+    explained = explain_settings(config=config, overrides={"db_path": db})
+    _reading(verbose)
+    if as_json:
+        _print_json(explained.to_json())
+    else:
+        _out(explained.render(_width()))
+    return 0
+
+
+@command(app, "paths", "where things are: database, config file, logs, backups, metrics file")
+def cmd_paths(as_json: Json = False, verbose: Verbose = False, db: Db = None, config: Config = None) -> int:
+    from lifelog.core.settings import explain_settings, paths, render_paths
+
+    where = paths(explain_settings(config=config, overrides={"db_path": db}))
+    _reading(verbose)
+    if as_json:
+        _print_json(where)
+    else:
+        _out(render_paths(where))
+    return 0
 
 
 def _ingest_setup(since: str | None, aw_url: str | None, db: str | None, config: str | None):

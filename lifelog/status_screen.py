@@ -11,7 +11,8 @@ verdicts from `watchdog_log`. AW is checked afresh (a recorded health check, as
 a screen redrawn every two seconds must not fill `health_checks`.
 
 On a terminal the screen is redrawn in place (rich's Live); otherwise
-(a pipe, a log) each screen is printed after the last, plain.
+(a pipe, a log), or with NO_COLOR, each screen is printed after the last,
+plain.
 Imported only by `status --watch`: rich costs tens of milliseconds to load.
 """
 
@@ -34,6 +35,7 @@ from lifelog.checks.status import StatusReport
 from lifelog.core import keys
 from lifelog.core.settings import Settings
 from lifelog.core.signals import stop_on_signals
+from lifelog.core.terminal import no_color, output_width
 from lifelog.core.timeutil import format_age, try_parse_iso, utcnow
 from lifelog.core.verdicts import Level
 from lifelog.db.meta import get_meta, read_meta
@@ -47,6 +49,11 @@ LEVEL_STYLE = {Level.OK: "bold green", Level.WARNING: "bold yellow", Level.CRITI
 STATE_STYLE = {"live": "green", "idle": "grey50", "silent": "bold red", "copy": "grey50", "remote": "grey50",
                "unjudged": "yellow"}
 VERDICTS_SHOWN = 6
+# Narrower than this, the tables give way (render); a reason keeps at least
+# REASON_MIN columns, and a bucket id at most SOURCE_MAX.
+NARROW = 100
+REASON_MIN = 30
+SOURCE_MAX = 28
 
 
 @dataclass(frozen=True)
@@ -111,17 +118,24 @@ def _clock(when: str) -> str:
     return when if t is None else t.astimezone().strftime("%H:%M:%S")
 
 
-def render(screen: Screen) -> Group:
-    """The screen as a rich renderable. Pure: the same Screen draws the same."""
+def render(screen: Screen, width: int | None = None) -> Group:
+    """The screen as a rich renderable. Pure: the same Screen draws the same.
+
+    Under NARROW columns (`width`; None is wide) the tables give way as the
+    reading commands' do (lifelog.core.terminal): the sources leave out the
+    newest event (its age is the state's reason) and a long bucket id is cut
+    with `…`; a verdict's action goes under its reason. Reasons wrap at words
+    in their column."""
+    narrow = width is not None and width < NARROW
     r = screen.report
     title = Text.assemble(("LifeLog status", "bold"), f"  {screen.now.astimezone():%Y-%m-%d %H:%M:%S}",
                           (f"   redrawn every {screen.interval:g} s; Ctrl-C to stop", "grey50"))
     summary = Text(r.summary, style=LEVEL_STYLE[r.level])
     parts: list = [title, summary, Text("")]
 
-    comps = Table(box=None, pad_edge=False, show_edge=False, header_style="bold grey50")
+    comps = _table()
     for name in ("COMPONENT", "LEVEL", "REASON", "AGE"):
-        comps.add_column(name, no_wrap=name != "REASON")
+        comps.add_column(name, no_wrap=name != "REASON", min_width=REASON_MIN if name == "REASON" else None)
     for c in r.components:
         comps.add_row(c.name, Text(c.level.name, LEVEL_STYLE[c.level]), c.reason,
                       format_age(c.age_seconds) if c.age_seconds is not None else "")
@@ -129,12 +143,18 @@ def render(screen: Screen) -> Group:
 
     if screen.sources:
         parts.append(Text(""))
-        src = Table(box=None, pad_edge=False, show_edge=False, header_style="bold grey50")
-        for name in ("SOURCE", "STATE", "SINCE", "NEWEST EVENT", "REASON"):
-            src.add_column(name, no_wrap=name != "REASON")
+        src = _table()
+        names = ("SOURCE", "STATE", "SINCE", "REASON") if narrow else ("SOURCE", "STATE", "SINCE", "NEWEST EVENT",
+                                                                       "REASON")
+        for name in names:
+            src.add_column(name, no_wrap=name != "REASON", overflow="ellipsis",
+                           max_width=SOURCE_MAX if narrow and name == "SOURCE" else None,
+                           min_width=REASON_MIN if name == "REASON" else None)
         for s in screen.sources:
-            src.add_row(s.bucket_id, Text(s.state, STATE_STYLE.get(s.state, "")), _age(s.since, screen.now),
-                        _age(s.newest_end, screen.now), s.reason)
+            cells: list[str | Text] = [s.bucket_id, Text(s.state, STATE_STYLE.get(s.state, "")), _age(s.since, screen.now)]
+            if not narrow:
+                cells.append(_age(s.newest_end, screen.now))
+            src.add_row(*cells, s.reason)
         parts.append(src)
 
     parts.append(Text(""))
@@ -142,17 +162,24 @@ def render(screen: Screen) -> Group:
     parts.append(Text.assemble(("watchdog: ", "bold"), f"latest pass {now_verdict}",
                                f" ({_age(screen.watchdog_checked_at, screen.now)})"))
     if screen.verdicts:
-        log = Table(box=None, pad_edge=False, show_edge=False, header_style="bold grey50")
-        for name in ("AT", "VERDICT", "BY", "REASON", "ACTION"):
-            log.add_column(name, no_wrap=name not in ("REASON", "ACTION"))
+        log = _table()
+        names = ("AT", "VERDICT", "BY", "REASON AND ACTION") if narrow else ("AT", "VERDICT", "BY", "REASON",
+                                                                             "ACTION")
+        for name in names:
+            log.add_column(name, no_wrap=not name.startswith(("REASON", "ACTION")))
         for v in screen.verdicts:
             style = "red" if v.verdict.startswith("restart") else ("yellow" if v.verdict.startswith("hold") else "")
-            log.add_row(_clock(v.at), Text(v.verdict, style), v.actor, v.reason, v.action)
+            said = [f"{v.reason}; {v.action}" if v.action else v.reason] if narrow else [v.reason, v.action]
+            log.add_row(_clock(v.at), Text(v.verdict, style), v.actor, *said)
         parts.append(log)
     else:
         parts.append(Text("no verdict other than ok recorded yet", style="grey50"))
     parts.append(Text(f"database {r.db}", style="grey50"))
     return Group(*parts)
+
+
+def _table() -> Table:
+    return Table(box=None, pad_edge=False, show_edge=False, header_style="bold grey50")
 
 
 class _Database:
@@ -181,21 +208,28 @@ def watch(settings: Settings, interval: float, console: Console | None = None,
           stop: threading.Event | None = None) -> int:
     """Redraw until `stop` is set (SIGINT and SIGTERM set it). Returns 0."""
     if console is None:
-        console = Console(highlight=False)
-        if not console.is_terminal:  # a log: wide enough that lines stay whole
-            console = Console(highlight=False, width=max(console.width, 120))
+        # On a terminal, its width (rich reads it); else COLUMNS, as every
+        # reading command (lifelog.core.terminal); else a log: wide enough
+        # that lines stay whole.
+        plain = no_color()
+        console = Console(highlight=False, color_system=None if plain else "auto")
+        if not console.is_terminal:
+            console = Console(highlight=False, color_system=None,
+                              width=output_width(console.file) or max(console.width, 120))
+    else:
+        plain = False
     if stop is None:
         stop = stop_on_signals()
     database = _Database(settings)
     try:
-        if console.is_terminal:
+        if console.is_terminal and not plain:  # NO_COLOR: no cursor movement either (SPEC section 7)
             with Live(console=console, auto_refresh=False, transient=False) as live:
                 while not stop.is_set():
-                    live.update(render(gather(database.get(), settings, interval)), refresh=True)
+                    live.update(render(gather(database.get(), settings, interval), console.width), refresh=True)
                     stop.wait(interval)
         else:
             while not stop.is_set():
-                console.print(render(gather(database.get(), settings, interval)))
+                console.print(render(gather(database.get(), settings, interval), console.width))
                 console.print()
                 console.file.flush()
                 stop.wait(interval)

@@ -127,7 +127,8 @@ def _commands(root=None):
 def test_every_command_has_help(cli, lifelog):
     paths = [path for path, _ in _commands()]
     assert ["meta", "show"] in paths and ["init"] in paths and ["watchdog", "pause"] in paths
-    assert len(paths) == len(COMMANDS) + 1 + 2 + 2  # the root, meta's two, the watchdog's two
+    assert ["config", "show"] in paths and ["paths"] in paths
+    assert len(paths) == len(COMMANDS) + 1 + 2 + 2 + 1  # the root, meta's two, the watchdog's two, config's show
     assert lifelog("--help").out.startswith("Usage: lifelog")  # and as a real process
     for path in paths:
         for flag in ("--help", "-h"):
@@ -162,7 +163,7 @@ def test_a_command_line_builds_only_its_own_command():
 
 def test_every_command_takes_db_and_config_after_its_name():
     for path, command in _commands():
-        if path in ([], ["meta"]):
+        if path in ([], ["meta"], ["config"]):  # the groups
             continue
         opts = {o for param in command.params for o in param.opts}
         assert {"--db", "--config"} <= opts, path

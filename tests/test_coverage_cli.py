@@ -95,6 +95,40 @@ def test_the_terminal_picture_shows_one_cell_per_slot_coloured_by_class(db_path,
     assert "\x1b[1;38;5;208m" + "a" * 20 + "\x1b[0m" in styled  # AW down, orange
 
 
+def _picture(db_path, planted, width: int) -> list[str]:
+    from lifelog.core.settings import load_settings
+    from lifelog.coverage.picture import print_picture
+    from lifelog.coverage.query import coverage_of
+
+    with open_db(db_path) as db:
+        cov = coverage_of(db, load_settings(overrides={"db_path": str(db_path)}), planted.since, planted.until, 15)
+    console = Console(file=io.StringIO(), record=True, width=width)
+    print_picture(cov, console)
+    return console.export_text().splitlines()
+
+
+def test_at_80_columns_a_cell_shows_two_slots_and_the_totals_go_under_the_day(db_path, planted):
+    lines = _picture(db_path, planted, 80)
+    assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    at = next(i for i, line in enumerate(lines) if line.startswith(planted.day.strftime("%a %m-%d")))
+    cells = lines[at][11:]
+    if (planted.next_midnight - planted.midnight) // 3600 == 24:
+        assert cells == "·" * 16 + "█" * 8 + "S" * 2 + "a" * 10 + "·" * 12, "\n".join(lines)  # 48 half-hours
+    assert "█" * 8 + "S" * 2 + "a" * 10 in cells
+    assert lines[at + 1] == " " * 11 + "active 4:00  without window data 1:00"  # whole words, a line of their own
+    assert "15-minute slots, 2 to a cell" in " ".join(" ".join(lines[:2]).split())  # wrapped at words
+    assert any(line.startswith("A cell shows 2 slots (30 minutes)") for line in lines)
+
+
+def test_at_120_columns_every_slot_has_its_cell(db_path, planted):
+    lines = _picture(db_path, planted, 120)
+    assert all(len(line) <= 120 for line in lines), "\n".join(lines)
+    at = next(i for i, line in enumerate(lines) if line.startswith(planted.day.strftime("%a %m-%d")))
+    assert "█" * 16 + "S" * 4 + "a" * 20 in lines[at]
+    assert "active 4:00" in lines[at] + lines[at + 1]
+    assert "to a cell" not in lines[0]
+
+
 def test_the_command_prints_the_picture_and_writes_the_html(db_path, planted, lifelog, tmp_path):
     page = tmp_path / "coverage.html"
     r = lifelog("coverage", "--db", str(db_path), *range_args(planted), "--html", str(page))

@@ -189,3 +189,59 @@ def test_the_user_dirs_are_platformdirs_own_on_linux(monkeypatch, env):
     assert settings.user_data_dir() == Path(unix.user_data_dir)
     assert settings.user_config_dir() == Path(unix.user_config_dir)
     assert settings.user_state_dir() == Path(unix.user_state_dir)
+
+
+# -- `lifelog config show` and `lifelog paths`: each value and where it came from -------------------
+
+
+def test_explain_names_each_settings_source_by_precedence(tmp_path):
+    from lifelog.core.settings import explain_settings
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('poll_interval_seconds = 3\naw_timeout_seconds = 2\nstop_grace_seconds = 1.5\n')
+    env = {"LIFELOG_POLL_INTERVAL_SECONDS": "4", "LIFELOG_AW_TIMEOUT_SECONDS": "0.25"}
+    e = explain_settings(config=cfg, environ=env, overrides={"poll_interval_seconds": "0.5", "db_path": None})
+    doc = e.to_json()["settings"]
+    assert doc["poll_interval_seconds"] == {"value": 0.5, "source": "option"}
+    assert doc["aw_timeout_seconds"] == {"value": 0.25, "source": "environment"}
+    assert doc["stop_grace_seconds"] == {"value": 1.5, "source": "file"}
+    assert doc["heartbeat_timeout_seconds"] == {"value": 120, "source": "default"}
+    assert doc["db_path"] == {"value": str(default_db_path()), "source": "default"}
+    assert doc["backup_dir"] == {"value": str(default_db_path().parent / "backups"), "source": "default"}
+    assert set(doc) == set(SETTING_NAMES)
+    assert e.to_json()["config_file"] == {"path": str(cfg), "source": "option", "exists": True}
+
+
+def test_explain_shows_a_secret_as_set_and_never_its_value(tmp_path):
+    from lifelog.core.settings import explain_settings
+
+    key, url = "s3cr3t-api-key-1234", "https://hc-ping.com/0f1e2d3c-aaaa-bbbb-cccc-123456789abc"
+    e = explain_settings(environ={"LIFELOG_AW_API_KEY": key, "LIFELOG_PING_URL": url})
+    doc = e.to_json()["settings"]
+    assert doc["aw_api_key"] == {"value": "(set)", "source": "environment"}
+    assert doc["ping_url"] == {"value": "(set)", "source": "environment"}
+    shown = e.render(80) + repr(e.to_json())
+    assert key not in shown and "0f1e2d3c" not in shown
+    assert explain_settings(environ={}).to_json()["settings"]["aw_api_key"] == {"value": "", "source": "default"}
+
+
+def test_the_config_file_source_is_the_option_then_lifelog_config_then_the_default(tmp_path, isolated_env):
+    from lifelog.core.settings import config_file, default_config_path
+
+    assert config_file(tmp_path / "a.toml", {"LIFELOG_CONFIG": "b.toml"}) == (tmp_path / "a.toml", "option")
+    assert config_file(None, {"LIFELOG_CONFIG": str(tmp_path / "b.toml")}) == (tmp_path / "b.toml", "environment")
+    assert config_file(None, {}) == (default_config_path(), "default")
+
+
+def test_paths_name_database_config_logs_backups_and_metrics(tmp_path, isolated_env):
+    from lifelog.core.settings import explain_settings, paths, render_paths
+
+    where = paths(explain_settings(environ={"LIFELOG_DB_PATH": str(tmp_path / "x.db")}))
+    state = isolated_env / "state" / "lifelog" / "log"
+    assert where == {"database": str(tmp_path / "x.db"),
+                     "config_file": str(isolated_env / "config" / "lifelog" / "config.toml"),
+                     "log_dir": str(state), "log_file": str(state / "lifelog.log"),
+                     "backup_dir": str(isolated_env / "data" / "lifelog" / "backups"), "metrics_file": None}
+    text = render_paths(where)
+    assert text.splitlines()[0] == f"database       {tmp_path / 'x.db'}"
+    assert "metrics file   (none: set metrics_file)" in text

@@ -634,3 +634,43 @@ def test_a_restart_command_is_bounded_and_never_goes_through_a_shell(tmp_path):
     out = run_command(f"{sys.executable} -c 'import sys; print(\"no unit\"); sys.exit(5)'")
     assert out == "exit 5: no unit"
     assert run_command("true; touch x").startswith("could not run 'true;'")
+
+
+# -- `lifelog sources` for people, fitted to the terminal ----------------------------------------
+
+
+def _views():
+    from lifelog.sources.judge import Judgement
+    from lifelog.sources.watch import SourceView
+
+    return [SourceView(Judgement("aw-watcher-afk_ada-thinkpad", "afkstatus", "ada-thinkpad", SourceState.LIVE,
+                                 "recording: its newest event is within source_silence_minutes",
+                                 NOW - timedelta(seconds=9)), to_iso(NOW)),
+            SourceView(Judgement("aw-watcher-window_ada-thinkpad", "currentwindow", "ada-thinkpad",
+                                 SourceState.SILENT, "no window event for 45 min while you were active and the "
+                                 "machine awake; restart it with 'systemctl --user restart aw-watcher-window'",
+                                 NOW - timedelta(minutes=45)), to_iso(NOW))]
+
+
+def test_the_sources_table_fits_80_columns_reasons_wrapped_whole_in_their_column():
+    from lifelog.sources.watch import render_table
+
+    lines = render_table(_views(), NOW, 80).splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    header = lines[0].split()
+    assert header[0] == "BUCKET" and "STATE" in header and "AGE" in header and header[-1] == "REASON"
+    at = lines[0].index("REASON")
+    silent = next(i for i, line in enumerate(lines) if line.startswith("aw-watcher-window_ada-thinkpad"))
+    assert "silent" in lines[silent] and "45 min ago" in lines[silent]
+    assert " ".join(line[at:] for line in lines[silent:]) == _views()[1].judgement.reason
+    assert all(line[:at].strip() == "" for line in lines[silent + 1:])
+
+
+def test_the_sources_table_is_one_line_a_source_with_no_width_as_always():
+    from lifelog.sources.watch import render_table
+
+    lines = render_table(_views(), NOW, None).splitlines()
+    assert len(lines) == 3
+    assert lines[0].split() == ["BUCKET", "TYPE", "HOST", "STATE", "NEWEST", "END", "AGE", "REASON"]
+    assert lines[2].endswith(_views()[1].judgement.reason)
+    assert render_table([], NOW, 80).startswith("(no sources yet")

@@ -322,3 +322,39 @@ def test_an_alert_that_prints_leaves_json_output_pure(lifelog, db_path):
     assert "noise from the alert" in r.err
     with open_db(db_path) as db:
         assert get_meta(db, "status.alert_result") == "exit 0"
+
+
+# -- the human form fitted to the terminal (SPEC section 7) ---------------------------------------
+
+LONG = status.StatusReport(
+    Level.CRITICAL,
+    "CRITICAL: AW unhealthy: cannot connect to http://127.0.0.1:5600 (connection refused) (3 checks in a row); "
+    "watcher not running (watcher pid 4488 is gone)",
+    [status.Component("aw", Level.CRITICAL, "AW unhealthy: cannot connect to http://127.0.0.1:5600 "
+                      "(connection refused) (3 checks in a row)", None, 4.0),
+     status.Component("watcher", Level.CRITICAL, "watcher not running (watcher pid 4488 is gone)"),
+     status.Component("watchdog", Level.WARNING, "no watchdog pass ever for 7 min while the watcher runs: nothing "
+                      "would restart it; run 'lifelog daemon', or add the cron line that "
+                      "'scripts/install-os-files cron' prints")],
+    db="/home/ada-lovelace/.local/share/lifelog/a-database-with-a-rather-long-name/lifelog.db")
+
+
+def test_at_80_columns_every_status_line_fits_and_reasons_wrap_under_their_column():
+    lines = LONG.render(80).splitlines()
+    assert all(len(line) <= 80 for line in lines if not line.startswith("  database")), lines
+    assert lines[0].startswith("CRITICAL: AW unhealthy:")  # the cause on the first line
+    assert lines[-1] == f"  database  {LONG.db}"  # a path runs on
+    at = lines.index(next(line for line in lines if line.startswith("  watchdog")))
+    reason = [lines[at][21:]] + [line[21:] for line in lines[at + 1:-1]]
+    assert all(line[:21].strip() == "" for line in lines[at + 1:-1])
+    assert " ".join(reason) == LONG.components[2].reason  # whole words, in order
+    summary = [lines[0][10:]] + [line[10:] for line in lines[1:] if line.startswith(" " * 10)][:1]
+    assert " ".join(summary).startswith(LONG.summary[10:60])
+
+
+def test_with_no_width_the_status_is_one_line_each_as_always():
+    assert LONG.render() == "\n".join(
+        [LONG.summary]
+        + [f"  {c.name:<9} {c.level.name:<8} {c.reason}" + (" (4 s ago)" if c.name == "aw" else "")
+           for c in LONG.components]
+        + [f"  database  {LONG.db}"])

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from rich.console import Console
 from support.helpers import wait_for
 
@@ -120,3 +123,70 @@ def test_watch_before_the_database_exists_says_unknown_creates_nothing_and_picks
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
+
+
+# -- the screen in a real terminal, 80 and 120 columns wide (tmux) ---------------------------------
+
+
+def _tmux(*args: str, socket: str) -> str:
+    r = subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", *args], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_the_screen_fits_a_real_terminal_80_and_120_columns_wide(db_path, tmp_path, columns, spawn):
+    # The screen as a person sees it: `status --watch` in a tmux window of the
+    # width, read back with capture-pane (-J joins what the terminal wrapped,
+    # so a line too long for the window shows whole). AW is down, a source
+    # silent and a verdict logged, each with a long reason.
+    if shutil.which("tmux") is None:  # a missing tool fails, never skips: .ci/run installs it
+        pytest.fail("tmux is not installed: apt-get install tmux (.ci/run does it as root)")
+    db = open_db(db_path)
+    bucket = "aw-watcher-window_ada-lovelace-thinkpad"
+    for key, value in (("state", "silent"), ("since", to_iso(datetime.now(UTC) - timedelta(minutes=12))),
+                       ("newest_end", to_iso(datetime.now(UTC) - timedelta(minutes=22))),
+                       ("reason", "no window event for 22 min while you were active and the machine awake; "
+                                  "restart it with 'systemctl --user restart aw-watcher-window'")):
+        set_meta(db, f"source.{bucket}.{key}", value)
+    with transaction(db):
+        db.conn.execute("INSERT INTO watchdog_log (at, verdict, reason, action, actor) VALUES (?, ?, ?, ?, ?)",
+                        (to_iso(datetime.now(UTC)), "restart:heartbeat_stale",
+                         "heartbeat 312 s old, more than heartbeat_timeout_seconds (120 s), while AW answers",
+                         "stopped watcher pid 4488 (SIGTERM), started lifelog watcher (pid 4490)", "daemon"))
+    db.close()
+    socket = f"lifelog-test-{os.getpid()}-{columns}"
+    # (Unset: the test process may carry a LINES and COLUMNS that rich would take over the window's size.)
+    argv = ["env", "-u", "LINES", "-u", "COLUMNS", f"PATH={os.environ['PATH']}", f"HOME={os.environ['HOME']}", "TERM=xterm-256color",
+            "LIFELOG_AW_URL=http://127.0.0.1:9", "LIFELOG_AW_TIMEOUT_SECONDS=1",
+            *(f"{k}={v}" for k, v in os.environ.items() if k.startswith("XDG_")),
+            sys.executable, "-m", "lifelog", "status", "--watch", "--interval", "0.5", "--db", str(db_path)]
+    _tmux("new-session", "-d", "-s", "screen", "-x", str(columns), "-y", "100", shlex.join(argv) + "; sleep 60",
+          socket=socket)
+    try:
+        shown = [""]
+
+        def screen() -> str | None:
+            shown[0] = _tmux("capture-pane", "-p", "-J", "-t", "screen", socket=socket)
+            return shown[0] if "CRITICAL: AW unhealthy" in shown[0] and "database " in shown[0] else None
+
+        try:
+            text = wait_for(screen, timeout=60, what="the status screen drawn")
+        except AssertionError as e:
+            (tmp_path / f"screen-{columns}.txt").write_text(shown[0])
+            raise AssertionError(f"{e}; the window shows:\n{shown[0]}") from None
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
+    (tmp_path / f"screen-{columns}.txt").write_text(text)  # the screenshot, to look at
+    lines = [line.rstrip() for line in text.splitlines()]
+    too_long = [line for line in lines if len(line) > columns and not line.startswith("database ")]
+    assert too_long == [], text
+    assert lines[0].startswith("LifeLog status")
+    words = " ".join(text.split())
+    assert "CRITICAL: AW unhealthy" in words and "silent" in words and "restart:heartbeat_stale" in words
+    # Reasons wrap at words inside their column: every word of them is there, whole.
+    assert "restart it with 'systemctl --user restart aw-watcher-window'" in words  # the source's, in order
+    said = {word.strip(";,") for word in text.split()}  # (at 80 columns the action follows the reason after a ;)
+    reason = "heartbeat 312 s old, more than heartbeat_timeout_seconds (120 s), while AW answers"
+    assert {word.strip(";,") for word in reason.split()} <= said

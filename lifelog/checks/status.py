@@ -30,6 +30,7 @@ from lifelog.checks.liveness import Freshness, age, judge_data, ts, watcher_down
 from lifelog.core import keys
 from lifelog.core.identity import WatcherFacts
 from lifelog.core.settings import Settings
+from lifelog.core.terminal import hanging
 from lifelog.core.timeutil import format_age, to_iso, try_parse_iso, utcnow
 from lifelog.core.verdicts import SEVERITY, Level
 
@@ -82,11 +83,15 @@ class StatusReport(NamedTuple):
         return {"level": self.level.name, "exit_code": self.exit_code, "summary": self.summary,
                 "db": self.db, "at": self.at, "components": [c.to_json() for c in self.components]}
 
-    def render(self) -> str:
-        lines = [self.summary]
+    def render(self, width: int | None = None) -> str:
+        """The human form, fitted to `width` columns (None: no limit; see
+        lifelog.core.terminal): the summary and each reason wrap at words,
+        a reason's lines under its own column. The database path runs on."""
+        level, sep, cause = self.summary.partition(": ")
+        lines = hanging(level + sep, cause, width) if sep else hanging("", self.summary, width)
         for c in self.components:
             shown = f" ({format_age(c.age_seconds)})" if c.age_seconds is not None else ""
-            lines.append(f"  {c.name:<9} {c.level.name:<8} {c.reason}{shown}")
+            lines += hanging(f"  {c.name:<9} {c.level.name:<8} ", f"{c.reason}{shown}", width)
         lines.append(f"  database  {self.db}")
         return "\n".join(lines)
 

@@ -340,25 +340,47 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Resolve every setting. `overrides` are command-line values (None = unset)."""
+    return _resolve(config, overrides, environ)[0]
+
+
+# Where a setting's value came from (`lifelog config show`, SPEC section 7).
+OPTION, ENVIRONMENT, FILE, DEFAULT = "option", "environment", "file", "default"
+
+
+def config_file(config: str | os.PathLike[str] | None = None,
+                environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
+    """The config file read (it may not exist) and where its path came from:
+    `option` (--config), `environment` ($LIFELOG_CONFIG) or `default`."""
     env = os.environ if environ is None else environ
     if config is not None:
-        config_path, explicit = Path(config).expanduser(), True
-    elif env.get(CONFIG_ENV):
-        config_path, explicit = Path(env[CONFIG_ENV]).expanduser(), True
-    else:
-        config_path, explicit = default_config_path(), False
+        return Path(config).expanduser(), OPTION
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]).expanduser(), ENVIRONMENT
+    return default_config_path(), DEFAULT
+
+
+def _resolve(config: str | os.PathLike[str] | None, overrides: Mapping[str, Any] | None,
+             environ: Mapping[str, str] | None) -> tuple[Settings, dict[str, str]]:
+    """The settings, and the source of each (OPTION, ENVIRONMENT, FILE or DEFAULT)."""
+    env = os.environ if environ is None else environ
+    config_path, config_source = config_file(config, env)
+    explicit = config_source != DEFAULT
     file_values = _read_config(config_path, explicit)
 
     values: dict[str, Any] = {}
+    sources = dict.fromkeys(SETTING_NAMES, DEFAULT)
     for name in SETTING_NAMES:
         env_name = ENV_PREFIX + name.upper()
         cli_value = (overrides or {}).get(name)
         if cli_value is not None:
             values[name] = _convert(name, cli_value, f"option for {name}")
+            sources[name] = OPTION
         elif env_name in env:
             values[name] = _convert(name, env[env_name], f"environment variable {env_name}")
+            sources[name] = ENVIRONMENT
         elif name in file_values:
             values[name] = _convert(name, file_values[name], f"config file {config_path}")
+            sources[name] = FILE
     values.setdefault("db_path", default_db_path())
     settings = Settings(**values, config_path=config_path if file_values or explicit else None)
     redact.remember(settings.aw_api_key)
@@ -369,7 +391,91 @@ def load_settings(
             f"({settings.restart_backoff_max_seconds:g}) is smaller than "
             f"restart_backoff_initial_seconds ({settings.restart_backoff_initial_seconds:g})"
         )
-    return settings
+    return settings, sources
+
+
+# -- `lifelog config show` and `lifelog paths` ----------------------------------------------
+
+SET = "(set)"  # how a secret that has a value is shown
+
+
+class Explained(NamedTuple):
+    """Every setting's effective value and where it came from."""
+
+    settings: Settings
+    sources: Mapping[str, str]
+    config_path: Path
+    config_source: str
+
+    def shown(self, name: str) -> Any:
+        """The value as `config show` may print it (JSON types): a secret as
+        `(set)`, never itself; a default folder as its path."""
+        value = getattr(self.settings, name)
+        if name in SECRET_SETTINGS:
+            return SET if value else ""
+        if name == "backup_dir":
+            value = self.settings.backup_folder
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, Mapping):
+            return dict(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config_file": {"path": str(self.config_path), "source": self.config_source,
+                                "exists": self.config_path.is_file()},
+                "settings": {name: {"value": self.shown(name), "source": self.sources[name]}
+                             for name in SETTING_NAMES}}
+
+    def render(self, width: int | None = None) -> str:
+        from lifelog.core.terminal import Col, table
+
+        exists = "" if self.config_path.is_file() else ", no file there"
+        rows = []
+        for name in SETTING_NAMES:
+            value = self.shown(name)
+            text = json.dumps(value) if isinstance(value, dict) else "" if value is None else str(value)
+            rows.append((name, self.sources[name], text))
+        lines = [f"config file {self.config_path} ({self.config_source}{exists})", ""]
+        lines += table((Col("SETTING"), Col("SOURCE"), Col("VALUE", "wrap", min_width=20)), rows, width)
+        return "\n".join(lines)
+
+
+def explain_settings(
+    *,
+    config: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Explained:
+    """`load_settings`, with each setting's source: `lifelog config show`."""
+    settings, sources = _resolve(config, overrides, environ)
+    return Explained(settings, sources, *config_file(config, environ))
+
+
+def log_file() -> Path:
+    """Where the reading commands' log lines go (lifelog.core.logs.setup_quiet_logging)."""
+    return log_dir() / "lifelog.log"
+
+
+def paths(explained: Explained) -> dict[str, str | None]:
+    """Where things are (`lifelog paths`): None for a file not configured."""
+    s = explained.settings
+    return {"database": str(s.db_path), "config_file": str(explained.config_path), "log_dir": str(log_dir()),
+            "log_file": str(log_file()), "backup_dir": str(s.backup_folder),
+            "metrics_file": None if s.metrics_file is None else str(s.metrics_file)}
+
+
+PATH_LABELS = {"database": "database", "config_file": "config file", "log_dir": "log directory",
+               "log_file": "log file", "backup_dir": "backups", "metrics_file": "metrics file"}
+
+
+def render_paths(where: Mapping[str, str | None]) -> str:
+    """`lifelog paths` for people: a label and a path a line (paths are never cut)."""
+    wide = max(len(label) for label in PATH_LABELS.values())
+    return "\n".join(f"{PATH_LABELS[key]:<{wide}}  {value if value is not None else '(none: set metrics_file)'}"
+                     for key, value in where.items())
 
 
 

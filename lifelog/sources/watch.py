@@ -28,6 +28,8 @@ from lifelog.core import commands, keys
 from lifelog.core.clocks import format_clocks, parse_clocks
 from lifelog.core.identity import WatcherFacts
 from lifelog.core.settings import Settings
+from lifelog.core.terminal import Col
+from lifelog.core.terminal import table as terminal_table
 from lifelog.core.timeutil import format_span, to_iso, try_parse_iso, utcnow
 from lifelog.core.verdicts import Level, SourceState, Verdict
 from lifelog.db.database import transaction
@@ -320,6 +322,28 @@ def survey(db, settings: Settings, now: datetime | None = None) -> list[SourceVi
         since = meta.get(keys.source_since(j.bucket_id)) if recorded else None
         views.append(SourceView(j, since or to_iso(now)))
     return views
+
+
+# The table of `lifelog sources`. Too wide for the terminal, it leaves out
+# first the newest end (its age stays), then the type and the host (the
+# bucket id names both); the reason wraps in its column (lifelog.core.terminal).
+TABLE = (Col("BUCKET", "clip", min_width=24), Col("TYPE", drop=2), Col("HOST", drop=3), Col("STATE"),
+         Col("NEWEST END", drop=1), Col("AGE"), Col("REASON", "wrap", min_width=24))
+
+
+def render_table(views: list[SourceView], now: datetime, width: int | None = None) -> str:
+    """`lifelog sources` for people, fitted to `width` columns (None: no limit)."""
+    from lifelog.core.timeutil import format_age
+
+    if not views:
+        return "(no sources yet: LifeLog's watcher lists AW's buckets when it polls)"
+    rows = []
+    for v in views:
+        j = v.judgement
+        rows.append((j.bucket_id, j.type, j.hostname, str(j.state),
+                     j.newest_end.isoformat(timespec="seconds") if j.newest_end else "-",
+                     format_age(j.age(now)), j.reason))
+    return "\n".join(terminal_table(TABLE, rows, width))
 
 
 # -- the status component -----------------------------------------------------------------------
