@@ -121,7 +121,8 @@ def aw_component(snap: Snapshot, settings: Settings) -> Component:
         return component_at("aw", Level.WARNING, f"AW degraded: {error}", snap, checked)
     if status == "unhealthy":
         failures = meta.get(keys.AW_CONSECUTIVE_FAILURES) or "?"
-        return component_at("aw", Level.CRITICAL, f"AW unhealthy: {error} ({failures} checks in a row)",
+        checks = "check" if failures == "1" else "checks"
+        return component_at("aw", Level.CRITICAL, f"AW unhealthy: {error} ({failures} {checks} in a row)",
                             snap, checked)
     if status != "healthy":
         return component_at("aw", Level.OK, "AW not checked yet", snap)
