@@ -160,3 +160,41 @@ def test_the_verdict_never_improves_as_a_device_stays_away_longer(expect, down, 
     if expect is Expect.SOMETIMES:
         assert level_at(NOW + more) is not Level.CRITICAL
     assert judge(device, DeviceSeen(True, None, NOW, NOW))[0] is Level.OK
+
+
+# The setting, loaded as every command loads it.
+
+def test_devices_load_from_a_private_config_file_and_from_the_environment(tmp_path):
+    from lifelog.core.settings import load_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text('[devices.laptop]\nurl = "http://127.0.0.1:5600"\n'
+                      '[devices.desktop]\nurl = "http://desktop.lan:5600"\napi_key = "k-secret"\n')
+    config.chmod(0o600)
+    loaded = load_settings(config=config, environ={})
+    assert [d.name for d in loaded.device_list] == ["laptop", "desktop"]
+    assert [d.expect for d in loaded.devices] == [Expect.ALWAYS, Expect.SOMETIMES]
+    assert "k-secret" not in repr(loaded)
+    from_env = load_settings(config=config, environ={
+        "LIFELOG_DEVICES": json.dumps({"desk": {"url": "http://10.0.0.2:5600", "expect": "always"}})})
+    assert from_env.devices == (Device("desk", "http://10.0.0.2:5600", "", Expect.ALWAYS),)
+
+
+def test_a_config_file_holding_a_device_key_must_be_private(tmp_path):
+    from lifelog.core.settings import load_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text('[devices.desktop]\nurl = "http://desktop.lan:5600"\napi_key = "k-secret"\n')
+    config.chmod(0o644)
+    with pytest.raises(UsageError) as caught:
+        load_settings(config=config, environ={})
+    assert "chmod 600" in str(caught.value) and "k-secret" not in str(caught.value)
+
+
+def test_with_no_devices_the_one_device_is_aw_url():
+    from lifelog.core.settings import load_settings
+
+    loaded = load_settings(environ={"LIFELOG_AW_URL": "http://desktop.lan:5600"})
+    assert loaded.devices == ()
+    (device,) = loaded.device_list
+    assert (device.name, device.url, device.expect) == ("local", "http://desktop.lan:5600", Expect.SOMETIMES)

@@ -21,6 +21,8 @@ from lifelog.core.timeutil import format_span
 from lifelog.core.verdicts import Level
 
 SETTING = "devices"
+# The one device of `aw_url` when `devices` is empty.
+LOCAL = "local"
 NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 FIELDS = frozenset({"url", "api_key", "expect"})
 # aw-sync names the buckets it copies `<bucket>-synced-from-<host>`.
