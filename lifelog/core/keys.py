@@ -146,6 +146,48 @@ def source_of_state_key(key: str) -> str | None:
     return None
 
 
+# Per device (SPEC section 14), only when the `devices` setting is set:
+# `device.<name>.<field>`. Device names are `a-z 0-9 _ -`, so no dots: a key
+# splits at its first and last dot.
+DEVICE_PREFIX = "device."
+DEVICE_FIELDS = ("device_id", "hostname", "reachable", "unreachable_since", "last_poll_ok_at",
+                 "last_event_ts", "last_error")
+
+
+def device_key(name: str, field: str) -> str:
+    if field not in DEVICE_FIELDS:
+        raise ValueError(f"unknown device field {field!r}")
+    return f"{DEVICE_PREFIX}{name}.{field}"
+
+
+def device_of_key(key: str) -> tuple[str, str] | None:
+    """(name, field) of a `device.<name>.<field>` key, else None."""
+    if not key.startswith(DEVICE_PREFIX):
+        return None
+    name, dot, field = key[len(DEVICE_PREFIX):].partition(".")
+    return (name, field) if dot and name and field in DEVICE_FIELDS else None
+
+
+# What each device key holds: (who writes it, what it holds), for the README's
+# "Meta keys" table beside the other keys' lines.
+_D = "<name>"
+DEVICE_DOCS: dict[str, tuple[str, str]] = {
+    device_key(_D, "device_id"): ("watcher", "the `device_id` the device's AW reported at its latest answer; "
+                                             "its rows are keyed by it"),
+    device_key(_D, "hostname"): ("watcher", "the host name its AW reported (aw-sync copies named after it are "
+                                            "not stored)"),
+    device_key(_D, "reachable"): ("watcher", "`yes` when the latest poll reached it and stored its answer, "
+                                             "else `no`"),
+    device_key(_D, "unreachable_since"): ("watcher", "the first failed poll after the latest good one (for a "
+                                                     "device never reached, LifeLog's first try); empty while "
+                                                     "reachable"),
+    device_key(_D, "last_poll_ok_at"): ("watcher", "end of the latest poll that reached it and stored its answer"),
+    device_key(_D, "last_event_ts"): ("watcher", "end of the newest event stored from it"),
+    device_key(_D, "last_error"): ("watcher", "why its latest poll failed, or why it is refused (the device "
+                                              "holding its `device_id` first); empty after a good poll"),
+}
+
+
 # -- reading values ------------------------------------------------------------------------
 
 

@@ -134,14 +134,24 @@ class Page:
         return [normalise(self.bucket_id, r) for r in self.raw]
 
 
-def connect(db, client: AWClient, settings: Settings) -> tuple[AWServer, dict[str, dict], list[str]]:
-    """The server, its bucket listing (recorded) and the buckets chosen by the settings."""
-    info = client.info()
+def connect(db, client: AWClient, settings: Settings, info: dict[str, Any] | None = None,
+            skip: Callable[[str], bool] | None = None) -> tuple[AWServer, dict[str, dict], list[str]]:
+    """The server, its bucket listing (recorded) and the buckets chosen by the settings.
+
+    `info` is /api/0/info when the caller already asked (the watcher asks
+    every device first, to tell clones apart); `skip` leaves buckets out of
+    the chosen ones (aw-sync copies of a device followed directly). The
+    listing is recorded whole either way: `lifelog sources` shows the copies."""
+    if info is None:
+        info = client.info()
     src = AWServer.of(client, info)
     servers.record(db, src.server, info)  # AW's host name: lifelog.sources.judge tells remote buckets by it
     listing = client.buckets()
     record_buckets(db, src.server, listing)
-    return src, listing, buckets_mod.selected(listing.keys(), settings.bucket_patterns)
+    chosen = buckets_mod.selected(listing.keys(), settings.bucket_patterns)
+    if skip is not None:
+        chosen = [b for b in chosen if not skip(b)]
+    return src, listing, chosen
 
 
 # -- reading what is stored ---------------------------------------------------
