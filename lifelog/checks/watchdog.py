@@ -238,7 +238,7 @@ def device_views(settings: Settings, meta: Meta) -> dict[str, AWView]:
         for field in ("device_id", "hostname"):
             value = meta.get(keys.device_key(d.name, field))
             if value:
-                followed.setdefault(value, d.name)
+                followed.setdefault(value.lower(), d.name)
     views = {}
     for d in settings.devices:
         try:

@@ -85,12 +85,13 @@ def recorded_identity(db, name: str) -> tuple[str | None, str | None]:
 
 def followed_map(identities: Sequence[tuple[str, str | None, str | None]]) -> dict[str, str]:
     """Every followed device's device_id and host name -> its name (for
-    core.devices.copy_of); the first device keeps a key two share."""
+    core.devices.copy_of, which compares without case: so does this); the
+    first device keeps a key two share."""
     followed: dict[str, str] = {}
     for name, device_id, hostname in identities:
         for key in (device_id, hostname):
             if key:
-                followed.setdefault(key, name)
+                followed.setdefault(key.lower(), name)
     return followed
 
 
