@@ -171,6 +171,30 @@ def test_an_always_device_away_makes_the_poll_fail_naming_it(aw_servers, db_path
     assert stop(w) == 0
 
 
+def test_a_device_that_never_answers_costs_the_others_one_timeout_per_poll(aw_servers, db_path, spawn):
+    from support.fakeaw import SilentSocket
+
+    (desktop,) = aw_servers(1)
+    desktop.create_bucket(WINDOW)
+    hung = SilentSocket()  # connects, then silence: each call waits its whole timeout
+    try:
+        devices = devices_json(hung={"url": hung.url, "expect": "sometimes"}, desktop={"url": desktop.url})
+        w = watcher(spawn, env_for(db_path, devices))  # FAST: aw_timeout_seconds 1
+        wait_for(lambda: "no answer within 1 s" in (meta(db_path, "device.hung.last_error") or ""),
+                 what="the hung device timed out")
+        for n in range(3):
+            feed(desktop, WINDOW, 1, start=utcnow() - timedelta(seconds=2), step=1, tag=f"live{n}")
+            # Listed first, the hung device is asked first in every poll; the
+            # desktop's events still arrive, a poll (one timeout) later.
+            wait_for(lambda: stored_on(db_path, desktop.device_id(), WINDOW) == truth(desktop, WINDOW),
+                     timeout=15, what="the desktop's event stored despite the hung device")
+        assert meta(db_path, "device.hung.reachable") == "no"
+        assert meta(db_path, "watcher.last_error") == ""
+        assert stop(w) == 0
+    finally:
+        hung.close()
+
+
 # -- identity ----------------------------------------------------------------------------------
 
 
@@ -198,6 +222,34 @@ def test_a_second_name_for_the_same_server_is_refused_with_the_reason(aw_servers
     assert r.code == 1, r.err  # the clone is an `always` device (loopback), degraded
     assert rows(db_path, "SELECT device, status FROM health_checks ORDER BY id") == [
         ("desktop", "healthy"), ("clone", "degraded")]
+
+
+def test_a_device_whose_aw_reports_a_new_device_id_starts_a_new_series_the_old_rows_stay(
+        aw_servers, db_path, spawn, tmp_path):
+    from support.awserver import AWServer
+
+    (old,) = aw_servers(1)
+    old.create_bucket(WINDOW)
+    feed(old, WINDOW, 5, tag="old")
+    old_id = old.device_id()
+    devices = devices_json(laptop={"url": old.url})
+    w = watcher(spawn, env_for(db_path, devices))
+    before = truth(old, WINDOW)
+    wait_for(lambda: stored_on(db_path, old_id, WINDOW) == before, what="the first install stored")
+    old.stop()
+    # AW reinstalled on the same port: new data, so a new device_id.
+    new = AWServer(tmp_path / "aw-reinstalled", port=old.port).start()
+    try:
+        new.create_bucket(WINDOW)
+        feed(new, WINDOW, 3, tag="new")
+        new_id = new.device_id()
+        assert new_id != old_id
+        wait_for(lambda: stored_on(db_path, new_id, WINDOW) == truth(new, WINDOW), what="the new series stored")
+        wait_for(lambda: meta(db_path, "device.laptop.device_id") == new_id, what="the new device_id recorded")
+        assert stored_on(db_path, old_id, WINDOW) == before, "the old rows stay"
+        assert stop(w) == 0
+    finally:
+        new.stop()
 
 
 # -- aw-sync copies --------------------------------------------------------------------------------

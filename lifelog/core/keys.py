@@ -10,6 +10,12 @@ per source from the start.
 from __future__ import annotations
 
 # -- the watcher (README "Meta keys") ------------------------------------------------------
+# With the `devices` setting (lifelog.ingest.fleet.summary): a poll is good
+# when every `always` device was polled and stored (with none, any device
+# was), and last_error then names each failing device ("laptop: <reason>;
+# ..."); a `sometimes` device away, or a refused clone, leaves the poll good
+# (their reasons are in device.<name>.last_error). last_event_ts is the
+# newest over every device.
 WATCHER_PID = "watcher.pid"
 WATCHER_STARTED_AT = "watcher.started_at"
 WATCHER_HEARTBEAT_AT = "watcher.heartbeat_at"
