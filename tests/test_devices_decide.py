@@ -132,4 +132,4 @@ def test_device_keys_read_back():
     assert keys.device_of_key("device.laptop.last_event_ts") == ("laptop", "last_event_ts")
     assert keys.device_of_key("device.laptop.nonsense") is None
     assert keys.device_of_key("source.device.x.state") is None
-    assert set(keys.DEVICE_DOCS) == {keys.device_key("<name>", f) for f in keys.DEVICE_FIELDS}
+    assert {keys.device_key("<name>", f) for f in keys.DEVICE_FIELDS} <= set(keys.DOCS)

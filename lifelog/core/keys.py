@@ -174,26 +174,6 @@ def device_of_key(key: str) -> tuple[str, str] | None:
     return (name, field) if dot and name and field in DEVICE_FIELDS else None
 
 
-# What each device key holds: (who writes it, what it holds), for the README's
-# "Meta keys" table beside the other keys' lines.
-_D = "<name>"
-DEVICE_DOCS: dict[str, tuple[str, str]] = {
-    device_key(_D, "device_id"): ("watcher", "the `device_id` the device's AW reported at its latest answer; "
-                                             "its rows are keyed by it"),
-    device_key(_D, "hostname"): ("watcher", "the host name its AW reported (aw-sync copies named after it are "
-                                            "not stored)"),
-    device_key(_D, "reachable"): ("watcher", "`yes` when the latest poll reached it and stored its answer, "
-                                             "else `no`"),
-    device_key(_D, "unreachable_since"): ("watcher", "the first failed poll after the latest good one (for a "
-                                                     "device never reached, LifeLog's first try); empty while "
-                                                     "reachable"),
-    device_key(_D, "last_poll_ok_at"): ("watcher", "end of the latest poll that reached it and stored its answer"),
-    device_key(_D, "last_event_ts"): ("watcher", "end of the newest event stored from it"),
-    device_key(_D, "last_error"): ("watcher", "why its latest poll failed, or why it is refused (the device "
-                                              "holding its `device_id` first); empty after a good poll"),
-}
-
-
 # -- reading values ------------------------------------------------------------------------
 
 
@@ -214,13 +194,16 @@ def int_of(text: str | None) -> int | None:
 # from this (scripts/readme_tables.py, checked by tests/test_readme.py), so a
 # key added above without a line here fails the suite.
 _B = "<bucket_id>"
+_D = "<name>"
 DOCS: dict[str, tuple[str, str]] = {
     WATCHER_PID: ("watcher", "PID of the running watcher"),
     WATCHER_STARTED_AT: ("watcher", "when that process started"),
     WATCHER_HEARTBEAT_AT: ("watcher", "end of its latest poll, successful or not"),
     WATCHER_LAST_EVENT_TS: ("watcher", "end (timestamp + duration) of the newest event stored, over all buckets"),
-    WATCHER_LAST_POLL_OK_AT: ("watcher", "end of the latest poll that reached AW and stored its result"),
-    WATCHER_LAST_ERROR: ("watcher", "why the latest poll failed; empty after a good poll"),
+    WATCHER_LAST_POLL_OK_AT: ("watcher", "end of the latest poll that reached AW and stored its result (with "
+                                         "`devices`: every `always` device's, or with none any device's)"),
+    WATCHER_LAST_ERROR: ("watcher", "why the latest poll failed; empty after a good poll (with `devices`: "
+                                    "each failing device named, `<name>: <reason>; ...`)"),
     WATCHER_STATE: ("watcher", "`starting`, `running` or `stopped`"),
     WATCHER_PROCESS_CREATED: ("watcher", "its process's start time, checked before the watchdog signals that PID"),
     WATCHER_CMDLINE: ("watcher", "its command line, checked the same way"),
@@ -291,4 +274,18 @@ DOCS: dict[str, tuple[str, str]] = {
     source_restart_level(_B): ("watchdog", "consecutive runs of its restart command in effect (the backoff level; "
                                            "`source_restart_commands`)"),
     source_last_restart_at(_B): ("watchdog", "when its restart command last ran"),
+    # Per device, with the `devices` setting (SPEC section 14).
+    device_key(_D, "device_id"): ("watcher", "the `device_id` the device's AW reported at its latest answer; "
+                                             "its rows are keyed by it"),
+    device_key(_D, "hostname"): ("watcher", "the host name its AW reported (aw-sync copies named after it are "
+                                            "not stored)"),
+    device_key(_D, "reachable"): ("watcher", "`yes` when the latest poll reached it and stored its answer (or "
+                                             "found it a refused clone), else `no`"),
+    device_key(_D, "unreachable_since"): ("watcher", "the first failed poll after the latest good one (for a "
+                                                     "device never reached, LifeLog's first try); empty while "
+                                                     "reachable"),
+    device_key(_D, "last_poll_ok_at"): ("watcher", "end of the latest poll that reached it and stored its answer"),
+    device_key(_D, "last_event_ts"): ("watcher", "end of the newest event stored from it"),
+    device_key(_D, "last_error"): ("watcher", "why its latest poll failed, or why it is refused (the device "
+                                              "holding its `device_id` first); empty after a good poll"),
 }

@@ -547,4 +547,9 @@ HELP: Mapping[str, str] = MappingProxyType({
     "backup_keep_daily": "daily backups kept (see Backups)",
     "backup_keep_weekly": "weekly backups kept",
     "backup_keep_monthly": "monthly backups kept",
+    "devices": "several AW servers, one life log: a TOML table of device name to `{ url, api_key, expect }` "
+               "(in the environment a JSON object); empty: the one AW of `aw_url`. A device's api_key is a secret",
+    "device_unreachable_minutes": "status warns when an `always` device has not answered for this long "
+                                  "(critical after four times it)",
+    "device_absent_days": "status warns when a `sometimes` device has not been seen for this long",
 })
