@@ -111,7 +111,8 @@ def test_every_device_is_ingested_exactly_under_its_own_device_id(aw_servers, db
     assert stop(w) == 0
 
 
-def test_a_device_stopped_and_back_is_caught_up_once_while_the_other_keeps_arriving(aw_servers, db_path, spawn):
+def test_a_device_stopped_and_back_is_caught_up_once_while_the_other_keeps_arriving(aw_servers, db_path, spawn,
+                                                                                    lifelog):
     desktop, laptop = aw_servers(2)
     for aw in (desktop, laptop):
         aw.create_bucket(WINDOW)
@@ -134,6 +135,15 @@ def test_a_device_stopped_and_back_is_caught_up_once_while_the_other_keeps_arriv
     feed(desktop, WINDOW, 3, start=utcnow() - timedelta(seconds=5), step=1, tag="live")
     wait_for(lambda: stored_on(db_path, did, WINDOW) == truth(desktop, WINDOW), what="desktop live while away")
     assert meta(db_path, "device.laptop.unreachable_since") == away_since, "counted from the first failure"
+    # Its newest event is four days old, and it does not answer: never a restart.
+    def watchdog_pass() -> dict | None:
+        r = lifelog("watchdog", "--once", "--json", env=env_for(db_path, devices))
+        assert r.code == 0, r.err
+        verdict = json.loads(r.out)
+        return None if verdict["verdict"] == "wait:startup_grace" else verdict
+
+    verdict = wait_for(watchdog_pass, what="a pass past the watcher's startup grace")
+    assert verdict["verdict"] == "ok", verdict
 
     # Back with three days of events recorded while away (more than one
     # page: the live poll takes the newest, history the rest).
@@ -255,7 +265,8 @@ def test_a_device_whose_aw_reports_a_new_device_id_starts_a_new_series_the_old_r
 # -- aw-sync copies --------------------------------------------------------------------------------
 
 
-def test_aw_sync_copies_of_a_followed_device_are_not_stored_but_of_others_are(aw_servers, db_path, spawn):
+def test_aw_sync_copies_of_a_followed_device_are_not_stored_but_of_others_are(aw_servers, db_path, spawn,
+                                                                             lifelog):
     desktop, laptop = aw_servers(2)
     did = desktop.device_id()
     lid = laptop.device_id()
@@ -278,6 +289,12 @@ def test_aw_sync_copies_of_a_followed_device_are_not_stored_but_of_others_are(aw
     assert stored_on(db_path, lid, followed_copy) == {}
     assert rows(db_path, "SELECT count(*) FROM sync_state WHERE bucket_id = ?", (followed_copy,)) == [(0,)]
     assert stop(w) == 0
+    # A backfill and a reconciliation of the laptop's AW leave the copy out too.
+    for command in ("backfill", "reconcile"):
+        r = lifelog(command, "--aw-url", laptop.url, env=env_for(db_path, devices))
+        assert r.code == 0, r.err
+    assert stored_on(db_path, lid, followed_copy) == {}
+    assert stored_on(db_path, lid, stranger_copy) == truth(laptop, stranger_copy)
 
 
 # -- bad settings ----------------------------------------------------------------------------------
