@@ -262,6 +262,40 @@ def test_a_device_whose_aw_reports_a_new_device_id_starts_a_new_series_the_old_r
         new.stop()
 
 
+def test_a_cloned_machine_is_refused_even_while_the_original_is_away(aw_servers, db_path, spawn, tmp_path):
+    from support.awserver import AWServer
+
+    (desktop,) = aw_servers(1)
+    desktop.create_bucket(WINDOW)
+    feed(desktop, WINDOW, 4)
+    device_id = desktop.device_id()
+    # A disk image of the desktop booted as a laptop: its own data, the same device_id.
+    laptop = AWServer(tmp_path / "aw-clone")
+    id_file = Path("data/activitywatch/aw-server/device_id")
+    (laptop.home / id_file).parent.mkdir(parents=True)
+    (laptop.home / id_file).write_bytes((desktop.home / id_file).read_bytes())
+    laptop.start()
+    try:
+        assert laptop.device_id() == device_id
+        laptop.create_bucket("aw-watcher-window_laptop")
+        feed(laptop, "aw-watcher-window_laptop", 6, tag="clone")
+        devices = devices_json(desktop={"url": desktop.url}, laptop={"url": laptop.url, "expect": "sometimes"})
+        w = watcher(spawn, env_for(db_path, devices))
+        wait_for(lambda: stored_on(db_path, device_id, WINDOW) == truth(desktop, WINDOW), what="desktop stored")
+        wait_for(lambda: "desktop" in (meta(db_path, "device.laptop.last_error") or ""), what="laptop refused")
+        desktop.stop()
+        wait_for(lambda: meta(db_path, "device.desktop.reachable") == "no", what="the desktop away")
+        # Still refused, by the device_id the desktop last answered with.
+        first_poll = meta(db_path, "watcher.heartbeat_at")
+        wait_for(lambda: meta(db_path, "watcher.heartbeat_at") > first_poll, what="a poll with the desktop away")
+        assert "desktop" in meta(db_path, "device.laptop.last_error")
+        assert stored_on(db_path, device_id, "aw-watcher-window_laptop") == {}, "nothing of the clone stored"
+        assert rows(db_path, "SELECT count(*) FROM buckets WHERE bucket_id = 'aw-watcher-window_laptop'") == [(0,)]
+        assert stop(w) == 0
+    finally:
+        laptop.stop()
+
+
 # -- aw-sync copies --------------------------------------------------------------------------------
 
 
