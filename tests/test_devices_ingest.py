@@ -331,6 +331,40 @@ def test_aw_sync_copies_of_a_followed_device_are_not_stored_but_of_others_are(aw
     assert stored_on(db_path, lid, stranger_copy) == truth(laptop, stranger_copy)
 
 
+def test_the_daemons_reconciliation_covers_every_device_and_skips_one_away(aw_servers, db_path, spawn, caplog):
+    import logging
+    import threading
+
+    from lifelog import daemon
+
+    desktop, laptop, away = aw_servers(3)
+    for aw in (desktop, laptop, away):
+        aw.create_bucket(WINDOW)
+        feed(aw, WINDOW, 6)
+    devices = devices_json(desktop={"url": desktop.url}, laptop={"url": laptop.url},
+                           away={"url": away.url, "expect": "sometimes"})
+    w = watcher(spawn, env_for(db_path, devices))
+    for aw in (desktop, laptop, away):
+        expected = truth(aw, WINDOW)
+        wait_for(lambda: stored_on(db_path, aw.device_id(), WINDOW) == expected, what="stored")  # noqa: B023
+    assert stop(w) == 0
+    away.stop()
+    # AW lost an event on the laptop, under LifeLog's feet.
+    lost = min(truth(laptop, WINDOW))
+    assert laptop.api("DELETE", f"/buckets/{WINDOW}/events/{lost}").status_code == 200
+    assert lost in stored_on(db_path, laptop.device_id(), WINDOW)
+    settings = load_settings(overrides={"db_path": str(db_path)}, environ={**FAST, "LIFELOG_DEVICES": devices})
+    caplog.set_level(logging.INFO, logger="lifelog")
+    daemon._reconcile_job(settings, threading.Event())
+    records = caplog.records
+    assert stored_on(db_path, laptop.device_id(), WINDOW) == truth(laptop, WINDOW)
+    assert lost not in stored_on(db_path, laptop.device_id(), WINDOW)
+    assert stored_on(db_path, desktop.device_id(), WINDOW) == truth(desktop, WINDOW)
+    lines = [r.getMessage() for r in records if r.getMessage().startswith("reconcile ")]
+    assert [line.split(":")[0] for line in lines] == ["reconcile desktop", "reconcile laptop", "reconcile away"]
+    assert "not reconciled" in lines[2] and away.url in lines[2]
+
+
 # -- bad settings ----------------------------------------------------------------------------------
 
 

@@ -229,3 +229,30 @@ def record_devices(db, polls: Sequence[DevicePoll], now: str) -> str | None:
             if ts and (newest is None or ts > newest):
                 newest = ts
     return newest
+
+
+def reconcile_devices(db, settings: Settings, *, should_stop: ShouldStop = never) -> list[str]:
+    """The daemon's reconciliation over every device of the `devices` setting,
+    in order, each through a client of its own: a device that does not answer
+    is skipped (its line says why), a clone refused by the watcher (by the
+    device_ids recorded) is not read, and aw-sync copies of followed devices
+    are left out (lifelog.ingest.store.connect). One line per device;
+    reconcile.summary holds the last device's."""
+    from lifelog.ingest import reconcile
+
+    refused = duplicate_ids((d.name, recorded_identity(db, d.name)[0]) for d in settings.devices)
+    lines = []
+    for device in settings.devices:
+        if should_stop():
+            break
+        if device.name in refused:
+            lines.append(f"{device.name}: not read (the device_id of {refused[device.name]})")
+            continue
+        try:
+            with AWClient(device.url, settings.aw_timeout_seconds, api_key=device.api_key) as client:
+                report = reconcile.reconcile(db, client, settings, should_stop=should_stop)
+        except AWError as e:
+            lines.append(f"{device.name}: not reconciled: {e}")
+            continue
+        lines.append(f"{device.name}: {report.summary()}")
+    return lines
