@@ -141,10 +141,11 @@ CREATE TABLE IF NOT EXISTS health_checks (
     id         INTEGER PRIMARY KEY,
     checked_at TEXT NOT NULL,
     aw_url     TEXT NOT NULL,
-    status     TEXT NOT NULL CHECK (status IN ('healthy', 'degraded', 'unhealthy')),
+    status     TEXT NOT NULL CHECK (status IN ('healthy', 'degraded', 'unhealthy', 'unreachable')),
     latency_ms REAL,
     version    TEXT,
-    error      TEXT NOT NULL DEFAULT ''
+    error      TEXT NOT NULL DEFAULT '',
+    device     TEXT  -- the device's name with the `devices` setting; NULL: the one AW of aw_url
 );
 CREATE INDEX IF NOT EXISTS health_checks_by_time ON health_checks (checked_at);
 
@@ -244,4 +245,4 @@ CREATE TABLE IF NOT EXISTS coverage_days (
 -- The schema version (lifelog.db.database.SCHEMA_VERSION). The changes to
 -- older databases' tables that led here are named migrations, recorded in
 -- _sqlite_migrations (sqlite-utils' own table).
-PRAGMA user_version = 8;
+PRAGMA user_version = 9;

@@ -127,6 +127,13 @@ def _reconcile_job(settings: Settings, stop: threading.Event) -> None:
     from lifelog.aw.client import AWClient
     from lifelog.ingest import reconcile
 
+    if settings.devices:  # every device, each on its own (SPEC section 14)
+        from lifelog.ingest import fleet
+
+        with open_db(settings.db_path) as db:
+            for line in fleet.reconcile_devices(db, settings, should_stop=stop.is_set):
+                log.info("reconcile %s", line)
+        return
     with open_db(settings.db_path) as db, AWClient.from_settings(settings) as client:
         report = reconcile.reconcile(db, client, settings, should_stop=stop.is_set)
     log.info("reconcile: %s", report.summary())

@@ -60,6 +60,25 @@ def fresh_aw(tmp_path):
     server.stop()
 
 
+@pytest.fixture
+def aw_servers(tmp_path):
+    """Real aw-servers of this test's own: `make(n)` starts n more on free
+    ports, each with its own data dir, so its own device_id (SPEC section 14's
+    devices). Every one is stopped and reaped after the test."""
+    started: list[AWServer] = []
+
+    def make(n: int) -> list[AWServer]:
+        new = [AWServer(tmp_path / f"aw-device-{len(started) + i}") for i in range(n)]
+        for server in new:
+            started.append(server)
+            server.start()
+        return new
+
+    yield make
+    for server in started:
+        server.stop()
+
+
 @dataclass
 class Result:
     code: int

@@ -249,12 +249,12 @@ def applied(db):
 
 def test_a_new_database_goes_through_every_migration(db_path):
     db = open_db(db_path)
-    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
     assert MIGRATIONS.pending(db) == []
-    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
     db.close()
     db = open_db(db_path)  # opening again records nothing more
-    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
 
 
 def test_an_older_database_gets_the_columns_added_since(db_path):
@@ -268,7 +268,7 @@ def test_an_older_database_gets_the_columns_added_since(db_path):
     assert {"lookback_start", "lookback_count"} <= set(columns(db, "sync_state"))
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert get_meta(db, "kept") == "yes"
-    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
 
 
 def test_a_version_4_database_gets_the_servers_and_coverage_tables(db_path):
@@ -296,7 +296,7 @@ def test_a_version_3_database_gets_the_indexes_that_keep_writes_short(db_path):
     assert "events_by_bucket_time" not in names
     # Version 3 had the lookback columns: that migration is recorded as done,
     # not run; the index's is run.
-    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
 
 
 V7_SCHEMA = Path(__file__).parent / "data" / "schema-v7.sql"
@@ -330,9 +330,9 @@ def test_a_version_7_database_is_upgraded_in_place_its_migrations_adopted(tmp_pa
     path = tmp_path / "v7.db"
     make_v7_database(path)
     db = open_db(path)
-    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 8
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 9
     # Its upgrades were made before they were recorded: adopted, not run again.
-    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
     assert MIGRATIONS.pending(db) == []
     assert get_meta(db, "watcher.state") == "running"
     assert db.table("events").count == 50
@@ -353,7 +353,7 @@ def test_processes_opening_a_version_7_database_at_once_upgrade_it_once(db_path)
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     db = open_db(db_path)
-    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time"]
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
     assert db.table("events").count == 50
 
 
@@ -379,3 +379,26 @@ def test_schema_sql_sets_the_schema_version_this_lifelog_knows():
     # An open upgrades only a database older than SCHEMA_VERSION: schema.sql
     # must leave exactly it, or every open would upgrade again (or never).
     assert schema_sql().rstrip().endswith(f"PRAGMA user_version = {SCHEMA_VERSION};")
+
+
+def test_a_version_8_database_keeps_its_health_checks_which_gain_the_device(tmp_path, db_path):
+    db = open_db(db_path)
+    # health_checks as version 8 made it: no device, no `unreachable`.
+    db.conn.execute("DROP TABLE health_checks")
+    db.conn.execute("CREATE TABLE health_checks (id INTEGER PRIMARY KEY, checked_at TEXT NOT NULL, "
+                    "aw_url TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('healthy', 'degraded', "
+                    "'unhealthy')), latency_ms REAL, version TEXT, error TEXT NOT NULL DEFAULT '')")
+    row = ("2026-11-30T10:00:00.000000+00:00", "http://127.0.0.1:5600", "unhealthy", 3.5, "", "refused")
+    db.conn.execute("INSERT INTO health_checks (checked_at, aw_url, status, latency_ms, version, error)"
+                    " VALUES (?, ?, ?, ?, ?, ?)", row)
+    db.conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'health_checks_device'")
+    db.conn.execute("PRAGMA user_version = 8")
+    db.conn.close()
+    db = open_db(db_path)
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 9
+    assert "health_checks_device" in applied(db)
+    assert db.conn.execute("SELECT checked_at, aw_url, status, latency_ms, version, error, device"
+                           " FROM health_checks").fetchall() == [(*row, None)]
+    db.conn.execute("INSERT INTO health_checks (checked_at, aw_url, status, device)"
+                    " VALUES ('2026-11-30T11:00:00+00:00', 'http://laptop:5600', 'unreachable', 'laptop')")
+    assert schema_rows(db) == schema_rows(open_db(tmp_path / "new.db"))

@@ -51,8 +51,10 @@ def test_the_generated_tables_are_what_the_code_makes_of_them():
 
 def test_every_meta_key_in_keys_py_has_a_meaning():
     names = {value for name, value in vars(keys).items()
-             if name.isupper() and isinstance(value, str) and "." in value and name != "SOURCE_PREFIX"}
+             if name.isupper() and isinstance(value, str) and "." in value
+             and name not in ("SOURCE_PREFIX", "DEVICE_PREFIX")}
     names |= {keys.source_key("<bucket_id>", field) for field in keys.SOURCE_FIELDS}
+    names |= {keys.device_key("<name>", field) for field in keys.DEVICE_FIELDS}
     assert names == set(keys.DOCS)
 
 

@@ -36,6 +36,9 @@ SPEC_DEFAULTS = {
     "backup_keep_daily": 7,
     "backup_keep_weekly": 4,
     "backup_keep_monthly": 12,
+    "devices": (),
+    "device_unreachable_minutes": 15,
+    "device_absent_days": 14,
     # Two more (README "Settings"): history at scale.
     "history_retention_days": 365,
     "reconcile_rust_days": 7,

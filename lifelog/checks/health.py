@@ -5,6 +5,14 @@ second call matters: an aw-server whose storage is broken (peewee 4 under
 aw-server 0.12.0) answers /info with 200 and every bucket call with 500.
 No answer at all is `unhealthy`; an answer that is not HTTP 200 with a JSON
 object (a 500, a Werkzeug HTML page, garbage) is `degraded`.
+
+With the `devices` setting (SPEC section 14) every device is checked, in the
+table's order, and has its `health_checks` row with its name: a `sometimes`
+device that does not answer is `unreachable` (normal), a device answering
+with the `device_id` of one listed before it is `degraded` (a clone, nothing
+of it stored). The exit code is the worst over the `always` devices; the
+`aw.*` keys describe the first device, as `aw_url`'s server with `devices`
+empty.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ import time
 from typing import NamedTuple
 
 from lifelog.aw.buckets import AWView
-from lifelog.core import keys
+from lifelog.core import keys, redact
+from lifelog.core.devices import Device, Expect, duplicate_ids
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import now_iso, utcnow
 from lifelog.core.verdicts import AWStatus
@@ -38,13 +47,20 @@ class HealthResult(NamedTuple):
     aw_view: AWView | None = None
     # /api/0/info as AW answered it (its device_id and host name: lifelog.ingest.servers).
     info: dict | None = None
+    # With the `devices` setting: the device's name and expect, and on the
+    # first device's result (the one returned) every device's, in order.
+    device: str | None = None
+    expect: Expect | None = None
+    devices: tuple[HealthResult, ...] = ()
 
     @property
     def exit_code(self) -> int:
+        if self.devices:
+            return max((d.status.exit_code for d in self.devices if d.expect is Expect.ALWAYS), default=0)
         return self.status.exit_code
 
     def to_json(self) -> dict:
-        return {
+        doc = {
             "status": str(self.status),
             "checked_at": self.checked_at,
             "aw_url": self.aw_url,
@@ -53,15 +69,39 @@ class HealthResult(NamedTuple):
             "error": self.error,
             "exit_code": self.exit_code,
         }
+        if self.devices:
+            doc["devices"] = [
+                {"device": d.device, "expect": str(d.expect), "status": str(d.status), "aw_url": d.aw_url,
+                 "version": d.version, "latency_ms": d.latency_ms, "error": d.error,
+                 "device_id": d.device_id}
+                for d in self.devices
+            ]
+        return doc
 
-    def line(self) -> str:
+    @property
+    def device_id(self) -> str | None:
+        return servers.key_of(self.info) if self.info else None
+
+    def own_line(self) -> str:
         if self.status is AWStatus.HEALTHY:
             return f"ActivityWatch server healthy (version {self.version or '?'}, {self.latency_ms:.0f} ms)"
         return f"ActivityWatch server {self.status}: {self.error}"
 
+    def line(self) -> str:
+        """One line; with `devices`, one per device, named."""
+        if self.devices:
+            return "\n".join(f"{d.device}: {d.own_line()}" for d in self.devices)
+        return self.own_line()
+
 
 def check(settings: Settings) -> HealthResult:
-    """Probe AW now; never raises for anything AW does."""
+    """Probe AW now; never raises for anything AW does. With `devices`, only
+    the first device (run_check checks them all)."""
+    return probe(settings, settings.device_list[0])
+
+
+def probe(settings: Settings, device: Device) -> HealthResult:
+    """Probe one device's AW now; never raises for anything it does."""
     from lifelog.aw.buckets import aw_view_of
     from lifelog.aw.client import AWBadAnswer, AWClient, AWUnreachable
 
@@ -71,7 +111,7 @@ def check(settings: Settings) -> HealthResult:
     status, error = AWStatus.HEALTHY, ""
     view = None
     info = None
-    with AWClient.from_settings(settings) as client:
+    with AWClient(device.url, settings.aw_timeout_seconds, api_key=device.api_key) as client:
         try:
             info = client.info()
             version = str(info.get("version") or "")
@@ -85,41 +125,70 @@ def check(settings: Settings) -> HealthResult:
     latency_ms = round((time.monotonic() - began) * 1000.0, 1)
     if view is None:
         view = AWView(ok=False, error=error)
-    return HealthResult(status, checked_at, latency_ms, version, error, settings.aw_url, view, info)
+    named = bool(settings.devices)
+    return HealthResult(status, checked_at, latency_ms, version, error, device.url, view, info,
+                        device=device.name if named else None, expect=device.expect if named else None)
+
+
+def check_devices(db, settings: Settings) -> HealthResult:
+    """Every device of the `devices` setting, in order; the first one's
+    result, carrying all of them. A clone (the `device_id` of a device listed
+    before it; one not answering now counts with its recorded id) is
+    degraded with the reason naming both; a `sometimes` device that does not
+    answer is unreachable."""
+    from lifelog.ingest.fleet import recorded_identity, refused_reason
+
+    results = [probe(settings, d) for d in settings.devices]
+    ids = [(r.device or "", r.device_id if r.info else recorded_identity(db, r.device or "")[0])
+           for r in results]
+    refused = duplicate_ids(ids)
+    named = []
+    for r, (name, device_id) in zip(results, ids, strict=True):
+        if name in refused:
+            r = r._replace(status=AWStatus.DEGRADED, error=refused_reason(name, refused[name], device_id))
+        elif r.status is AWStatus.UNHEALTHY and r.expect is Expect.SOMETIMES:
+            r = r._replace(status=AWStatus.UNREACHABLE)
+        named.append(r)
+    return named[0]._replace(devices=tuple(named))
 
 
 def record(db, result: HealthResult) -> int:
-    """The health_checks row and the aw.* keys, in one transaction.
+    """The health_checks row (one per device with `devices`) and the aw.*
+    keys (the first device's), in one transaction.
 
     Returns aw.consecutive_failures after this check."""
+    first = result.devices[0] if result.devices else result
+    # The aw.* keys keep their three values: `unreachable` is a device's, in its row.
+    aw_status = AWStatus.UNHEALTHY if first.status is AWStatus.UNREACHABLE else first.status
     with transaction(db):
-        db.conn.execute(
-            "INSERT INTO health_checks (checked_at, aw_url, status, latency_ms, version, error)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (result.checked_at, result.aw_url, str(result.status), result.latency_ms,
-             result.version, result.error),
-        )
+        for r in result.devices or (result,):
+            db.conn.execute(
+                "INSERT INTO health_checks (checked_at, aw_url, status, latency_ms, version, error, device)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (r.checked_at, redact.redact_url(r.aw_url) if r.device else r.aw_url, str(r.status),
+                 r.latency_ms, r.version, r.error, r.device),
+            )
+            if r.info:
+                servers.record(db, servers.key_of(r.info), r.info)
         # Absent, or hand-edited garbage: start counting again.
         failures = keys.int_of(get_meta(db, keys.AW_CONSECUTIVE_FAILURES)) or 0
-        failures = 0 if result.status is AWStatus.HEALTHY else max(failures, 0) + 1
-        set_meta(db, keys.AW_STATUS, str(result.status))
-        set_meta(db, keys.AW_CHECKED_AT, result.checked_at)
-        set_meta(db, keys.AW_LATENCY_MS, result.latency_ms)
-        set_meta(db, keys.AW_ERROR, result.error)
+        failures = 0 if aw_status is AWStatus.HEALTHY else max(failures, 0) + 1
+        set_meta(db, keys.AW_STATUS, str(aw_status))
+        set_meta(db, keys.AW_CHECKED_AT, first.checked_at)
+        set_meta(db, keys.AW_LATENCY_MS, first.latency_ms)
+        set_meta(db, keys.AW_ERROR, first.error)
         set_meta(db, keys.AW_CONSECUTIVE_FAILURES, failures)
-        if result.version:
-            set_meta(db, keys.AW_VERSION, result.version)
-        if result.status is AWStatus.HEALTHY:
-            set_meta(db, keys.AW_LAST_HEALTHY_AT, result.checked_at)
-        if result.info:
-            servers.record(db, servers.key_of(result.info), result.info)
+        if first.version:
+            set_meta(db, keys.AW_VERSION, first.version)
+        if aw_status is AWStatus.HEALTHY:
+            set_meta(db, keys.AW_LAST_HEALTHY_AT, first.checked_at)
     return failures
 
 
 def run_check(db, settings: Settings) -> HealthResult:
     """One check: probe, record, log its line. (lifelog.monitor.check_health
     adds the status refresh that every check is followed by.)"""
-    result = check(settings)
+    result = check_devices(db, settings) if settings.devices else check(settings)
     record(db, result)
     # Here, not in the daemon: every setup runs health checks (cron, timer,
     # daemon, `lifelog status`), and a steady check finds nothing to prune.
@@ -127,10 +196,12 @@ def run_check(db, settings: Settings) -> HealthResult:
         pruning.prune(db, utcnow(), settings.history_retention_days)
     except sqlite3.Error as e:  # housekeeping; the next check tries again
         log.warning("could not prune LifeLog's history: %s", e)
-    if result.status is AWStatus.HEALTHY:
-        log.info("%s", result.line())
-    elif result.status is AWStatus.DEGRADED:
-        log.warning("%s", result.line())
-    else:
-        log.error("%s", result.line())
+    for r in result.devices or (result,):
+        line = f"{r.device}: {r.own_line()}" if r.device else r.own_line()
+        if r.status in (AWStatus.HEALTHY, AWStatus.UNREACHABLE):
+            log.info("%s", line)
+        elif r.status is AWStatus.DEGRADED:
+            log.warning("%s", line)
+        else:
+            log.error("%s", line)
     return result

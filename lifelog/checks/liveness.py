@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from lifelog.aw.buckets import AWView
 from lifelog.core import keys
 from lifelog.core.clocks import parse_clocks
+from lifelog.core.devices import Device, Expect, duplicate_ids
 from lifelog.core.identity import WatcherFacts
 from lifelog.core.timeutil import try_parse_iso
 
@@ -186,3 +187,36 @@ def judge_data(meta: Meta, now: datetime, threshold_seconds: float, aw: AWView |
         return DataJudgement(Freshness.HOLD_SOURCE_STALE,
                              f"{stale}; AW has nothing newer (its watchers stopped?)")
     return DataJudgement(Freshness.STALE, f"{stale} while AW holds events up to {aw.newest_end.isoformat()}")
+
+
+def judge_devices(meta: Meta, now: datetime, threshold_seconds: float, devices: Sequence[Device],
+                  views: Mapping[str, AWView] | None) -> DataJudgement:
+    """The data rows per device (SPEC section 14): each device's newest
+    stored event (`device.<name>.last_event_ts`) against its own AW.
+
+    STALE (a restart) when any device that answers holds events newer than
+    LifeLog has for it, past the threshold; a device that does not answer
+    never causes one (an `always` one holds, a `sometimes` one is away). A
+    device the watcher's latest poll did not reach is its next poll's
+    business, not a restart; a clone refused for its device_id is skipped
+    (nothing of it is stored, by design). `views` None: AW not asked yet."""
+    refused = duplicate_ids((d.name, meta.get(keys.device_key(d.name, "device_id"))) for d in devices)
+    judged: list[tuple[str, DataJudgement]] = []
+    for device in devices:
+        if device.name in refused:
+            continue
+        own = {keys.WATCHER_LAST_EVENT_TS: meta.get(keys.device_key(device.name, "last_event_ts")),
+               keys.WATCHER_STARTED_AT: meta.get(keys.WATCHER_STARTED_AT)}
+        view = None if views is None else views.get(device.name, AWView(ok=False, error="not asked"))
+        if view is not None and view.ok and meta.get(keys.device_key(device.name, "reachable")) != "yes":
+            view = AWView(ok=False, error="the watcher's latest poll did not reach it")
+        data = judge_data(own, now, threshold_seconds, view)
+        if data.freshness is Freshness.HOLD_AW_UNHEALTHY and device.expect is Expect.SOMETIMES:
+            data = DataJudgement(Freshness.FRESH, f"{data.reason} (a sometimes device: away)")
+        judged.append((device.name, data))
+    for worst in (Freshness.STALE, Freshness.UNJUDGED, Freshness.HOLD_SOURCE_STALE, Freshness.HOLD_AW_UNHEALTHY):
+        hit = [f"{name}: {d.reason}" for name, d in judged if d.freshness is worst]
+        if hit:
+            return DataJudgement(worst, "; ".join(hit))
+    return DataJudgement(Freshness.FRESH, "; ".join(f"{name}: {d.reason}" for name, d in judged)
+                         or "no device to judge")

@@ -37,10 +37,12 @@ from lifelog.checks.liveness import (
     heartbeat_age,
     in_window,
     judge_data,
+    judge_devices,
     ts,
     watcher_started,
 )
 from lifelog.core import keys
+from lifelog.core.devices import copy_of
 from lifelog.core.errors import AlreadyRunning, LifelogError
 from lifelog.core.identity import WatcherFacts, spawned_meta, watcher_facts
 from lifelog.core.locks import ProcessLock
@@ -116,8 +118,12 @@ def backoff_remaining(meta: Meta, now: datetime, settings: Settings, *,
 
 
 def decide(meta: Meta, facts: WatcherFacts, now: datetime, settings: Settings, *,
-           now_clocks: tuple[float, float] | None = None, aw: AWView | None = None) -> Decision:
-    """One verdict with its reason. Pure; never raises on any meta content."""
+           now_clocks: tuple[float, float] | None = None, aw: AWView | None = None,
+           devices_aw: Mapping[str, AWView] | None = None) -> Decision:
+    """One verdict with its reason. Pure; never raises on any meta content.
+
+    With the `devices` setting the data rows are judged per device, against
+    `devices_aw` (each device's bucket list, by name; None: not asked yet)."""
     level = backoff_level(meta, now, settings)
 
     def restart(verdict: Verdict, reason: str) -> Decision:
@@ -161,7 +167,9 @@ def decide(meta: Meta, facts: WatcherFacts, now: datetime, settings: Settings, *
                        f"{how}: {shown} > {settings.heartbeat_timeout_seconds:g} s")
 
     # -> the data rows
-    data = judge_data(meta, now, settings.watcher_timestamp_threshold_minutes * 60.0, aw)
+    threshold = settings.watcher_timestamp_threshold_minutes * 60.0
+    data = (judge_devices(meta, now, threshold, settings.devices, devices_aw) if settings.devices
+            else judge_data(meta, now, threshold, aw))
     if data.freshness is Freshness.FRESH:
         return Decision(Verdict.OK, f"heartbeat {hb_age:.1f} s old; {data.reason}", level=level)
     if data.freshness is Freshness.UNJUDGED:
@@ -216,6 +224,35 @@ def aw_view(settings: Settings) -> AWView:
     except Exception as e:  # never let AW's oddities break the pass
         return AWView(ok=False, error=f"{type(e).__name__}: {e}")
     return aw_view_of(listing, settings.bucket_patterns)
+
+
+def device_views(settings: Settings, meta: Meta) -> dict[str, AWView]:
+    """Each device's bucket list, by name, each call bounded; aw-sync copies
+    of a followed device left out, as the watcher leaves them (their newest
+    events are that device's, stored under it)."""
+    from lifelog.aw.buckets import aw_view_of
+    from lifelog.aw.client import AWClient, AWError
+
+    followed: dict[str, str] = {}
+    for d in settings.devices:
+        for field in ("device_id", "hostname"):
+            value = meta.get(keys.device_key(d.name, field))
+            if value:
+                followed.setdefault(value.lower(), d.name)
+    views = {}
+    for d in settings.devices:
+        try:
+            with AWClient(d.url, settings.aw_timeout_seconds, api_key=d.api_key) as client:
+                listing = client.buckets()
+        except AWError as e:
+            views[d.name] = AWView(ok=False, error=str(e))
+            continue
+        except Exception as e:  # never let AW's oddities break the pass
+            views[d.name] = AWView(ok=False, error=f"{type(e).__name__}: {e}")
+            continue
+        own = {b: v for b, v in listing.items() if copy_of(b, followed) is None}
+        views[d.name] = aw_view_of(own, settings.bucket_patterns)
+    return views
 
 
 def pass_lock_wait(settings: Settings) -> float:
@@ -283,7 +320,11 @@ def run_pass(db, settings: Settings, *, steps: Sequence[Callable[[Any, Settings,
         now_clocks = clocks.readings()
         decision = decide(meta, facts, now, settings, now_clocks=now_clocks)
         view = None
-        if decision.needs_aw:
+        if decision.needs_aw and settings.devices:
+            views = device_views(settings, meta)
+            view = views[settings.devices[0].name]  # the aw.* side describes the first device
+            decision = decide(meta, facts, now, settings, now_clocks=now_clocks, devices_aw=views)
+        elif decision.needs_aw:
             view = aw_view(settings)
             decision = decide(meta, facts, now, settings, now_clocks=now_clocks, aw=view)
         result = _act_and_record(db, settings, meta, facts, decision, now, actor)

@@ -10,6 +10,12 @@ per source from the start.
 from __future__ import annotations
 
 # -- the watcher (README "Meta keys") ------------------------------------------------------
+# With the `devices` setting (lifelog.ingest.fleet.summary): a poll is good
+# when every `always` device was polled and stored (with none, any device
+# was), and last_error then names each failing device ("laptop: <reason>;
+# ..."); a `sometimes` device away, or a refused clone, leaves the poll good
+# (their reasons are in device.<name>.last_error). last_event_ts is the
+# newest over every device.
 WATCHER_PID = "watcher.pid"
 WATCHER_STARTED_AT = "watcher.started_at"
 WATCHER_HEARTBEAT_AT = "watcher.heartbeat_at"
@@ -146,6 +152,28 @@ def source_of_state_key(key: str) -> str | None:
     return None
 
 
+# Per device (SPEC section 14), only when the `devices` setting is set:
+# `device.<name>.<field>`. Device names are `a-z 0-9 _ -`, so no dots: a key
+# splits at its first and last dot.
+DEVICE_PREFIX = "device."
+DEVICE_FIELDS = ("device_id", "hostname", "reachable", "unreachable_since", "last_poll_ok_at",
+                 "last_event_ts", "last_error")
+
+
+def device_key(name: str, field: str) -> str:
+    if field not in DEVICE_FIELDS:
+        raise ValueError(f"unknown device field {field!r}")
+    return f"{DEVICE_PREFIX}{name}.{field}"
+
+
+def device_of_key(key: str) -> tuple[str, str] | None:
+    """(name, field) of a `device.<name>.<field>` key, else None."""
+    if not key.startswith(DEVICE_PREFIX):
+        return None
+    name, dot, field = key[len(DEVICE_PREFIX):].partition(".")
+    return (name, field) if dot and name and field in DEVICE_FIELDS else None
+
+
 # -- reading values ------------------------------------------------------------------------
 
 
@@ -166,13 +194,16 @@ def int_of(text: str | None) -> int | None:
 # from this (scripts/readme_tables.py, checked by tests/test_readme.py), so a
 # key added above without a line here fails the suite.
 _B = "<bucket_id>"
+_D = "<name>"
 DOCS: dict[str, tuple[str, str]] = {
     WATCHER_PID: ("watcher", "PID of the running watcher"),
     WATCHER_STARTED_AT: ("watcher", "when that process started"),
     WATCHER_HEARTBEAT_AT: ("watcher", "end of its latest poll, successful or not"),
     WATCHER_LAST_EVENT_TS: ("watcher", "end (timestamp + duration) of the newest event stored, over all buckets"),
-    WATCHER_LAST_POLL_OK_AT: ("watcher", "end of the latest poll that reached AW and stored its result"),
-    WATCHER_LAST_ERROR: ("watcher", "why the latest poll failed; empty after a good poll"),
+    WATCHER_LAST_POLL_OK_AT: ("watcher", "end of the latest poll that reached AW and stored its result (with "
+                                         "`devices`: every `always` device's, or with none any device's)"),
+    WATCHER_LAST_ERROR: ("watcher", "why the latest poll failed; empty after a good poll (with `devices`: "
+                                    "each failing device named, `<name>: <reason>; ...`)"),
     WATCHER_STATE: ("watcher", "`starting`, `running` or `stopped`"),
     WATCHER_PROCESS_CREATED: ("watcher", "its process's start time, checked before the watchdog signals that PID"),
     WATCHER_CMDLINE: ("watcher", "its command line, checked the same way"),
@@ -243,4 +274,18 @@ DOCS: dict[str, tuple[str, str]] = {
     source_restart_level(_B): ("watchdog", "consecutive runs of its restart command in effect (the backoff level; "
                                            "`source_restart_commands`)"),
     source_last_restart_at(_B): ("watchdog", "when its restart command last ran"),
+    # Per device, with the `devices` setting (SPEC section 14).
+    device_key(_D, "device_id"): ("watcher", "the `device_id` the device's AW reported at its latest answer; "
+                                             "its rows are keyed by it"),
+    device_key(_D, "hostname"): ("watcher", "the host name its AW reported (aw-sync copies named after it are "
+                                            "not stored)"),
+    device_key(_D, "reachable"): ("watcher", "`yes` when the latest poll reached it and stored its answer (or "
+                                             "found it a refused clone), else `no`"),
+    device_key(_D, "unreachable_since"): ("watcher", "the first failed poll after the latest good one (for a "
+                                                     "device never reached, LifeLog's first try); empty while "
+                                                     "reachable"),
+    device_key(_D, "last_poll_ok_at"): ("watcher", "end of the latest poll that reached it and stored its answer"),
+    device_key(_D, "last_event_ts"): ("watcher", "end of the newest event stored from it"),
+    device_key(_D, "last_error"): ("watcher", "why its latest poll failed, or why it is refused (the device "
+                                              "holding its `device_id` first); empty after a good poll"),
 }

@@ -15,11 +15,14 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from lifelog.core import redact
 from lifelog.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from lifelog.core.devices import Device
 
 ENV_PREFIX = "LIFELOG_"
 CONFIG_ENV = "LIFELOG_CONFIG"
@@ -113,6 +116,10 @@ class Settings(NamedTuple):
     backup_keep_daily: int = 7
     backup_keep_weekly: int = 4
     backup_keep_monthly: int = 12
+    # Several devices (SPEC section 14); empty: one device from aw_url and aw_api_key.
+    devices: tuple[Device, ...] = ()
+    device_unreachable_minutes: float = 15
+    device_absent_days: float = 14
     # Where the settings came from, for messages; not a setting.
     config_path: Path | None = None
 
@@ -138,6 +145,17 @@ class Settings(NamedTuple):
     def backup_folder(self) -> Path:
         return self.backup_dir if self.backup_dir is not None else default_backup_dir()
 
+    @property
+    def device_list(self) -> tuple[Device, ...]:
+        """The devices followed: the `devices` setting, or else the one AW
+        server of `aw_url` (named `local`; its meta keys are today's)."""
+        if self.devices:
+            return self.devices
+        from lifelog.core.devices import LOCAL, Device, Expect, is_loopback
+
+        expect = Expect.ALWAYS if is_loopback(self.aw_url) else Expect.SOMETIMES
+        return (Device(LOCAL, self.aw_url, self.aw_api_key, expect),)
+
 
 SETTING_NAMES = tuple(name for name in Settings._fields if name != "config_path")
 
@@ -156,6 +174,8 @@ _POSITIVE = {
     "source_silence_critical_minutes",
     "watchdog_stale_minutes",
     "ping_interval_seconds",
+    "device_unreachable_minutes",
+    "device_absent_days",
 }
 _COUNTS = {"backup_keep_daily", "backup_keep_weekly", "backup_keep_monthly"}
 _COMMANDS = {"watcher_restart_command", "alert_command"}
@@ -265,6 +285,10 @@ def _convert(name: str, raw: Any, source: str) -> Any:
         return Path(text).expanduser() if text else None
     if name == "source_restart_commands":
         return _command_table(name, raw, source)
+    if name == "devices":
+        from lifelog.core.devices import parse_devices
+
+        return parse_devices(raw, source)
     if name in _COUNTS:
         return _count(name, raw, source)
     if name in _COMMANDS:
@@ -293,6 +317,9 @@ def _private_enough(path: Path, mode: int, doc: dict[str, Any]) -> None:
     Write access for others counts too: whoever can edit the file can point
     aw_url at their own server and collect the key from the next request."""
     held = [name for name in SECRET_SETTINGS if doc.get(name) not in (None, "")]
+    devices = doc.get("devices")
+    if isinstance(devices, dict) and any(isinstance(d, dict) and d.get("api_key") for d in devices.values()):
+        held.append("a device's api_key")
     if not held or os.name != "posix" or not mode & 0o077:
         return
     raise UsageError(
@@ -384,6 +411,8 @@ def _resolve(config: str | os.PathLike[str] | None, overrides: Mapping[str, Any]
     values.setdefault("db_path", default_db_path())
     settings = Settings(**values, config_path=config_path if file_values or explicit else None)
     redact.remember(settings.aw_api_key)
+    for device in settings.devices:
+        redact.remember(device.api_key)
     redact.remember_url(settings.ping_url)
     if settings.restart_backoff_max_seconds < settings.restart_backoff_initial_seconds:
         raise UsageError(
@@ -518,4 +547,9 @@ HELP: Mapping[str, str] = MappingProxyType({
     "backup_keep_daily": "daily backups kept (see Backups)",
     "backup_keep_weekly": "weekly backups kept",
     "backup_keep_monthly": "monthly backups kept",
+    "devices": "several AW servers, one life log: a TOML table of device name to `{ url, api_key, expect }` "
+               "(in the environment a JSON object); empty: the one AW of `aw_url`. A device's api_key is a secret",
+    "device_unreachable_minutes": "status warns when an `always` device has not answered for this long "
+                                  "(critical after four times it)",
+    "device_absent_days": "status warns when a `sometimes` device has not been seen for this long",
 })

@@ -71,10 +71,12 @@ class AWStatus(enum.StrEnum):
     HEALTHY = "healthy"
     DEGRADED = "degraded"
     UNHEALTHY = "unhealthy"
+    # A `sometimes` device that does not answer (SPEC section 14): normal.
+    UNREACHABLE = "unreachable"
 
     @property
     def exit_code(self) -> int:
-        return {"healthy": 0, "degraded": 1, "unhealthy": 2}[self.value]
+        return {"healthy": 0, "degraded": 1, "unhealthy": 2, "unreachable": 0}[self.value]
 
 
 class Level(enum.IntEnum):

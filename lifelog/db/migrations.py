@@ -42,6 +42,29 @@ def _drop_events_by_bucket_time(db: Database) -> None:
         events.drop_index("events_by_bucket_time", ignore=True)
 
 
+@MIGRATIONS(name="health_checks_device")
+def _health_checks_device(db: Database) -> None:
+    """Version 9: a row per device (SPEC section 14): its name in `device`,
+    and the status `unreachable` (a `sometimes` device that does not answer).
+
+    A CHECK constraint cannot be altered, and sqlite-utils' transform() does
+    not carry one over: the table is made again from schema.sql's own
+    statement (so an upgraded database reads exactly as a new one) and its
+    rows copied in. Its index goes with the old table; schema.sql, applied
+    next, makes it again."""
+    table = db.table("health_checks")
+    if not table.exists() or "device" in table.columns_dict:
+        return
+    from lifelog.db.database import _statements, schema_sql
+
+    create = next(s for s in _statements(schema_sql()) if "CREATE TABLE IF NOT EXISTS health_checks (" in s)
+    columns = "id, checked_at, aw_url, status, latency_ms, version, error"
+    db.execute("ALTER TABLE health_checks RENAME TO health_checks_v8")
+    db.execute(create)
+    db.execute(f"INSERT INTO health_checks ({columns}) SELECT {columns} FROM health_checks_v8")
+    db.execute("DROP TABLE health_checks_v8")
+
+
 # Before version 8 an upgrade was recorded only as PRAGMA user_version: the
 # version from which a database already has each migration's change.
 APPLIED_BY_VERSION = {"sync_state_lookback": 3, "drop_events_by_bucket_time": 7}

@@ -101,15 +101,22 @@ def poll_bucket(db, src: AWServer, bucket_id: str, bucket: dict[str, Any], state
     return store_answer(db, src, bucket_id, events, window, fetched_at=fetched_at, then=progress)
 
 
-def poll(db, client: AWClient, settings: Settings, should_stop: ShouldStop = never) -> PollResult:
-    """One watcher poll: live buckets first, then up to GAP_BUDGET_SECONDS of history."""
-    src, listing, chosen = connect(db, client, settings)
+def poll_live(db, src: AWServer, listing: dict[str, dict[str, Any]], chosen: list[str],
+              should_stop: ShouldStop = never) -> Counts:
+    """The live part of a poll: each chosen bucket's newest events, no history."""
     states = load_states(db, src.server)
     counts = Counts()
     for bucket_id in chosen:
         if should_stop():
             break
         counts.add(poll_bucket(db, src, bucket_id, listing[bucket_id], states.get(bucket_id)))
+    return counts
+
+
+def poll(db, client: AWClient, settings: Settings, should_stop: ShouldStop = never) -> PollResult:
+    """One watcher poll: live buckets first, then up to GAP_BUDGET_SECONDS of history."""
+    src, listing, chosen = connect(db, client, settings)
+    counts = poll_live(db, src, listing, chosen, should_stop)
     if not should_stop():
         counts.add(history.fill_gaps(db, src, chosen, should_stop=should_stop,
                                      deadline=time.monotonic() + GAP_BUDGET_SECONDS))

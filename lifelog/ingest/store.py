@@ -18,9 +18,12 @@ from typing import Any
 
 from lifelog.aw import buckets as buckets_mod
 from lifelog.aw.client import AWBadAnswer, AWClient
+from lifelog.core import keys
+from lifelog.core.devices import copy_of
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import now_iso, to_iso, utcnow
 from lifelog.db.database import transaction
+from lifelog.db.meta import get_meta
 from lifelog.ingest import merge, servers
 from lifelog.ingest.merge import Event, Stored, Window, WritePlan
 
@@ -134,14 +137,41 @@ class Page:
         return [normalise(self.bucket_id, r) for r in self.raw]
 
 
-def connect(db, client: AWClient, settings: Settings) -> tuple[AWServer, dict[str, dict], list[str]]:
-    """The server, its bucket listing (recorded) and the buckets chosen by the settings."""
-    info = client.info()
+def connect(db, client: AWClient, settings: Settings, info: dict[str, Any] | None = None,
+            skip: Callable[[str], bool] | None = None) -> tuple[AWServer, dict[str, dict], list[str]]:
+    """The server, its bucket listing (recorded) and the buckets chosen by the settings.
+
+    `info` is /api/0/info when the caller already asked (the watcher asks
+    every device first, to tell clones apart); `skip` leaves buckets out of
+    the chosen ones (aw-sync copies of a device followed directly). The
+    listing is recorded whole either way: `lifelog sources` shows the copies."""
+    if info is None:
+        info = client.info()
+    if skip is None:
+        skip = copies_of_followed(db, settings)
     src = AWServer.of(client, info)
     servers.record(db, src.server, info)  # AW's host name: lifelog.sources.judge tells remote buckets by it
     listing = client.buckets()
     record_buckets(db, src.server, listing)
-    return src, listing, buckets_mod.selected(listing.keys(), settings.bucket_patterns)
+    chosen = buckets_mod.selected(listing.keys(), settings.bucket_patterns)
+    if skip is not None:
+        chosen = [b for b in chosen if not skip(b)]
+    return src, listing, chosen
+
+
+def copies_of_followed(db, settings: Settings) -> Callable[[str], bool] | None:
+    """With the `devices` setting: a test for aw-sync copies of a device
+    followed directly (by the device_ids and host names the watcher recorded),
+    so that a backfill or a reconciliation never stores one either."""
+    if not settings.devices:
+        return None
+    followed: dict[str, str] = {}
+    for device in settings.devices:
+        for what in ("device_id", "hostname"):
+            value = get_meta(db, keys.device_key(device.name, what))
+            if value:
+                followed.setdefault(value.lower(), device.name)
+    return lambda bucket_id: copy_of(bucket_id, followed) is not None
 
 
 # -- reading what is stored ---------------------------------------------------

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from lifelog.aw.client import AWClient, AWError
-from lifelog.core import clocks, keys
+from lifelog.core import clocks, keys, redact
 from lifelog.core.identity import identity_meta
 from lifelog.core.locks import ProcessLock
 from lifelog.core.settings import Settings
@@ -30,6 +30,7 @@ from lifelog.core.timeutil import iso_of_epoch, now_iso
 from lifelog.core.verdicts import WatcherState
 from lifelog.db.database import open_db, transaction
 from lifelog.db.meta import get_meta, set_meta
+from lifelog.ingest import fleet
 
 log = logging.getLogger("lifelog.watcher")
 
@@ -40,6 +41,8 @@ class PollOutcome:
     error: str = ""
     last_event_ts: str | None = None  # end of the newest stored event, if known
     catching_up: bool = False  # history left to fetch: poll again without waiting
+    # With the `devices` setting: what the poll found of each (lifelog.ingest.fleet).
+    devices: tuple[fleet.DevicePoll, ...] = ()
 
 
 def record_start(db, identity: dict[str, str]) -> None:
@@ -82,10 +85,12 @@ def record_heartbeat(db, outcome: PollOutcome, identity: dict[str, str] | None =
         set_meta(db, keys.WATCHER_LAST_ERROR, outcome.error)
         if outcome.ok:
             set_meta(db, keys.WATCHER_LAST_POLL_OK_AT, now)
-        if outcome.last_event_ts is not None and outcome.last_event_ts != get_meta(
-            db, keys.WATCHER_LAST_EVENT_TS
-        ):
-            set_meta(db, keys.WATCHER_LAST_EVENT_TS, outcome.last_event_ts)
+        newest = outcome.last_event_ts
+        if outcome.devices:
+            # The newest over every device, the ones away included (their meta).
+            newest = fleet.record_devices(db, outcome.devices, now)
+        if newest is not None and newest != get_meta(db, keys.WATCHER_LAST_EVENT_TS):
+            set_meta(db, keys.WATCHER_LAST_EVENT_TS, newest)
         set_meta(db, keys.WATCHER_STATE, WatcherState.RUNNING)
         # The run's end so far. Only the holder of the watcher lock polls, so
         # the newest run is this process's own; one indexed row, updated in place.
@@ -111,6 +116,15 @@ def poll_once(db, client: AWClient, settings: Settings, stop: threading.Event) -
                        catching_up=result.gaps_left > 0)
 
 
+def poll_devices(db, links: list[fleet.Link], settings: Settings, stop: threading.Event,
+                 turn: int = 0) -> PollOutcome:
+    """One poll of every device of the `devices` setting (lifelog.ingest.fleet)."""
+    polls = fleet.poll_devices(db, links, settings, should_stop=stop.is_set, turn=turn)
+    ok, error = fleet.summary(polls)
+    return PollOutcome(ok=ok, error=error, catching_up=any(p.gaps_left > 0 for p in polls if p.ok),
+                       devices=tuple(polls))
+
+
 def install_signal_handlers(stop: threading.Event) -> None:
     stop_on_signals(stop)
     if hasattr(signal, "SIGUSR1"):
@@ -126,17 +140,30 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
         install_signal_handlers(stop)
     db = open_db(settings.db_path)
     lock = ProcessLock(settings.db_path, "watcher").acquire()
-    client = AWClient.from_settings(settings)
+    # With `devices` empty, the one AW of aw_url, polled as ever; with it,
+    # every device, each through its own client kept across polls.
+    several = bool(settings.devices)
+    client = None if several else AWClient.from_settings(settings)
+    links = fleet.links_of(settings) if several else []
     pid = os.getpid()
     try:
         identity = identity_meta(pid)
         record_start(db, identity)
+        polled = (", ".join(f"{d.name} ({redact.redact_url(d.url)})" for d in settings.devices) if several
+                  else settings.aw_url)
         log.info("watcher started (pid %d) on %s, polling %s every %g s",
-                 pid, settings.db_path, settings.aw_url, settings.poll_interval_seconds)
+                 pid, settings.db_path, polled, settings.poll_interval_seconds)
         previous_error = None
+        device_errors: dict[str, str] = {}
+        turn = 0
         while not stop.is_set():
             began = time.monotonic()
-            outcome = poll_once(db, client, settings, stop)
+            if client is not None:
+                outcome = poll_once(db, client, settings, stop)
+            else:
+                outcome = poll_devices(db, links, settings, stop, turn)
+                turn += 1
+                _log_devices(outcome.devices, device_errors)
             if outcome.error != previous_error:
                 if outcome.error:
                     log.warning("poll failed: %s", outcome.error)
@@ -156,8 +183,23 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
             set_meta(db, keys.WATCHER_STATE, WatcherState.STOPPED)
         except sqlite3.Error as e:
             log.warning("could not record the stop: %s", e)
-        client.close()
+        if client is not None:
+            client.close()
+        for link in links:
+            link.client.close()
         lock.release()
         db.conn.close()
         log.info("watcher stopped (pid %d)", pid)
     return 0
+
+
+def _log_devices(polls: tuple[fleet.DevicePoll, ...], previous: dict[str, str]) -> None:
+    """A device's failure is logged when it changes, not every poll."""
+    for p in polls:
+        if not p.polled or p.error == previous.get(p.name, ""):
+            continue
+        if p.error:
+            log.warning("device %s: %s", p.name, p.error)
+        else:
+            log.info("device %s answers again", p.name)
+        previous[p.name] = p.error
