@@ -137,6 +137,12 @@ def render(screen: Screen, width: int | None = None) -> Group:
     for name in ("COMPONENT", "LEVEL", "REASON", "AGE"):
         comps.add_column(name, no_wrap=name != "REASON", min_width=REASON_MIN if name == "REASON" else None)
     for c in r.components:
+        if c.lines:
+            # The devices component (SPEC section 14): a line per device, each with its reason.
+            comps.add_row(c.name, Text(c.level.name, LEVEL_STYLE[c.level]), f"{len(c.lines)} devices", "")
+            for d in c.lines:
+                comps.add_row(f"  {d.name}", Text(d.level.name, LEVEL_STYLE[d.level]), d.reason, "")
+            continue
         comps.add_row(c.name, Text(c.level.name, LEVEL_STYLE[c.level]), c.reason,
                       format_age(c.age_seconds) if c.age_seconds is not None else "")
     parts.append(comps)
