@@ -513,11 +513,12 @@ def merge_slot(results: Sequence[SlotResult]) -> SlotResult:
     """One slot of the `all devices` row from each device's result for it:
     `active` when any device was active, a `gap` only when no device was
     active and one saw you present without window data; the cause is that of
-    the first device (in the table's order) with the chosen class."""
+    first device (in the table's order) with the chosen class and a cause
+    other than `unknown`, else the first with the chosen class."""
     for kind in MERGE_ORDER:
-        for r in results:
-            if r.kind is kind:
-                return r
+        found = [r for r in results if r.kind is kind]
+        if found:
+            return next((r for r in found if r.cause not in (None, Cause.UNKNOWN)), found[0])
     raise ValueError("merge_slot needs at least one device's result")
 
 
