@@ -204,7 +204,8 @@ def _cards(cov: Coverage) -> str:
 
 def _table(cov: Coverage) -> str:
     multi = len(cov.hosts) > 1
-    rows = ["<table><thead><tr><th>Day</th>" + ("<th>Host</th>" if multi else "")
+    column = "<th>Device</th>" if cov.devices is not None else "<th>Host</th>"
+    rows = ["<table><thead><tr><th>Day</th>" + (column if multi else "")
             + "<th>Active</th><th>Without window data</th><th>Away</th><th>No data</th><th></th></tr></thead><tbody>"]
     for d in cov.days:
         s = d.seconds
