@@ -274,3 +274,12 @@ def test_the_device_metrics_parse_and_carry_the_device_label():
     # Without devices: no device metric at all.
     plain = metrics.render(metrics.collect({}, Level.OK, True, True))
     assert "lifelog_device" not in plain
+
+
+def test_another_machines_afk_source_is_not_judged_on_this_machines_sleep():
+    old = NOW - timedelta(hours=2)
+    afk = judge.Bucket("aw-watcher-afk_lap", "afkstatus", "lap-host", old)
+    facts = judge.Facts("lap-host", (afk,), elsewhere=True)
+    (j,) = judge.judge(facts, NOW, S)
+    assert (j.state, j.reason) == (SourceState.UNJUDGED, "cannot tell whether lap-host slept "
+                                   "(LifeLog reads the sleep clocks of its own machine only)")

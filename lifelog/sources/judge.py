@@ -118,6 +118,8 @@ class Facts(NamedTuple):
     # name (lowered) -> its name; an aw-sync copy of one is `copy` "followed
     # directly as <name>" (core.devices.copy_of).
     followed: Mapping[str, str] = _EMPTY
+    # A device other than the machine LifeLog runs on: its sleep is not known here.
+    elsewhere: bool = False
 
 
 class Judgement(NamedTuple):
@@ -412,6 +414,9 @@ class _Judge:
                 }.get(b.type, "while you were active")
 
     def _afk(self, b: Bucket, start: datetime) -> tuple[SourceState, str]:
+        if self.facts.awake_since is None and self.facts.elsewhere:
+            return SourceState.UNJUDGED, (f"cannot tell whether {self.facts.server_hostname} slept "
+                                          "(LifeLog reads the sleep clocks of its own machine only)")
         if self.facts.awake_since is None:
             return SourceState.UNJUDGED, "cannot tell whether the machine slept (no sleep clocks on this OS)"
         awake = (self.now - max(start, self.facts.awake_since)).total_seconds()

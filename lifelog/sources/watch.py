@@ -204,7 +204,7 @@ def _read_device_facts(db, settings: Settings, meta: Meta, watcher: WatcherFacts
         trouble = sources.device_trouble(meta, watcher, now, now_clocks, settings, v.name, i == 0, verdict)
         local = i == 0 and is_loopback(v.device.url)
         facts = _facts(db, settings, meta, now, device, hostname, buckets, trouble,
-                       awake.since if local else None)._replace(followed=followed)
+                       awake.since if local else None)._replace(followed=followed, elsewhere=not local)
         per.append(PerDevice(v.name, v.device_id, facts))
     first = per[0] if per else None
     return Gathered(first.server if first else None, first.facts if first else sources.Facts(None), awake,
