@@ -143,13 +143,20 @@ def test_the_status_screen_shows_a_row_per_device():
     meta = {**device_meta("desk", reachable=True, device_id="d1", ok_ago=5),
             **device_meta("lap", reachable=False, device_id="l1", ok_ago=2 * 3600, down_ago=2 * 3600)}
     report = status.evaluate(snap(meta), S, [status.devices_component])
+    from lifelog.sources.watch import Recorded
+
+    sources = [Recorded("aw-watcher-window_lap", "unjudged", NOW, None, "not judged while lap does not answer")]
     for width in (80, 140):
         console = Console(width=width, color_system=None, record=True)
-        console.print(status_screen.render(status_screen.Screen(report, NOW, 2.0), width))
+        screen = status_screen.Screen(report, NOW, 2.0, sources, source_devices={"aw-watcher-window_lap": "lap"})
+        console.print(status_screen.render(screen, width))
         text = console.export_text()
         assert "  desk" in text and "desk answers" in text
-        assert "  lap" in text and "lap not seen for 2 h: off or away" in text
+        assert "  lap" in text and "lap not seen for 2 h: off or away" in " ".join(text.split())
         assert all(len(line) <= width for line in text.splitlines())
+        header = next(line for line in text.splitlines() if "SOURCE" in line)
+        assert header.split()[:2] == ["DEVICE", "SOURCE"]
+        assert any(line.split()[:2] == ["lap", "aw-watcher-window_lap"] for line in text.splitlines())
 
 
 # -- sources: a copy of a followed device -------------------------------------------------------
