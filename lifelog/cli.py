@@ -413,20 +413,24 @@ def cmd_coverage(since: Annotated[str | None, typer.Option(
                  slot_minutes: Annotated[int, typer.Option("--slot-minutes", metavar="N", help="slot length")] = 15,
                  html: Annotated[str | None, typer.Option(
                      "--html", metavar="FILE", help="also write the picture as one self-contained HTML file")] = None,
+                 device: Annotated[str | None, typer.Option(
+                     "--device", metavar="NAME",
+                     help="with the devices setting: that device alone (no all devices row)")] = None,
                  as_json: Json = False, verbose: Verbose = False, db: Db = None, config: Config = None) -> int:
     import time
     from pathlib import Path
 
     from lifelog.core.clocks import boot_time
-    from lifelog.coverage.query import coverage_of, resolve_range
+    from lifelog.coverage.query import check_device, coverage_of, resolve_range
 
     settings = _settings(db, config)
     start, end = resolve_range(since, until, slot_minutes, time.time(), None)
+    check_device(settings, device)
     if html and not Path(html).resolve().parent.is_dir():
         raise UsageError(f"--html {html}: its folder does not exist; create it or give another path")
     _reading(verbose)
     with _open_existing(settings) as database:
-        cov = coverage_of(database, settings, start, end, slot_minutes, boot_now=boot_time())
+        cov = coverage_of(database, settings, start, end, slot_minutes, boot_now=boot_time(), device=device)
     if html:
         from lifelog.coverage.html import write_html
 

@@ -74,6 +74,8 @@ class Screen:
     verdicts: list[VerdictRow] = field(default_factory=list)  # newest first
     watchdog_verdict: str | None = None
     watchdog_checked_at: str | None = None
+    # With the `devices` setting: each source's device (a DEVICE column); empty without it.
+    source_devices: dict[str, str] = field(default_factory=dict)
 
 
 def latest_verdicts(db, limit: int = VERDICTS_SHOWN) -> list[VerdictRow]:
@@ -103,9 +105,24 @@ def _gather(db, settings: Settings, interval: float, monitor) -> Screen:
         _, report = monitor.check_health(db, settings)
     else:
         report = monitor.refresh(db, settings, "status")
-    meta = read_meta(db, (keys.SOURCE_PREFIX, "watchdog."))
+    meta = read_meta(db, (keys.SOURCE_PREFIX, "watchdog.", keys.DEVICE_PREFIX))
     return Screen(report, utcnow(), interval, recorded(meta), latest_verdicts(db),
-                  meta.get(keys.WATCHDOG_VERDICT), meta.get(keys.WATCHDOG_CHECKED_AT))
+                  meta.get(keys.WATCHDOG_VERDICT), meta.get(keys.WATCHDOG_CHECKED_AT),
+                  source_devices(db, meta, settings))
+
+
+def source_devices(db, meta, settings: Settings) -> dict[str, str]:
+    """With the `devices` setting: bucket_id -> the device whose AW lists it (the first, if two do)."""
+    from lifelog.checks.devices import views
+
+    found: dict[str, str] = {}
+    for v in views(meta, settings):
+        if v.device_id is None or v.seen.refused_for is not None:
+            continue
+        for (bucket_id,) in db.conn.execute("SELECT bucket_id FROM buckets WHERE server = ? AND deleted_in_aw_at "
+                                            "IS NULL", (v.device_id,)):
+            found.setdefault(bucket_id, v.name)
+    return found
 
 
 def _age(when: str | datetime | None, now: datetime) -> str:
@@ -137,6 +154,12 @@ def render(screen: Screen, width: int | None = None) -> Group:
     for name in ("COMPONENT", "LEVEL", "REASON", "AGE"):
         comps.add_column(name, no_wrap=name != "REASON", min_width=REASON_MIN if name == "REASON" else None)
     for c in r.components:
+        if c.lines:
+            # The devices component (SPEC section 14): a line per device, each with its reason.
+            comps.add_row(c.name, Text(c.level.name, LEVEL_STYLE[c.level]), f"{len(c.lines)} devices", "")
+            for d in c.lines:
+                comps.add_row(f"  {d.name}", Text(d.level.name, LEVEL_STYLE[d.level]), d.reason, "")
+            continue
         comps.add_row(c.name, Text(c.level.name, LEVEL_STYLE[c.level]), c.reason,
                       format_age(c.age_seconds) if c.age_seconds is not None else "")
     parts.append(comps)
@@ -146,12 +169,16 @@ def render(screen: Screen, width: int | None = None) -> Group:
         src = _table()
         names = ("SOURCE", "STATE", "SINCE", "REASON") if narrow else ("SOURCE", "STATE", "SINCE", "NEWEST EVENT",
                                                                        "REASON")
+        if screen.source_devices:
+            names = ("DEVICE", *names)
         for name in names:
             src.add_column(name, no_wrap=name != "REASON", overflow="ellipsis",
                            max_width=SOURCE_MAX if narrow and name == "SOURCE" else None,
                            min_width=REASON_MIN if name == "REASON" else None)
         for s in screen.sources:
             cells: list[str | Text] = [s.bucket_id, Text(s.state, STATE_STYLE.get(s.state, "")), _age(s.since, screen.now)]
+            if screen.source_devices:
+                cells.insert(0, screen.source_devices.get(s.bucket_id, "-"))
             if not narrow:
                 cells.append(_age(s.newest_end, screen.now))
             src.add_row(*cells, s.reason)

@@ -27,6 +27,7 @@ COMPONENTS = (
     status.aw_component,
     status.watcher_component,
     status.data_component,
+    status.devices_component,  # only with the devices setting
     status.restarts_component,
     status.watchdog_component,
     source_watch.sources_component,

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from lifelog.aw.buckets import AWView
+from lifelog.checks.devices import DeviceLine, judge_all
 from lifelog.checks.liveness import Freshness, age, judge_data, ts, watcher_down, watcher_started
 from lifelog.core import keys
 from lifelog.core.identity import WatcherFacts
@@ -59,10 +60,15 @@ class Component(NamedTuple):
     reason: str  # one phrase; names the cause when the level is not OK
     since: str | None = None  # the timestamp the age is of
     age_seconds: float | None = None
+    # The `devices` component's line per device (SPEC section 14); () for the others.
+    lines: tuple[DeviceLine, ...] = ()
 
     def to_json(self) -> dict:
-        return {"name": self.name, "level": self.level.name, "reason": self.reason,
-                "since": self.since, "age_seconds": self.age_seconds}
+        out: dict = {"name": self.name, "level": self.level.name, "reason": self.reason,
+               "since": self.since, "age_seconds": self.age_seconds}
+        if self.lines:
+            out["devices"] = [line.to_json() for line in self.lines]
+        return out
 
 
 class StatusReport(NamedTuple):
@@ -91,6 +97,12 @@ class StatusReport(NamedTuple):
         lines = hanging(level + sep, cause, width) if sep else hanging("", self.summary, width)
         for c in self.components:
             shown = f" ({format_age(c.age_seconds)})" if c.age_seconds is not None else ""
+            if c.lines:
+                # One line per device, under the component's name; the reasons are theirs.
+                lines += hanging(f"  {c.name:<9} {c.level.name:<8} ", f"{len(c.lines)} devices", width)
+                for d in c.lines:
+                    lines += hanging(f"    {d.name:<7} {d.level.name:<8} ", d.reason, width)
+                continue
             lines += hanging(f"  {c.name:<9} {c.level.name:<8} ", f"{c.reason}{shown}", width)
         lines.append(f"  database  {self.db}")
         return "\n".join(lines)
@@ -195,13 +207,26 @@ def watchdog_component(snap: Snapshot, settings: Settings) -> Component:
                         snap, checked)
 
 
+def devices_component(snap: Snapshot, settings: Settings) -> Component | None:
+    """With the `devices` setting (SPEC section 14): every device's verdict
+    (core.devices.judge_device), the worst the component's; None without it."""
+    if not settings.devices:
+        return None
+    lines = tuple(judge_all(snap.meta, settings, snap.now))
+    worst = max((d.level for d in lines), key=lambda lv: SEVERITY[lv], default=Level.OK)
+    shown = [d for d in lines if d.level is worst] if worst is not Level.OK else list(lines)
+    return Component("devices", worst, "; ".join(d.reason for d in shown), None, None, lines)
+
+
 # -- combining --------------------------------------------------------------------------------
 
 
 def evaluate(snap: Snapshot, settings: Settings,
-             components: Sequence[Callable[[Snapshot, Settings], Component]]) -> StatusReport:
-    """Pure: each component (lifelog.wiring.COMPONENTS), then the worst level and its causes."""
-    return combine([component(snap, settings) for component in components], snap.db_path, snap.now)
+             components: Sequence[Callable[[Snapshot, Settings], Component | None]]) -> StatusReport:
+    """Pure: each component (lifelog.wiring.COMPONENTS; None: not shown with
+    these settings), then the worst level and its causes."""
+    judged = [component(snap, settings) for component in components]
+    return combine([c for c in judged if c is not None], snap.db_path, snap.now)
 
 
 def combine(components: list[Component], db: str, now: datetime) -> StatusReport:

@@ -16,11 +16,21 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from lifelog.core.files import write_atomically
-from lifelog.coverage.model import CAUSE_NAME, Cause, Coverage, Kind, Stretch, local_date, local_midnight, to_local_iso
+from lifelog.coverage.model import (
+    ALL_DEVICES,
+    CAUSE_NAME,
+    Cause,
+    Coverage,
+    Kind,
+    Stretch,
+    local_date,
+    local_midnight,
+    to_local_iso,
+)
 
 CLASS_COLOUR = {Kind.ACTIVE: "#2e9e5b", Kind.AWAY: "#9db4cc", Kind.GAP: "#d7263d", Kind.NO_DATA: "#e4e4ea"}
 CAUSE_COLOUR = {Cause.AW_DOWN: "#f08c00", Cause.SOURCE_SILENT: "#7b3fb5", Cause.LIFELOG_DOWN: "#1f6fd1",
-                Cause.UNKNOWN: "#a9a9b8"}
+                Cause.UNKNOWN: "#a9a9b8", Cause.DEVICE_UNREACHABLE: "#8a6d3b"}
 CLASS_NAME = {Kind.ACTIVE: "Active", Kind.AWAY: "Away", Kind.GAP: "Gap", Kind.NO_DATA: "No data"}
 CLASS_MEANING = {
     Kind.ACTIVE: "you were at the computer (not-afk) and window data covers it",
@@ -38,6 +48,8 @@ CAUSE_MEANING = {
                         "while the machine was up).",
     Cause.UNKNOWN: "AW, its watchers and LifeLog all look fine in LifeLog's records. For no data this "
                    "is usually the machine being off or asleep.",
+    Cause.DEVICE_UNREACHABLE: "LifeLog could not reach this device's ActivityWatch then, and the device has "
+                              "reported nothing for that time since: it was off, asleep or away.",
 }
 CAUSE_FIX = {
     Cause.AW_DOWN: "Keep AW running under a supervisor (the aw-server systemd unit and its health timer, "
@@ -49,6 +61,8 @@ CAUSE_FIX = {
     Cause.LIFELOG_DOWN: "Run 'lifelog reconcile --since DATE' to fetch what AW still holds for those days; "
                         "then run LifeLog under 'lifelog daemon' or the cron watchdog so it restarts by itself.",
     Cause.UNKNOWN: "Nothing, if the machine was off. Otherwise check AW's own logs for those hours.",
+    Cause.DEVICE_UNREACHABLE: "Nothing, if the device was off or travelling. If it was on, check that LifeLog can "
+                              "reach its AW (README \"Several machines\": the tunnel or VPN, its url and api_key).",
 }
 
 LEFT = 118  # the day labels
@@ -161,16 +175,25 @@ def _timeline(cov: Coverage, host: str) -> str:
     return "".join(out)
 
 
-def _keys() -> str:
+def _keys(devices: bool = False) -> str:
     parts = [f'<span class="key"><span class="dot" style="background:{CLASS_COLOUR[k]}"></span>'
              f'<b>{CLASS_NAME[k]}</b>: {html.escape(CLASS_MEANING[k])}</span>' for k in Kind]
+    strips = {**STRIP_NAME, Cause.DEVICE_UNREACHABLE: "device did not answer"} if devices else STRIP_NAME
     parts += [f'<span class="key"><span class="dot" style="background:{CAUSE_COLOUR[c]};height:5px"></span>'
-              f'strip: {html.escape(STRIP_NAME[c])}</span>' for c in STRIP_NAME]
+              f'strip: {html.escape(strips[c])}</span>' for c in strips]
     return '<div class="keys">' + "".join(parts) + "</div>"
 
 
+def _summed(cov: Coverage) -> list:
+    """The days the cards add up: with the devices setting the merged row's
+    (each device's would count a slot twice), or the one device's."""
+    if cov.devices is not None and ALL_DEVICES in cov.hosts:
+        return [d for d in cov.days if d.host == ALL_DEVICES]
+    return list(cov.days)
+
+
 def _cards(cov: Coverage) -> str:
-    total = {k: sum(d.seconds[k] for d in cov.days) for k in Kind}
+    total = {k: sum(d.seconds[k] for d in _summed(cov)) for k in Kind}
     cards = []
     for k in (Kind.ACTIVE, Kind.GAP, Kind.AWAY, Kind.NO_DATA):
         label = "active, no window data" if k is Kind.GAP else CLASS_NAME[k].lower()
@@ -181,7 +204,8 @@ def _cards(cov: Coverage) -> str:
 
 def _table(cov: Coverage) -> str:
     multi = len(cov.hosts) > 1
-    rows = ["<table><thead><tr><th>Day</th>" + ("<th>Host</th>" if multi else "")
+    column = "<th>Device</th>" if cov.devices is not None else "<th>Host</th>"
+    rows = ["<table><thead><tr><th>Day</th>" + (column if multi else "")
             + "<th>Active</th><th>Without window data</th><th>Away</th><th>No data</th><th></th></tr></thead><tbody>"]
     for d in cov.days:
         s = d.seconds
@@ -199,13 +223,14 @@ def _table(cov: Coverage) -> str:
 def _causes(cov: Coverage) -> str:
     found: dict[Cause, list[Stretch]] = {}
     for s in cov.stretches:
-        if s.cause is not None:
+        # The merged row's causes are its devices': each is listed once, under its device.
+        if s.cause is not None and not (cov.devices is not None and s.host == ALL_DEVICES):
             found.setdefault(s.cause, []).append(s)
     if not any(s.kind is Kind.GAP for s in cov.stretches) and set(found) <= {Cause.UNKNOWN}:
         return ('<div class="good">No gaps: wherever you were at the computer, window data covers it; '
                 "every stretch without data has no cause in LifeLog's records (the machine was off or asleep).</div>")
     cards = []
-    for cause in (Cause.AW_DOWN, Cause.SOURCE_SILENT, Cause.LIFELOG_DOWN, Cause.UNKNOWN):
+    for cause in (Cause.AW_DOWN, Cause.SOURCE_SILENT, Cause.LIFELOG_DOWN, Cause.UNKNOWN, Cause.DEVICE_UNREACHABLE):
         stretches = found.get(cause)
         if not stretches:
             continue
@@ -235,7 +260,7 @@ def render_html(cov: Coverage, generated_at: datetime | None = None) -> str:
     for host in cov.hosts:
         if len(cov.hosts) > 1:
             body.append(f"<h3>{html.escape(host)}</h3>")
-        body.append(f'<div class="panel">{_timeline(cov, host)}{_keys()}</div>')
+        body.append(f'<div class="panel">{_timeline(cov, host)}{_keys(cov.devices is not None)}</div>')
     body += ["<h2>Days</h2>", f'<div class="panel">{_table(cov)}</div>', "<h2>Why data is missing</h2>", _causes(cov)]
     stamp = (generated_at or datetime.now().astimezone()).isoformat(timespec="seconds")
     body.append(f"<footer>Made by <code>lifelog coverage</code> at {stamp}.</footer>")

@@ -55,11 +55,17 @@ class Cause(enum.StrEnum):
     SOURCE_SILENT = "source_silent"
     LIFELOG_DOWN = "lifelog_down"
     UNKNOWN = "unknown"
+    # Only with the `devices` setting (SPEC section 14): no data from a device
+    # for a stretch it did not answer LifeLog, and never reported afterwards.
+    DEVICE_UNREACHABLE = "device_unreachable"
 
 
 # Each cause in words, as the terminal legend and the HTML cards both name it.
 CAUSE_NAME = {Cause.AW_DOWN: "ActivityWatch was down", Cause.SOURCE_SILENT: "a watcher was silent",
-              Cause.LIFELOG_DOWN: "LifeLog was not running", Cause.UNKNOWN: "no record explains it"}
+              Cause.LIFELOG_DOWN: "LifeLog was not running", Cause.UNKNOWN: "no record explains it",
+              Cause.DEVICE_UNREACHABLE: "the device did not answer"}
+# The name of the merged row with the `devices` setting.
+ALL_DEVICES = "all devices"
 
 
 # The classes that carry a cause, and the order in which causes are tried.
@@ -335,12 +341,20 @@ class HostInput:
     measures: Sequence[Measure]  # one per slot
     window_silent: Spans = field(default_factory=Spans)
     afk_silent: Spans = field(default_factory=Spans)
+    # With the `devices` setting: when this device did not answer, and its own AW health checks.
+    unreachable: Spans = field(default_factory=Spans)
+    aw_down: Spans | None = None  # None: the health checks of the one AW
 
 
-def cause_of(kind: Kind, lo: float, hi: float, aw_down: Spans, silent: Spans, lifelog_down: Spans) -> Cause | None:
-    """The first cause whose evidence meets [lo, hi); None for active and away."""
+def cause_of(kind: Kind, lo: float, hi: float, aw_down: Spans, silent: Spans, lifelog_down: Spans,
+             unreachable: Spans | None = None) -> Cause | None:
+    """The first cause whose evidence meets [lo, hi); None for active and away.
+    A device that did not answer explains its no data first (SPEC section 14):
+    had it recorded then, it would have reported it since."""
     if kind not in EXPLAINED:
         return None
+    if kind is Kind.NO_DATA and unreachable is not None and unreachable.overlaps(lo, hi):
+        return Cause.DEVICE_UNREACHABLE
     if aw_down.overlaps(lo, hi):
         return Cause.AW_DOWN
     if silent.overlaps(lo, hi):
@@ -391,10 +405,16 @@ class Coverage:
     until: float
     slot_seconds: int
     tz: tzinfo | None
-    hosts: list[str]
+    hosts: list[str]  # the rows; with the `devices` setting each device's name, then ALL_DEVICES
     slots: dict[str, list[SlotResult]]
     days: list[DayTotals]
     stretches: list[Stretch]
+    # With the `devices` setting: each row -> (its device's name or None for
+    # the merged row, the host name its AW reports); None without it.
+    devices: Mapping[str, tuple[str | None, str | None]] | None = None
+
+    def device_of(self, row: str) -> str | None:
+        return None if self.devices is None else self.devices.get(row, (None, None))[0]
 
     def to_json(self) -> dict:
         """The document `lifelog coverage --json` prints (README "Finding gaps")."""
@@ -402,6 +422,8 @@ class Coverage:
             return int(x) if float(x).is_integer() else round(x, 3)
 
         minutes = self.slot_seconds / 60
+        if self.devices is not None:
+            return self._device_json(num)
         return {
             "since": to_local_iso(self.since, self.tz),
             "until": to_local_iso(self.until, self.tz),
@@ -413,6 +435,28 @@ class Coverage:
             "stretches": [{"host": s.host, "start": to_local_iso(s.start, self.tz),
                            "end": to_local_iso(s.end, self.tz), "class": str(s.kind),
                            "cause": None if s.cause is None else str(s.cause)}
+                          for s in self.stretches],
+        }
+
+    def _device_json(self, num) -> dict:
+        """With the `devices` setting: days and stretches carry `device`
+        (null for the merged row) and `host` the host name its AW reports."""
+        rows = self.devices or {}
+
+        def host(row: str) -> str | None:
+            return rows[row][1] if row in rows else row
+
+        return {
+            "since": to_local_iso(self.since, self.tz),
+            "until": to_local_iso(self.until, self.tz),
+            "slot_minutes": num(self.slot_seconds / 60),
+            "days": [{"date": d.day.isoformat(), "device": self.device_of(d.host), "host": host(d.host),
+                      "active_seconds": num(d.seconds[Kind.ACTIVE]), "away_seconds": num(d.seconds[Kind.AWAY]),
+                      "no_data_seconds": num(d.seconds[Kind.NO_DATA]), "gap_seconds": num(d.seconds[Kind.GAP])}
+                     for d in self.days],
+            "stretches": [{"device": self.device_of(s.host), "host": host(s.host),
+                           "start": to_local_iso(s.start, self.tz), "end": to_local_iso(s.end, self.tz),
+                           "class": str(s.kind), "cause": None if s.cause is None else str(s.cause)}
                           for s in self.stretches],
         }
 
@@ -437,8 +481,8 @@ def classify(since: float, until: float, slot_seconds: int, tz: tzinfo | None, s
             kind = classify_measure(m)
             cause = None
             if kind in EXPLAINED:
-                cause = cause_of(kind, start, end, aw_down, h.window_silent if kind is Kind.GAP else h.afk_silent,
-                                 lifelog_down)
+                cause = cause_of(kind, start, end, aw_down if h.aw_down is None else h.aw_down,
+                                 h.window_silent if kind is Kind.GAP else h.afk_silent, lifelog_down, h.unreachable)
             results.append(SlotResult(start, end, slot_day, kind, cause))
             if slot_day != day:
                 day = slot_day
@@ -456,3 +500,59 @@ def classify(since: float, until: float, slot_seconds: int, tz: tzinfo | None, s
         days.extend(DayTotals(d, h.host, t) for d, t in totals.items())
     days.sort(key=lambda d: (d.day, d.host))
     return Coverage(since, until, slot_seconds, tz, [h.host for h in hosts], by_host, days, stretches)
+
+
+# -- several devices (SPEC section 14) ---------------------------------------------------------------
+
+# Which device's slot speaks for the merged row: any active one; else a gap
+# (someone was present, no device has window data); else away; else no data.
+MERGE_ORDER = (Kind.ACTIVE, Kind.GAP, Kind.AWAY, Kind.NO_DATA)
+
+
+def merge_slot(results: Sequence[SlotResult]) -> SlotResult:
+    """One slot of the `all devices` row from each device's result for it:
+    `active` when any device was active, a `gap` only when no device was
+    active and one saw you present without window data; the cause is that of
+    first device (in the table's order) with the chosen class and a cause
+    other than `unknown`, else the first with the chosen class."""
+    for kind in MERGE_ORDER:
+        found = [r for r in results if r.kind is kind]
+        if found:
+            return next((r for r in found if r.cause not in (None, Cause.UNKNOWN)), found[0])
+    raise ValueError("merge_slot needs at least one device's result")
+
+
+def per_device(cov: Coverage, order: Sequence[str], names: Mapping[str, str | None],
+               merge: bool = True) -> Coverage:
+    """`cov` (one row per device, named in `order`) as device rows, with the
+    `all devices` row after them unless not `merge` (`--device`); days in
+    the table's order, stretches by row, as `classify` gives them.
+    `names`: each row's host name."""
+    rows: dict[str, tuple[str | None, str | None]] = {row: (row, names.get(row)) for row in order}
+    if not merge or not order:
+        rank = {row: i for i, row in enumerate(order)}
+        days = sorted(cov.days, key=lambda d: (d.day, rank.get(d.host, len(rank))))
+        return Coverage(cov.since, cov.until, cov.slot_seconds, cov.tz, list(order), cov.slots, days,
+                        cov.stretches, rows)
+    merged = [merge_slot(group) for group in zip(*(cov.slots[row] for row in order), strict=True)]
+    slots = dict(cov.slots)
+    slots[ALL_DEVICES] = merged
+    totals: dict[date, dict[Kind, float]] = {}
+    stretches = list(cov.stretches)
+    current: Stretch | None = None
+    for r in merged:
+        totals.setdefault(r.day, {k: 0.0 for k in KINDS})[r.kind] += r.end - r.start
+        if current is not None and current.kind is r.kind and current.cause is r.cause and current.end == r.start:
+            current = Stretch(ALL_DEVICES, current.start, r.end, r.kind, r.cause)
+        else:
+            if current is not None:
+                stretches.append(current)
+            current = Stretch(ALL_DEVICES, r.start, r.end, r.kind, r.cause)
+    if current is not None:
+        stretches.append(current)
+    days = list(cov.days) + [DayTotals(d, ALL_DEVICES, t) for d, t in totals.items()]
+    rank = {row: i for i, row in enumerate([*order, ALL_DEVICES])}
+    days.sort(key=lambda d: (d.day, rank.get(d.host, len(rank))))
+    rows[ALL_DEVICES] = (None, None)
+    return Coverage(cov.since, cov.until, cov.slot_seconds, cov.tz, [*order, ALL_DEVICES], slots, days,
+                    stretches, rows)

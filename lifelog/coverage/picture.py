@@ -25,7 +25,8 @@ STYLE = {
     Kind.GAP: ("?", "bold white on red3"),
     Kind.NO_DATA: ("·", "grey42"),
 }
-LETTER = {Cause.AW_DOWN: "a", Cause.SOURCE_SILENT: "s", Cause.LIFELOG_DOWN: "l", Cause.UNKNOWN: "?"}
+LETTER = {Cause.AW_DOWN: "a", Cause.SOURCE_SILENT: "s", Cause.LIFELOG_DOWN: "l", Cause.UNKNOWN: "?",
+          Cause.DEVICE_UNREACHABLE: "d"}
 NO_DATA_EXPLAINED = "bold dark_orange"
 # What the legend adds to a cause's name (model.CAUSE_NAME), for a reader with no HTML card to turn to.
 CAUSE_HINT = {
@@ -33,6 +34,7 @@ CAUSE_HINT = {
     Cause.SOURCE_SILENT: "LifeLog recorded the one whose data is missing as silent",
     Cause.LIFELOG_DOWN: "its watcher, while the machine was up",
     Cause.UNKNOWN: "for no data: the machine was off or asleep",
+    Cause.DEVICE_UNREACHABLE: "LifeLog could not reach its AW then, and it reported nothing for it since",
 }
 
 
@@ -177,7 +179,10 @@ def _legend(cov: Coverage) -> Text:
     legend.append("S", STYLE[Kind.GAP][1])
     legend.append(" gap: active without window data\n")
     legend.append("the letter is the cause, upper case on red for a gap, lower case for no data:\n")
-    for cause in (Cause.AW_DOWN, Cause.SOURCE_SILENT, Cause.LIFELOG_DOWN, Cause.UNKNOWN):
+    causes = [Cause.AW_DOWN, Cause.SOURCE_SILENT, Cause.LIFELOG_DOWN, Cause.UNKNOWN]
+    if cov.devices is not None:  # the devices setting (SPEC section 14)
+        causes.append(Cause.DEVICE_UNREACHABLE)
+    for cause in causes:
         legend.append("  ")
         legend.append(LETTER[cause].upper(), STYLE[Kind.GAP][1])
         legend.append(LETTER[cause], NO_DATA_EXPLAINED if cause is not Cause.UNKNOWN else "")

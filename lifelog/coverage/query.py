@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
 from lifelog.aw.buckets import AFK_TYPE, WINDOW_TYPE
+from lifelog.core import keys
 from lifelog.core.errors import UsageError
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import epoch_of, iso_of_epoch
@@ -32,6 +33,7 @@ from lifelog.coverage.model import (
     local_date,
     local_midnight,
     make_slots,
+    per_device,
     silent_spans,
     slot_measures,
     to_local_iso,
@@ -123,9 +125,39 @@ def read_runs(db) -> list[Run]:
     return runs
 
 
+def read_device_health(db, name: str, lo: float, hi: float) -> list[tuple[float, str]]:
+    rows = db.conn.execute("SELECT checked_at, status FROM health_checks WHERE device = ? AND checked_at >= ?"
+                           " AND checked_at < ? ORDER BY checked_at", (name, iso_of_epoch(lo), iso_of_epoch(hi)))
+    return [(t, status) for at, status in rows if (t := epoch_of(at)) is not None]
+
+
+# A device's health check that did not reach its AW (SPEC section 14: `unreachable`
+# for a `sometimes` device; an `always` one that does not answer is `unhealthy`).
+NOT_ANSWERING = ("unreachable", "unhealthy")
+
+
+def check_device(settings: Settings, device: str | None) -> None:
+    """`--device NAME` must name a device of the `devices` setting (UsageError otherwise)."""
+    if device is None:
+        return
+    names = [d.name for d in settings.devices]
+    if not names:
+        raise UsageError(f"--device {device!r}: no devices setting; set devices in the config file, "
+                         "or leave out --device")
+    if device not in names:
+        raise UsageError(f"--device {device!r} is not a device of the devices setting (known: {', '.join(names)})")
+
+
 def coverage_of(db, settings: Settings, since: float, until: float, slot_minutes: int, *,
-                now: float | None = None, boot_now: float | None = None, tz: tzinfo | None = None) -> Coverage:
-    """Classify [since, until) (whole minutes) for every host LifeLog holds."""
+                now: float | None = None, boot_now: float | None = None, tz: tzinfo | None = None,
+                device: str | None = None) -> Coverage:
+    """Classify [since, until) (whole minutes) for every host LifeLog holds;
+    with the `devices` setting, for every device (or `device` alone) and the
+    `all devices` row."""
+    check_device(settings, device)
+    if settings.devices:
+        return _device_coverage(db, settings, since, until, slot_minutes, now=now, boot_now=boot_now, tz=tz,
+                                device=device)
     now = time.time() if now is None else now
     slot_seconds = slot_minutes * 60
     slots = make_slots(since, until, slot_seconds, tz)
@@ -156,3 +188,53 @@ def coverage_of(db, settings: Settings, since: float, until: float, slot_minutes
                                window_silent=silent[False], afk_silent=silent[True]))
     return classify(since, until, slot_seconds, tz, slots, hosts, aw_down, lifelog_down)
 
+
+
+def _device_coverage(db, settings: Settings, since: float, until: float, slot_minutes: int, *,
+                     now: float | None, boot_now: float | None, tz: tzinfo | None, device: str | None) -> Coverage:
+    """One row per device (SPEC section 14): its own afk and window buckets
+    (on the server of its device_id, aw-sync copies left out), its own health
+    checks, and when it did not answer; then, without `device`, the merged
+    `all devices` row (model.per_device)."""
+    from lifelog.checks.devices import views
+    from lifelog.core.devices import SYNC_MARK
+    from lifelog.db.meta import read_meta
+
+    now = time.time() if now is None else now
+    slot_seconds = slot_minutes * 60
+    slots = make_slots(since, until, slot_seconds, tz)
+    unit = unit_seconds(slots, since)
+    chosen = [v for v in views(read_meta(db, (keys.DEVICE_PREFIX,)), settings)
+              if device is None or v.name == device]
+    buckets = {v.name: [b for b in read_buckets(db) if v.device_id is not None and v.seen.refused_for is None
+                        and b.server == v.device_id and SYNC_MARK not in b.bucket_id]
+               for v in chosen}
+    summary = Summary(db)
+    summary.refresh([(b.server, b.bucket_id, b.afk) for mine in buckets.values() for b in mine], since, until)
+    reach = settings.aw_health_check_interval_minutes * 60.0
+    lead = settings.source_silence_minutes * 60.0
+    lifelog_down = lifelog_down_spans(read_runs(db), settings.heartbeat_timeout_seconds, now, boot_now)
+    rows: list[HostInput] = []
+    for v in chosen:
+        afk_units: Units = {}
+        window_units: Units = {}
+        silent = {True: Spans(), False: Spans()}
+        for b in buckets[v.name]:
+            units = summary.units(b.server, b.bucket_id, since, until, unit)
+            if b.afk:
+                afk_units = add_units(afk_units, units)
+            else:
+                window_units = add_units(window_units, units)
+            silent[b.afk] = silent[b.afk] | silent_spans(read_source_changes(db, b, until + lead), lead, now)
+        checks = read_device_health(db, v.name, since - 2 * reach, until + 2 * reach)
+        answered = [(t, "healthy" if status in NOT_ANSWERING else status) for t, status in checks]
+        unreachable = aw_down_spans([(t, "unhealthy" if status in NOT_ANSWERING else "healthy")
+                                     for t, status in checks], reach)
+        if v.seen.reachable is False and v.seen.unreachable_since is not None:
+            # Not answering now: since its first failed poll, whatever the checks' spacing.
+            unreachable = unreachable | Spans([(v.seen.unreachable_since, max(now, v.seen.unreachable_since))])
+        rows.append(HostInput(v.name, slot_measures(slots, since, unit, afk_units, window_units),
+                              window_silent=silent[False], afk_silent=silent[True], unreachable=unreachable,
+                              aw_down=aw_down_spans(answered, reach)))
+    cov = classify(since, until, slot_seconds, tz, slots, rows, Spans(), lifelog_down)
+    return per_device(cov, [v.name for v in chosen], {v.name: v.hostname for v in chosen}, merge=device is None)

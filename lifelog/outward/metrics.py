@@ -65,13 +65,17 @@ def _gauge(name: str, help: str, value: float | None) -> Metric:
 
 
 def collect(meta: Mapping[str, str | None], level: Level, watcher_up: bool, aw_up: bool,
-            sources: Iterable[tuple[Mapping[str, str], float | None, bool]] = ()) -> list[Metric]:
+            sources: Iterable[tuple[Mapping[str, str], float | None, bool]] = (),
+            devices: Iterable[tuple[str, bool, float | None]] = ()) -> list[Metric]:
     """Pure: the metrics of one moment. `sources` are (labels, newest end as
-    epoch seconds or None, silent) per source."""
+    epoch seconds or None, silent) per source; `devices` (name, up, newest
+    event end as epoch seconds or None) per device, only with the `devices`
+    setting (SPEC section 14)."""
     # None records no sample: a count edited into a word is not a count.
     count = keys.int_of(meta.get(keys.WATCHDOG_RESTART_COUNT) or "0")
     restarts = None if count is None else float(count)
     sources = list(sources)
+    devices = list(devices)
     return [
         _gauge("status", "Overall status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", float(int(level))),
         _gauge("watcher_up", "1 when the watcher process runs and heartbeats.", float(watcher_up)),
@@ -91,14 +95,49 @@ def collect(meta: Mapping[str, str | None], level: Level, watcher_up: bool, aw_u
                tuple((labels, float(silent)) for labels, _, silent in sources)),
         _gauge("backup_last_success_timestamp_seconds", "When the newest verified backup was made.",
                epoch_of(meta.get(keys.BACKUP_LAST_OK_AT))),
+        Metric(PREFIX + "device_up", "1 when the device's ActivityWatch answered LifeLog's latest poll.", "gauge",
+               tuple(({"device": name}, float(up)) for name, up, _ in devices)),
+        Metric(PREFIX + "device_last_event_timestamp_seconds", "End of the newest event stored from the device.",
+               "gauge", tuple(({"device": name}, end) for name, _, end in devices if end is not None)),
     ]
 
 
-def _sources(db, meta: Mapping[str, str | None]) -> list[tuple[dict[str, str], float | None, bool]]:
+def _devices(meta: Mapping[str, str | None], settings: Settings) -> list[tuple[str, bool, float | None]]:
+    from lifelog.checks.devices import views
+
+    return [(v.name, v.answers, epoch_of(v.last_event_ts)) for v in views(meta, settings)]
+
+
+def _device_sources(db, meta: Mapping[str, str | None], settings: Settings,
+                    judged) -> list[tuple[dict[str, str], float | None, bool]]:
+    """With devices: each source labelled with the device whose AW lists it."""
+    from lifelog.checks.devices import views
+
+    facts: dict[str, tuple[str, str, str]] = {}
+    for v in views(meta, settings):
+        if v.device_id is None or v.seen.refused_for is not None:
+            continue
+        for bucket_id, type_, host in db.conn.execute(
+                "SELECT bucket_id, type, hostname FROM buckets WHERE server = ? AND deleted_in_aw_at IS NULL",
+                (v.device_id,)):
+            facts.setdefault(bucket_id, (type_ or "", host or "", v.name))
+    out = []
+    for r in judged:
+        type_, host, device = facts.get(r.bucket_id, ("", "", ""))
+        end = None if r.newest_end is None else r.newest_end.timestamp()
+        out.append(({"bucket": r.bucket_id, "type": type_, "host": host, "device": device}, end,
+                     r.state == SourceState.SILENT))
+    return out
+
+
+def _sources(db, meta: Mapping[str, str | None],
+             settings: Settings | None = None) -> list[tuple[dict[str, str], float | None, bool]]:
     """Each source as the latest pass recorded it, with its labels."""
     judged = recorded(meta)
     if not judged:
         return []
+    if settings is not None and settings.devices:
+        return _device_sources(db, meta, settings, judged)
     # The current server's rows: another server's buckets may share the ids.
     facts = {r[0]: (r[1] or "", r[2] or "") for r in db.conn.execute(
         "SELECT bucket_id, type, hostname FROM buckets WHERE server = ? AND deleted_in_aw_at IS NULL",
@@ -121,5 +160,5 @@ def write_metrics(db, settings: Settings, report, trigger: str, context=None,
     watcher = report.component("watcher")
     aw_up = meta.get(keys.AW_STATUS) == AWStatus.HEALTHY
     metrics = collect(meta, report.level, watcher is not None and watcher.level is Level.OK, aw_up,
-                      _sources(db, meta))
+                      _sources(db, meta, settings), _devices(meta, settings))
     write_atomically(settings.metrics_file, render(metrics))

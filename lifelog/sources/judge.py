@@ -39,6 +39,7 @@ from typing import NamedTuple
 from lifelog.aw.buckets import AFK_TYPE, INPUT_TYPE, WEB_TYPE, WINDOW_TYPE
 from lifelog.checks.liveness import SLEEP_MIN, ts, watcher_down, watcher_started
 from lifelog.core import keys
+from lifelog.core.devices import copy_of
 from lifelog.core.identity import WatcherFacts
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import format_span
@@ -113,6 +114,12 @@ class Facts(NamedTuple):
     # Since when the machine has been awake without a sleep; None: cannot tell.
     awake_since: datetime | None = None
     previous: Mapping[str, Previous] = _EMPTY
+    # With the `devices` setting: each followed device's device_id and host
+    # name (lowered) -> its name; an aw-sync copy of one is `copy` "followed
+    # directly as <name>" (core.devices.copy_of).
+    followed: Mapping[str, str] = _EMPTY
+    # A device other than the machine LifeLog runs on: its sleep is not known here.
+    elsewhere: bool = False
 
 
 class Judgement(NamedTuple):
@@ -222,6 +229,31 @@ def lifelog_trouble(meta: Meta, facts: WatcherFacts, now: datetime, now_clocks: 
     aw_status = meta.get(keys.AW_STATUS)
     if aw_status in (AWStatus.UNHEALTHY, AWStatus.DEGRADED) and checked is not None and checked > heartbeat:
         return f"AW is {aw_status} ({meta.get(keys.AW_ERROR) or 'no reason given'})"
+    return ""
+
+
+def device_trouble(meta: Meta, facts: WatcherFacts, now: datetime, now_clocks: tuple[float, float] | None,
+                   settings: Settings, name: str, first: bool, verdict: Verdict | None = None) -> str:
+    """With the `devices` setting: why LifeLog cannot vouch for its copy of
+    device `name` now ("" when it can). LifeLog's watcher must be healthy,
+    and the device must have answered its latest poll: a device away is
+    never judged on what LifeLog could not read. The `aw` health check is the
+    first device's (SPEC section 14), so only it speaks for that one."""
+    heartbeat = meta.get(keys.WATCHER_HEARTBEAT_AT)
+    # The watcher's own keys name every failing device; each device is judged on its own keys below.
+    own = {**meta, keys.WATCHER_LAST_ERROR: "", keys.WATCHER_LAST_POLL_OK_AT: heartbeat}
+    if not first:
+        own[keys.AW_STATUS] = None
+    general = lifelog_trouble(own, facts, now, now_clocks, settings, verdict)
+    if general:
+        return general
+    error = meta.get(keys.device_key(name, "last_error")) or ""
+    if meta.get(keys.device_key(name, "reachable")) != "yes":
+        return f"{name} does not answer ({error or 'not polled yet'})"
+    if error:
+        return f"LifeLog's watcher cannot read {name} ({error})"
+    if meta.get(keys.device_key(name, "last_poll_ok_at")) != heartbeat:
+        return f"LifeLog's latest poll of {name} did not succeed"
     return ""
 
 
@@ -340,6 +372,9 @@ class _Judge:
         facts, now = self.facts, self.now
         # -> copy (wins over remote)
         if SYNCED_MARK in b.bucket_id:
+            of = copy_of(b.bucket_id, facts.followed) if facts.followed else None
+            if of is not None:
+                return SourceState.COPY, f"followed directly as {of}"
             return SourceState.COPY, "copied from another device by aw-sync; not judged"
         # -> remote
         if facts.server_hostname is None:
@@ -379,6 +414,9 @@ class _Judge:
                 }.get(b.type, "while you were active")
 
     def _afk(self, b: Bucket, start: datetime) -> tuple[SourceState, str]:
+        if self.facts.awake_since is None and self.facts.elsewhere:
+            return SourceState.UNJUDGED, (f"cannot tell whether {self.facts.server_hostname} slept "
+                                          "(LifeLog reads the sleep clocks of its own machine only)")
         if self.facts.awake_since is None:
             return SourceState.UNJUDGED, "cannot tell whether the machine slept (no sleep clocks on this OS)"
         awake = (self.now - max(start, self.facts.awake_since)).total_seconds()

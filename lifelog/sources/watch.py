@@ -62,11 +62,13 @@ def current_server(db) -> tuple[str | None, str | None]:
     return (row[0] if row else None), None
 
 
-def read_buckets(db, settings: Settings) -> tuple[str | None, str | None, list[sources.Bucket]]:
-    """(server device_id, AW's host name, the selected buckets AW lists) from the tables."""
+def read_buckets(db, settings: Settings, server: tuple[str | None, str | None] | None = None,
+                 ) -> tuple[str | None, str | None, list[sources.Bucket]]:
+    """(server device_id, AW's host name, the selected buckets AW lists) from
+    the tables: of `server` (device_id, host name), else the current one."""
     from lifelog.aw.buckets import selected
 
-    device, hostname = current_server(db)
+    device, hostname = current_server(db) if server is None else server
     if device is None:
         return None, hostname, []
     rows = db.conn.execute(
@@ -145,18 +147,72 @@ def recorded(meta: Meta) -> list[Recorded]:
     return sorted(found, key=lambda r: r.bucket_id)
 
 
+class PerDevice(NamedTuple):
+    """With the `devices` setting: one device's facts, judged on their own."""
+
+    name: str
+    server: str
+    facts: sources.Facts
+
+
 class Gathered(NamedTuple):
     device: str | None
     facts: sources.Facts
     awake: sources.Awake
+    devices: tuple[PerDevice, ...] = ()  # with the `devices` setting; `facts` is then unused
+
+    def judge(self, now: datetime, settings: Settings) -> list[sources.Judgement]:
+        if not self.devices:
+            return sources.judge(self.facts, now, settings)
+        return [j for d in self.devices for j in sources.judge(d.facts, now, settings)]
+
+    def where(self) -> dict[str, tuple[str, str]]:
+        """bucket_id -> (device name, server), with the `devices` setting."""
+        return {b.bucket_id: (d.name, d.server) for d in self.devices for b in d.facts.buckets}
 
 
 def read_facts(db, settings: Settings, meta: Meta, watcher: WatcherFacts, now: datetime,
                now_clocks: tuple[float, float] | None, verdict: Verdict | None = None) -> Gathered:
     """Everything `sources.judge` needs, from the database and the clocks."""
+    awake = sources.track_awake(read_awake(meta), now, now_clocks)
+    if settings.devices:
+        return _read_device_facts(db, settings, meta, watcher, now, now_clocks, verdict, awake)
     device, hostname, buckets = read_buckets(db, settings)
     trouble = sources.lifelog_trouble(meta, watcher, now, now_clocks, settings, verdict)
-    awake = sources.track_awake(read_awake(meta), now, now_clocks)
+    facts = _facts(db, settings, meta, now, device, hostname, buckets, trouble, awake.since)
+    return Gathered(device, facts, awake)
+
+
+def _read_device_facts(db, settings: Settings, meta: Meta, watcher: WatcherFacts, now: datetime,
+                       now_clocks: tuple[float, float] | None, verdict: Verdict | None,
+                       awake: sources.Awake) -> Gathered:
+    """Per device (SPEC section 14): its own buckets, judged against its own
+    afk bucket, only while it answers. A refused clone has no rows of its own
+    (its device_id is another's): it has no sources. This machine's sleep
+    clocks speak only for the first device, and only when it is this machine
+    (a loopback URL); another machine's afk bucket is unjudged."""
+    from lifelog.checks.devices import followed as followed_of
+    from lifelog.checks.devices import views
+    from lifelog.core.devices import is_loopback
+
+    followed = followed_of(meta, settings)
+    per = []
+    for i, v in enumerate(views(meta, settings)):
+        if v.device_id is None or v.seen.refused_for is not None:
+            continue
+        device, hostname, buckets = read_buckets(db, settings, (v.device_id, v.hostname))
+        trouble = sources.device_trouble(meta, watcher, now, now_clocks, settings, v.name, i == 0, verdict)
+        local = i == 0 and is_loopback(v.device.url)
+        facts = _facts(db, settings, meta, now, device, hostname, buckets, trouble,
+                       awake.since if local else None)._replace(followed=followed, elsewhere=not local)
+        per.append(PerDevice(v.name, v.device_id, facts))
+    first = per[0] if per else None
+    return Gathered(first.server if first else None, first.facts if first else sources.Facts(None), awake,
+                    tuple(per))
+
+
+def _facts(db, settings: Settings, meta: Meta, now: datetime, device: str | None, hostname: str | None,
+           buckets: list[sources.Bucket], trouble: str, awake_since: datetime | None) -> sources.Facts:
     afk_from, window_from = sources.evidence_needed(buckets, hostname, trouble, now, settings)
     not_afk: dict[str, tuple[sources.Span, ...]] = {}
     windows: dict[str, tuple[tuple[sources.Span, str], ...]] = {}
@@ -169,10 +225,9 @@ def read_facts(db, settings: Settings, meta: Meta, watcher: WatcherFacts, now: d
                 not_afk[b.bucket_id] = read_not_afk(db, device, b.bucket_id, afk_from)
             elif local and b.type == WINDOW_TYPE and window_from is not None:
                 windows[b.bucket_id] = read_windows(db, device, b.bucket_id, window_from, browsers)
-    facts = sources.Facts(hostname, tuple(buckets), not_afk, windows, sources.evidence_horizon(now, settings),
-                          trouble, awake.since,
-                          {r.bucket_id: sources.Previous(r.state, r.newest_end) for r in recorded(meta)})
-    return Gathered(device, facts, awake)
+    return sources.Facts(hostname, tuple(buckets), not_afk, windows, sources.evidence_horizon(now, settings),
+                         trouble, awake_since,
+                         {r.bucket_id: sources.Previous(r.state, r.newest_end) for r in recorded(meta)})
 
 
 # -- recording ----------------------------------------------------------------------------
@@ -207,10 +262,12 @@ def record(db, gathered: Gathered, judged: list[sources.Judgement], meta: Meta, 
     gone = {r.bucket_id for r in recorded(meta)} - {j.bucket_id for j in judged}
     if not (writes or gone):
         return changed
+    where = gathered.where()
     with transaction(db):
         for j in changed:
+            server = where[j.bucket_id][1] if j.bucket_id in where else gathered.device or ""
             db.conn.execute("INSERT INTO source_log (at, server, bucket_id, state, reason) VALUES (?, ?, ?, ?, ?)",
-                            (at, gathered.device or "", j.bucket_id, str(j.state), j.reason))
+                            (at, server, j.bucket_id, str(j.state), j.reason))
         for key, value in writes.items():
             set_meta(db, key, value)
         for bucket_id in gone:
@@ -281,7 +338,7 @@ def pass_step(db, settings: Settings, context: PassContext) -> None:
     another silent source gets its turn at the next pass."""
     gathered = read_facts(db, settings, context.meta, context.facts, context.now, context.now_clocks,
                           context.decision.verdict)
-    judged = sources.judge(gathered.facts, context.now, settings)
+    judged = gathered.judge(context.now, settings)
     record(db, gathered, judged, context.meta, context.now)
     if context.decision.verdict is Verdict.PAUSED:
         return
@@ -298,13 +355,18 @@ def pass_step(db, settings: Settings, context: PassContext) -> None:
 class SourceView(NamedTuple):
     judgement: sources.Judgement
     since: str | None  # when a pass first saw this state; now, when none has yet
+    device: str | None = None  # with the `devices` setting: the device whose AW lists it
+    per_device: bool = False  # the `devices` setting is set: `device` is shown
 
     def to_json(self, now: datetime) -> dict:
         j = self.judgement
         a = j.age(now)
-        return {"bucket_id": j.bucket_id, "type": j.type, "hostname": j.hostname, "state": str(j.state),
-                "since": self.since, "newest_end": to_iso(j.newest_end) if j.newest_end else None,
-                "age_seconds": None if a is None else round(a, 1), "reason": j.reason}
+        out = {"bucket_id": j.bucket_id, "type": j.type, "hostname": j.hostname, "state": str(j.state),
+               "since": self.since, "newest_end": to_iso(j.newest_end) if j.newest_end else None,
+               "age_seconds": None if a is None else round(a, 1), "reason": j.reason}
+        if self.per_device:
+            out["device"] = self.device
+        return out
 
 
 def survey(db, settings: Settings, now: datetime | None = None) -> list[SourceView]:
@@ -317,10 +379,12 @@ def survey(db, settings: Settings, now: datetime | None = None) -> list[SourceVi
     meta = read_meta(db)
     gathered = read_facts(db, settings, meta, watcher_facts(meta), now, clocks.readings())
     views = []
-    for j in sources.judge(gathered.facts, now, settings):
+    where = gathered.where()
+    for j in gathered.judge(now, settings):
         recorded = meta.get(keys.source_state(j.bucket_id)) == j.state
         since = meta.get(keys.source_since(j.bucket_id)) if recorded else None
-        views.append(SourceView(j, since or to_iso(now)))
+        name = where[j.bucket_id][0] if j.bucket_id in where else None
+        views.append(SourceView(j, since or to_iso(now), name, bool(settings.devices)))
     return views
 
 
@@ -329,6 +393,8 @@ def survey(db, settings: Settings, now: datetime | None = None) -> list[SourceVi
 # bucket id names both); the reason wraps in its column (lifelog.core.terminal).
 TABLE = (Col("BUCKET", "clip", min_width=24), Col("TYPE", drop=2), Col("HOST", drop=3), Col("STATE"),
          Col("NEWEST END", drop=1), Col("AGE"), Col("REASON", "wrap", min_width=24))
+# With the `devices` setting: the device whose AW lists each source first.
+DEVICE_TABLE = (Col("DEVICE"),) + TABLE
 
 
 def render_table(views: list[SourceView], now: datetime, width: int | None = None) -> str:
@@ -337,13 +403,15 @@ def render_table(views: list[SourceView], now: datetime, width: int | None = Non
 
     if not views:
         return "(no sources yet: LifeLog's watcher lists AW's buckets when it polls)"
+    per_device = any(v.per_device for v in views)
     rows = []
     for v in views:
         j = v.judgement
-        rows.append((j.bucket_id, j.type, j.hostname, str(j.state),
-                     j.newest_end.isoformat(timespec="seconds") if j.newest_end else "-",
-                     format_age(j.age(now)), j.reason))
-    return "\n".join(terminal_table(TABLE, rows, width))
+        row = (j.bucket_id, j.type, j.hostname, str(j.state),
+               j.newest_end.isoformat(timespec="seconds") if j.newest_end else "-",
+               format_age(j.age(now)), j.reason)
+        rows.append(((v.device or "-",) + row) if per_device else row)
+    return "\n".join(terminal_table(DEVICE_TABLE if per_device else TABLE, rows, width))
 
 
 # -- the status component -----------------------------------------------------------------------
