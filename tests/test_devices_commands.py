@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from support.awserver import AWServer, free_port
 from test_devices_ingest import WINDOW, devices_json, env_for, feed, rows, stored_on, truth
 
@@ -104,3 +105,29 @@ def test_reconcile_covers_every_device_and_skips_one_away(aw_servers, db_path, l
     r = lifelog("reconcile", "--aw-url", laptop.url, env=env)
     assert r.code == 0, (r.out, r.err)
     assert r.out.splitlines()[-1].startswith("reconcile: ")
+
+
+def test_a_device_that_never_answers_is_skipped_after_one_timeout(aw_servers, db_path, lifelog):
+    from support.fakeaw import SilentSocket
+
+    (desktop,) = aw_servers(1)
+    desktop.create_bucket(WINDOW)
+    feed(desktop, WINDOW, 5)
+    hung = SilentSocket()  # connects, then silence
+    try:
+        devices = devices_json(hung={"url": hung.url, "expect": "sometimes"}, desktop={"url": desktop.url})
+        r = lifelog("backfill", env=env_for(db_path, devices))  # FAST: aw_timeout_seconds 1
+    finally:
+        hung.close()
+    assert r.code == 1, (r.out, r.err)
+    assert "hung: not backfilled, not answering: " in r.out and "no answer within 1 s" in r.out, r.out
+    assert "desktop: backfill complete" in r.out
+    assert stored_on(db_path, desktop.device_id(), WINDOW) == truth(desktop, WINDOW)
+
+
+@pytest.mark.parametrize("command", ["backfill", "reconcile"])
+def test_bad_devices_are_refused_before_anything_is_written(lifelog, db_path, command):
+    r = lifelog(command, env=env_for(db_path, '{"laptop": {"url": "ftp://laptop:5600"}}'))
+    assert r.code == 2, (r.out, r.err)
+    assert "'laptop'" in r.err and len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+    assert not db_path.exists()
