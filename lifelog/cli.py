@@ -547,6 +547,9 @@ def cmd_backfill(aw_url: AwUrl = None, since: Since = None, db: Db = None, confi
     from lifelog.ingest import history
 
     database, client, settings, when = _ingest_setup(since, aw_url, db, config)
+    if settings.devices and aw_url is None:
+        client.close()
+        return _backfill_devices(database, settings, when)
     stop = stop_on_signals()
     progress = _Progress()
     try:
@@ -558,11 +561,56 @@ def cmd_backfill(aw_url: AwUrl = None, since: Since = None, db: Db = None, confi
         progress.close()
         client.close()
         database.close()
+    _out(_backfilled(report))
+    return 0
+
+
+def _backfilled(report) -> str:
     c = report.counts
     state = "complete" if report.complete else "interrupted; run it again to resume"
-    _out(f"backfill {state}: {len(report.buckets)} buckets, {c.fetched} events fetched, "
-         f"{c.inserted} inserted, {c.updated} updated, {c.replaced} replaced")
+    return (f"backfill {state}: {len(report.buckets)} buckets, {c.fetched} events fetched, "
+            f"{c.inserted} inserted, {c.updated} updated, {c.replaced} replaced")
+
+
+def _over_devices(database, settings, verb: str, work: Callable[..., str]) -> int:
+    """`backfill` and `reconcile` with `devices` set (and no --aw-url): every
+    device in turn, each through its own client (lifelog.ingest.fleet.each_device),
+    one line each. Exit 1 when a device was not covered (not answering, a
+    refused clone, AW failing half-way, a stop): as one AW failing is today."""
+    from lifelog.core.signals import stop_on_signals
+    from lifelog.ingest import fleet
+
+    stop = stop_on_signals()
+    try:
+        runs = fleet.each_device(database, settings, functools.partial(work, should_stop=stop.is_set),
+                                 should_stop=stop.is_set, verb=verb)
+    finally:
+        database.close()
+    for run in runs:
+        _out(run.line)
+    covered = {r.name for r in runs if r.ok}
+    missed = [d.name for d in settings.devices if d.name not in covered]
+    if missed or stop.is_set():
+        err = LifelogError(f"{len(missed)} of {len(settings.devices)} devices not {verb}: {', '.join(missed)}"
+                           if missed else "interrupted; run the command again to resume")
+        err.exit_code = 1
+        raise err
     return 0
+
+
+def _backfill_devices(database, settings, when) -> int:
+    from lifelog.ingest import history
+
+    def work(client, info, skip, *, should_stop) -> str:
+        progress = _Progress()
+        try:
+            report = history.backfill(database, client, settings, since=when, should_stop=should_stop,
+                                      on_page=progress.page, on_start=progress.start, info=info, skip=skip)
+        finally:
+            progress.close()
+        return _backfilled(report)
+
+    return _over_devices(database, settings, "backfilled", work)
 
 
 @command(app, "reconcile", "compare LifeLog with AW per bucket; fetch what differs, mark what AW lost")
@@ -572,6 +620,9 @@ def cmd_reconcile(aw_url: AwUrl = None, since: Since = None, db: Db = None, conf
     from lifelog.ingest import reconcile
 
     database, client, settings, when = _ingest_setup(since, aw_url, db, config)
+    if settings.devices and aw_url is None:
+        client.close()
+        return _reconcile_devices(database, settings, when)
     stop = stop_on_signals()
     try:
         report = reconcile.reconcile(database, client, settings, since=when, should_stop=stop.is_set)
@@ -584,6 +635,17 @@ def cmd_reconcile(aw_url: AwUrl = None, since: Since = None, db: Db = None, conf
         _out(b.summary())
     _out(f"reconcile: {report.summary()}")
     return 0
+
+
+def _reconcile_devices(database, settings, when) -> int:
+    from lifelog.ingest import reconcile
+
+    def work(client, info, skip, *, should_stop) -> str:
+        report = reconcile.reconcile(database, client, settings, since=when, should_stop=should_stop,
+                                     info=info, skip=skip)
+        return "\n".join([b.summary() for b in report.buckets] + [f"reconcile: {report.summary()}"])
+
+    return _over_devices(database, settings, "reconciled", work)
 
 
 @command(app, "backup", "one verified backup now, then retention; exit 0 done, 1 failed",

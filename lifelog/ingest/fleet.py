@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,28 +231,82 @@ def record_devices(db, polls: Sequence[DevicePoll], now: str) -> str | None:
     return newest
 
 
+@dataclass
+class DeviceRun:
+    """One device's part in a command over every device (backfill, reconcile)."""
+
+    name: str
+    ok: bool  # covered; False: skipped (not answering, a refused clone) or stopped by AW
+    line: str  # what was done or why not, each line beginning with the device's name
+
+
+def each_device(db, settings: Settings, work: Callable[[AWClient, dict[str, Any], Callable[[str], bool]], str],
+                *, should_stop: ShouldStop = never, verb: str = "read") -> list[DeviceRun]:
+    """Run `work(client, info, skip)` (it returns what it did, in lines) over every device of the `devices`
+    setting, in order, each through a client of its own (every request
+    bounded by aw_timeout_seconds). Every device's info is asked first, as
+    the watcher does, so that clones are told apart by what the servers say
+    now (a device not answering counts with the device_id it last had): a
+    refused clone is not read. A device that does not answer is skipped with
+    its reason; AW failing half-way stops that device only (what was stored
+    stays: the commands resume). `skip` leaves out aw-sync copies of every
+    followed device. A stop asked leaves the devices not begun out."""
+    devices = settings.devices
+    clients = [AWClient(d.url, settings.aw_timeout_seconds, api_key=d.api_key) for d in devices]
+    runs: list[DeviceRun] = []
+    try:
+        infos: dict[str, dict[str, Any]] = {}
+        errors: dict[str, str] = {}
+        for device, client in zip(devices, clients, strict=True):
+            if should_stop():
+                return runs
+            try:
+                infos[device.name] = client.info()
+            except AWError as e:
+                errors[device.name] = str(e)
+        identities: list[tuple[str, str | None, str | None]] = []
+        for device in devices:
+            info = infos.get(device.name)
+            if info is not None:
+                host = info.get("hostname")
+                identities.append((device.name, servers.key_of(info), str(host) if host else None))
+            else:
+                identities.append((device.name, *recorded_identity(db, device.name)))
+        refused = duplicate_ids((name, device_id) for name, device_id, _ in identities)
+        followed = followed_map([i for i in identities if i[0] not in refused])
+
+        def skip(bucket_id: str) -> bool:
+            return copy_of(bucket_id, followed) is not None
+
+        for device, client in zip(devices, clients, strict=True):
+            name = device.name
+            if should_stop():
+                break
+            if name in errors:
+                runs.append(DeviceRun(name, False, f"{name}: not {verb}, not answering: {errors[name]}"))
+            elif name in refused:
+                device_id = next(i[1] for i in identities if i[0] == name)
+                runs.append(DeviceRun(name, False, f"{name}: not {verb}: "
+                                      + refused_reason(name, refused[name], device_id)))
+            else:
+                try:
+                    done = work(client, infos[name], skip)
+                    runs.append(DeviceRun(name, True, "\n".join(f"{name}: {line}" for line in done.splitlines())))
+                except AWError as e:
+                    runs.append(DeviceRun(name, False, f"{name}: stopped: {e}; what was stored stays, "
+                                                       "run the command again to resume"))
+    finally:
+        for client in clients:
+            client.close()
+    return runs
+
+
 def reconcile_devices(db, settings: Settings, *, should_stop: ShouldStop = never) -> list[str]:
-    """The daemon's reconciliation over every device of the `devices` setting,
-    in order, each through a client of its own: a device that does not answer
-    is skipped (its line says why), a clone refused by the watcher (by the
-    device_ids recorded) is not read, and aw-sync copies of followed devices
-    are left out (lifelog.ingest.store.connect). One line per device;
-    reconcile.summary holds the last device's."""
+    """The daemon's reconciliation over every device (each_device): one line
+    per device; reconcile.summary holds the last device's."""
     from lifelog.ingest import reconcile
 
-    refused = duplicate_ids((d.name, recorded_identity(db, d.name)[0]) for d in settings.devices)
-    lines = []
-    for device in settings.devices:
-        if should_stop():
-            break
-        if device.name in refused:
-            lines.append(f"{device.name}: not read (the device_id of {refused[device.name]})")
-            continue
-        try:
-            with AWClient(device.url, settings.aw_timeout_seconds, api_key=device.api_key) as client:
-                report = reconcile.reconcile(db, client, settings, should_stop=should_stop)
-        except AWError as e:
-            lines.append(f"{device.name}: not reconciled: {e}")
-            continue
-        lines.append(f"{device.name}: {report.summary()}")
-    return lines
+    def work(client: AWClient, info: dict[str, Any], skip: Callable[[str], bool]) -> str:
+        return reconcile.reconcile(db, client, settings, should_stop=should_stop, info=info, skip=skip).summary()
+
+    return [run.line for run in each_device(db, settings, work, should_stop=should_stop, verb="reconciled")]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from lifelog.aw.client import AWClient
 from lifelog.core.settings import Settings
@@ -209,13 +210,17 @@ def backfill(
     should_stop: ShouldStop = never,
     on_page: PageCallback | None = None,
     on_start: Callable[[dict[str, int]], None] | None = None,
+    info: dict[str, Any] | None = None,
+    skip: Callable[[str], bool] | None = None,
 ) -> BackfillReport:
     """Fetch the selected buckets' history (down to `since`), page by page.
 
     Uses the watcher's own progress rows, so it resumes after a kill and may
     run beside the watcher: both merge idempotently, and a gap only shrinks.
+    `info` and `skip` as for lifelog.ingest.store.connect (a backfill of
+    every device asks each device's info first, to tell clones apart).
     """
-    src, listing, chosen = connect(db, client, settings)
+    src, listing, chosen = connect(db, client, settings, info, skip)
     states = load_states(db, src.server)
     if on_start is not None:
         totals = {}

@@ -234,14 +234,17 @@ def reconcile(
     *,
     since: datetime | None = None,
     should_stop: ShouldStop = never,
+    info: dict[str, Any] | None = None,
+    skip: Callable[[str], bool] | None = None,
 ) -> ReconcileReport:
     """Compare LifeLog with AW over each chosen bucket's history and repair what differs.
 
     The range runs from `since` (default: the bucket's oldest stored event or
     its creation, whichever is older; on aw-server-rust the last
-    `reconcile_rust_days`) to now.
+    `reconcile_rust_days`) to now. `info` and `skip` as for
+    lifelog.ingest.store.connect.
     """
-    src, listing, chosen = connect(db, client, settings)
+    src, listing, chosen = connect(db, client, settings, info, skip)
     states = load_states(db, src.server)
     report = ReconcileReport(src.server, [])
     now = utcnow()
