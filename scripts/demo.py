@@ -103,10 +103,9 @@ def feed(home: Path, port: int, stop: threading.Event, device: str = "demo",
     # this process: point them at the demo folder before importing it.
     os.environ.update(XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"),
                       XDG_CACHE_HOME=str(home / "cache"))
+    import requests
     from aw_client import ActivityWatchClient
     from aw_core.models import Event
-
-    import requests
 
     client = ActivityWatchClient(f"lifelog-demo-{device}", testing=True, host="127.0.0.1", port=port)
     # Named per device: both servers run on this machine, and LifeLog keys a
@@ -230,10 +229,6 @@ def main() -> int:
             env["LIFELOG_DEVICES"] = json.dumps(devices)
             print("LIFELOG_DEVICES=" + env["LIFELOG_DEVICES"])
             aw_url = desk_url
-            # aw-client writes config, lock and queue files under the XDG dirs
-            # of this process: the demo folder, before the feeds import it.
-            os.environ.update(XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"),
-                              XDG_CACHE_HOME=str(home / "cache"))
             threading.Thread(target=feed, args=(home, int(desk_url.rsplit(":", 1)[1]), stop, "desktop"),
                              daemon=True).start()
             threading.Thread(target=feed, args=(home, int(lap_url.rsplit(":", 1)[1]), stop, "laptop",
