@@ -2,23 +2,30 @@
 
 - If an ActivityWatch server answers at `aw_url` (default
   http://127.0.0.1:5600), LifeLog runs against it and your real database.
-- Otherwise the demo starts its own AW server (testing mode, data in a
-  temporary folder), feeds it synthetic window and AFK activity through
-  aw-client (three hours of history, with a break away from the computer
-  and a stretch where the window watcher recorded nothing, then live
-  heartbeats), and uses a database in that folder.
+- Otherwise the demo starts two AW servers of its own, a "laptop" and a
+  "desktop" (testing mode, each with its data in a temporary folder, so two
+  devices with their own device_id), feeds each synthetic window and AFK
+  activity through aw-client (three hours of history: on the laptop a break
+  away from the computer and a stretch where the window watcher recorded
+  nothing, on the desktop a long absence; then live heartbeats), and follows
+  both with the `devices` setting (the desktop `always`, the laptop
+  `sometimes`) in a database in that folder. After a while it stops the
+  laptop's AW, as a laptop that is shut, and starts it again later.
 
 It runs `lifelog daemon` (which starts the watcher, checks AW's health, runs
 the watchdog and reconciliation) and shows it all through
 `lifelog status --watch`, redrawn in place; after a while it kills the
 watcher with SIGKILL, and the screen shows the watchdog replacing it. It
-ends with `lifelog coverage`: the picture of the demo's own minutes. Ctrl-C
+ends with `lifelog coverage`: the picture of the demo's own minutes (with its
+own servers, after `lifelog status`, one row per device and the merged
+`all devices` row). Ctrl-C
 (or --seconds) stops everything it started; nothing is left running.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -56,13 +63,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_aw(home: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def start_aw(home: Path, started: list[subprocess.Popen], port: int = 0) -> tuple[subprocess.Popen, str]:
+    """An aw-server with its data under `home` (its own device_id), on `port`
+    (0: a free one). The process joins `started` at once, so it is reaped
+    even when it never answers."""
+    port = port or free_port()
     env = dict(os.environ, XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"),
                XDG_CACHE_HOME=str(home / "cache"))
-    log = open(home / "aw-server.log", "ab")
-    proc = subprocess.Popen([str(BIN / "aw-server"), "--testing", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "aw-server.log", "ab") as log:  # the child holds its own copy
+        proc = subprocess.Popen([str(BIN / "aw-server"), "--testing", "--port", str(port)], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    started.append(proc)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while not aw_answers(url):
@@ -72,17 +84,33 @@ def start_aw(home: Path) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-def feed(home: Path, port: int, stop: threading.Event) -> None:
-    """Synthetic activity through aw-client, as real watchers send it."""
+def stop_proc(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it lingers; reaped either way."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def feed(home: Path, port: int, stop: threading.Event, device: str = "demo",
+         paused: threading.Event | None = None) -> None:
+    """Synthetic activity through aw-client, as real watchers send it; no
+    live heartbeats while `paused` is set (the device's AW is stopped)."""
     # aw-client writes config, lock and queue files under the XDG dirs of
     # this process: point them at the demo folder before importing it.
     os.environ.update(XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"),
                       XDG_CACHE_HOME=str(home / "cache"))
+    import requests
     from aw_client import ActivityWatchClient
     from aw_core.models import Event
 
-    client = ActivityWatchClient("lifelog-demo", testing=True, host="127.0.0.1", port=port)
-    window, afk = "aw-watcher-window_demo", "aw-watcher-afk_demo"
+    client = ActivityWatchClient(f"lifelog-demo-{device}", testing=True, host="127.0.0.1", port=port)
+    # Named per device: both servers run on this machine, and LifeLog keys a
+    # source's meta by bucket id, so one bucket id on two devices would collide.
+    window, afk = f"aw-watcher-window_{device}", f"aw-watcher-afk_{device}"
     client.create_bucket(window, "currentwindow", queued=False)
     client.create_bucket(afk, "afkstatus", queued=False)
     # An afternoon of history, for backfill and reconcile to find: a break
@@ -94,6 +122,8 @@ def feed(home: Path, port: int, stop: threading.Event) -> None:
     apps = [("Terminal", "vim lifelog.py"), ("Firefox", "ActivityWatch docs"), ("Slack", "#general")]
     end = now - timedelta(minutes=1)
     window_off = (start + timedelta(minutes=130), start + timedelta(minutes=145))
+    if device == "desktop":
+        window_off = (end, end)  # its window watcher recorded throughout
     history, t = [], start
     while t < end:
         if window_off[0] <= t < window_off[1]:
@@ -105,24 +135,60 @@ def feed(home: Path, port: int, stop: threading.Event) -> None:
         history.append(Event(timestamp=t, duration=d, data={"app": app, "title": title}))
         t += timedelta(seconds=d)
     client.insert_events(window, history)
+    # The laptop: away 80-100 min in. The desktop: used for the first hour,
+    # then left (the user took the laptop) until 150 min in.
+    away = (80, 100) if device != "desktop" else (60, 150)
     client.insert_events(afk, [
-        Event(timestamp=start, duration=80 * 60, data={"status": "not-afk"}),
-        Event(timestamp=start + timedelta(minutes=80), duration=20 * 60, data={"status": "afk"}),
-        Event(timestamp=start + timedelta(minutes=100), duration=(end - start).total_seconds() - 100 * 60,
-              data={"status": "not-afk"})])
+        Event(timestamp=start, duration=away[0] * 60, data={"status": "not-afk"}),
+        Event(timestamp=start + timedelta(minutes=away[0]), duration=(away[1] - away[0]) * 60,
+              data={"status": "afk"}),
+        Event(timestamp=start + timedelta(minutes=away[1]),
+              duration=(end - start).total_seconds() - away[1] * 60, data={"status": "not-afk"})])
     app, title = random.choice(apps)
     while not stop.wait(1.0):
+        if paused is not None and paused.is_set():
+            continue
         if random.random() < 0.15:
             app, title = random.choice(apps)
         ts = datetime.now(UTC)
-        client.heartbeat(window, Event(timestamp=ts, duration=0, data={"app": app, "title": title}),
-                         pulsetime=2.0, queued=False)
-        client.heartbeat(afk, Event(timestamp=ts, duration=0, data={"status": "not-afk"}),
-                         pulsetime=2.0, queued=False)
+        try:
+            client.heartbeat(window, Event(timestamp=ts, duration=0, data={"app": app, "title": title}),
+                             pulsetime=2.0, queued=False)
+            client.heartbeat(afk, Event(timestamp=ts, duration=0, data={"status": "not-afk"}),
+                             pulsetime=2.0, queued=False)
+        except requests.RequestException:
+            # The demo stops this AW in the middle of a beat: the next second's beat tells.
+            continue
 
 
 def lifelog(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "lifelog"), *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+class Laptop:
+    """The demo's laptop: its AW server, stopped for a while (a laptop shut and
+    opened again) and started on the same port and data (the same device)."""
+
+    def __init__(self, home: Path, proc: subprocess.Popen, url: str, started: list[subprocess.Popen]) -> None:
+        self.home, self.proc, self.url, self.started = home, proc, url, started
+        self.paused = threading.Event()  # its feed holds its heartbeats while set
+        self.stopped_at: float | None = None
+        self.back_at: float | None = None
+
+    def stop(self, elapsed: float) -> None:
+        self.paused.set()
+        stop_proc(self.proc)
+        self.stopped_at = elapsed
+        print(f"\n=== demo: t = {elapsed:.0f} s: stopped the laptop's ActivityWatch (pid {self.proc.pid}), "
+              "as a laptop that is shut", flush=True)
+
+    def start_again(self, elapsed: float) -> None:
+        port = int(self.url.rsplit(":", 1)[1])
+        self.proc, _ = start_aw(self.home, self.started, port)
+        self.paused.clear()
+        self.back_at = elapsed
+        print(f"\n=== demo: t = {elapsed:.0f} s: started the laptop's ActivityWatch again (pid {self.proc.pid})",
+              flush=True)
 
 
 def main() -> int:
@@ -130,6 +196,10 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=0, help="stop after this long (default: at Ctrl-C)")
     ap.add_argument("--every", type=float, default=2, help="seconds between redraws of the status screen")
     ap.add_argument("--kill-after", type=float, default=15, help="SIGKILL the watcher after this long (0: never)")
+    ap.add_argument("--laptop-stop-after", type=float, default=25,
+                    help="with the demo's own servers: stop the laptop's AW after this long (0: never)")
+    ap.add_argument("--laptop-away", type=float, default=20,
+                    help="seconds the laptop's AW stays stopped before the demo starts it again")
     args = ap.parse_args()
 
     stop = threading.Event()
@@ -141,17 +211,28 @@ def main() -> int:
     demo_started = datetime.now(UTC)
     watch: subprocess.Popen | None = None
     killed: tuple[int, float] | None = None
+    laptop: Laptop | None = None
     try:
         if aw_answers(aw_url):
             say(f"using the ActivityWatch server at {aw_url} and your LifeLog database")
         else:
-            say(f"no ActivityWatch server at {aw_url}: starting one in {home}")
-            aw_proc, aw_url = start_aw(home)
-            started.append(aw_proc)
-            print(f"ActivityWatch (testing mode) answers at {aw_url} (pid {aw_proc.pid})")
+            say(f"no ActivityWatch server at {aw_url}: starting two, a laptop and a desktop, in {home}")
+            desk_proc, desk_url = start_aw(home / "desktop", started)
+            print(f"desktop: ActivityWatch (testing mode) answers at {desk_url} (pid {desk_proc.pid})")
+            lap_proc, lap_url = start_aw(home / "laptop", started)
+            print(f"laptop: ActivityWatch (testing mode) answers at {lap_url} (pid {lap_proc.pid})")
+            laptop = Laptop(home / "laptop", lap_proc, lap_url, started)
             env["LIFELOG_DB_PATH"] = str(home / "lifelog.db")
-            port = int(aw_url.rsplit(":", 1)[1])
-            threading.Thread(target=feed, args=(home, port, stop), daemon=True).start()
+            # The desktop first: the machine LifeLog runs beside (the `aw` component describes it).
+            devices = {"desktop": {"url": desk_url, "expect": "always"},
+                       "laptop": {"url": lap_url, "expect": "sometimes"}}
+            env["LIFELOG_DEVICES"] = json.dumps(devices)
+            print("LIFELOG_DEVICES=" + env["LIFELOG_DEVICES"])
+            aw_url = desk_url
+            threading.Thread(target=feed, args=(home, int(desk_url.rsplit(":", 1)[1]), stop, "desktop"),
+                             daemon=True).start()
+            threading.Thread(target=feed, args=(home, int(lap_url.rsplit(":", 1)[1]), stop, "laptop",
+                                                laptop.paused), daemon=True).start()
         # Short intervals so the demo shows the watchdog at work within seconds.
         env.update(LIFELOG_AW_URL=aw_url, LIFELOG_POLL_INTERVAL_SECONDS=env.get("LIFELOG_POLL_INTERVAL_SECONDS", "2"),
                    LIFELOG_WATCHDOG_INTERVAL_SECONDS=env.get("LIFELOG_WATCHDOG_INTERVAL_SECONDS", "3"),
@@ -161,12 +242,15 @@ def main() -> int:
         say("lifelog init")
         print(lifelog("init", env=env).stdout, end="")
         say("starting lifelog daemon (log: " + str(home / "daemon.log") + ")")
-        daemon_log = open(home / "daemon.log", "ab")
-        daemon = subprocess.Popen([str(BIN / "lifelog"), "daemon"], env=env, stdout=daemon_log,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with open(home / "daemon.log", "ab") as daemon_log:  # the child holds its own copy
+            daemon = subprocess.Popen([str(BIN / "lifelog"), "daemon"], env=env, stdout=daemon_log,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         started.append(daemon)
         plan = (f"; at t = {args.kill_after:g} s the demo kills the watcher with SIGKILL, and the watchdog "
                 "replaces it" if args.kill_after else "")
+        if laptop is not None and args.laptop_stop_after:
+            plan += (f"; at t = {args.laptop_stop_after:g} s it stops the laptop's AW for "
+                     f"{args.laptop_away:g} s")
         say(f"lifelog status --watch   (redrawn every {args.every:g} s{plan}; Ctrl-C to stop)")
         sys.stdout.flush()
         watch = subprocess.Popen([str(BIN / "lifelog"), "status", "--watch", "--interval", str(args.every)],
@@ -183,6 +267,12 @@ def main() -> int:
                         killed = (int(pid), elapsed)
                     except ProcessLookupError:
                         pass
+            if laptop is not None and args.laptop_stop_after:
+                if laptop.stopped_at is None and elapsed >= args.laptop_stop_after:
+                    laptop.stop(elapsed)
+                elif (laptop.stopped_at is not None and laptop.back_at is None
+                      and elapsed >= laptop.stopped_at + args.laptop_away):
+                    laptop.start_again(elapsed)
             if args.seconds and elapsed >= args.seconds:
                 break
     except KeyboardInterrupt:
@@ -199,17 +289,19 @@ def main() -> int:
         if killed is not None:
             say(f"demo: killed the watcher (pid {killed[0]}) with SIGKILL at t = {killed[1]:.0f} s; the "
                 "screens above show the watchdog's restart:not_running and the new watcher")
+        if laptop is not None and laptop.stopped_at is not None:
+            back = f"started again at t = {laptop.back_at:.0f} s" if laptop.back_at is not None else "still stopped"
+            say(f"demo: stopped the laptop's AW at t = {laptop.stopped_at:.0f} s, {back}; the screens "
+                "above show it in the devices component as 'not seen ...: off or away'")
+        if "LIFELOG_DEVICES" in env and watch is not None:
+            say("lifelog status")
+            result = lifelog("status", env=dict(env, COLUMNS=env.get("COLUMNS", "120")))
+            print(result.stdout + result.stderr, end="", flush=True)
         if "LIFELOG_DB_PATH" in env or watch is not None:
             show_coverage(env, demo_started, own_aw="LIFELOG_DB_PATH" in env)
         say("stopping everything the demo started")
         for proc in reversed(started):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+            stop_proc(proc)
         if "LIFELOG_DB_PATH" in env:
             print(f"The demo database stays at {env['LIFELOG_DB_PATH']} for you to inspect.")
     return 0
@@ -217,7 +309,8 @@ def main() -> int:
 
 def show_coverage(env: dict, demo_started: datetime, own_aw: bool) -> None:
     """The coverage picture of the demo's own minutes (with its own AW: the
-    history it fed, too)."""
+    history it fed, too; with its two devices, a row for each and the merged
+    `all devices` row)."""
     # With your own AW: the half hour before the demo too (your own data, by the minute).
     since = demo_started - (HISTORY if own_aw else timedelta(minutes=30))
     minutes = "5" if own_aw else "1"
