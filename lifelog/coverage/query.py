@@ -174,20 +174,28 @@ def coverage_of(db, settings: Settings, since: float, until: float, slot_minutes
     hosts: list[HostInput] = []
     for host in sorted({b.host for b in buckets}):
         mine = [b for b in buckets if b.host == host]
-        afk_units: Units = {}
-        window_units: Units = {}
-        silent = {True: Spans(), False: Spans()}
-        for b in mine:
-            units = summary.units(b.server, b.bucket_id, since, until, unit)
-            if b.afk:
-                afk_units = add_units(afk_units, units)
-            else:
-                window_units = add_units(window_units, units)
-            silent[b.afk] = silent[b.afk] | silent_spans(read_source_changes(db, b, until + lead), lead, now)
+        afk_units, window_units, silent = _measure(db, summary, mine, since, until, unit, lead, now)
         hosts.append(HostInput(host, slot_measures(slots, since, unit, afk_units, window_units),
                                window_silent=silent[False], afk_silent=silent[True]))
     return classify(since, until, slot_seconds, tz, slots, hosts, aw_down, lifelog_down)
 
+
+
+def _measure(db, summary: Summary, buckets, since: float, until: float, unit: int, lead: float,
+             now: float) -> tuple[Units, Units, dict[bool, Spans]]:
+    """One row's input from its buckets: active (afk) and window time per
+    unit, and the spans its afk (True) and window (False) sources were silent."""
+    afk_units: Units = {}
+    window_units: Units = {}
+    silent = {True: Spans(), False: Spans()}
+    for b in buckets:
+        units = summary.units(b.server, b.bucket_id, since, until, unit)
+        if b.afk:
+            afk_units = add_units(afk_units, units)
+        else:
+            window_units = add_units(window_units, units)
+        silent[b.afk] = silent[b.afk] | silent_spans(read_source_changes(db, b, until + lead), lead, now)
+    return afk_units, window_units, silent
 
 
 def _device_coverage(db, settings: Settings, since: float, until: float, slot_minutes: int, *,
@@ -216,16 +224,7 @@ def _device_coverage(db, settings: Settings, since: float, until: float, slot_mi
     lifelog_down = lifelog_down_spans(read_runs(db), settings.heartbeat_timeout_seconds, now, boot_now)
     rows: list[HostInput] = []
     for v in chosen:
-        afk_units: Units = {}
-        window_units: Units = {}
-        silent = {True: Spans(), False: Spans()}
-        for b in buckets[v.name]:
-            units = summary.units(b.server, b.bucket_id, since, until, unit)
-            if b.afk:
-                afk_units = add_units(afk_units, units)
-            else:
-                window_units = add_units(window_units, units)
-            silent[b.afk] = silent[b.afk] | silent_spans(read_source_changes(db, b, until + lead), lead, now)
+        afk_units, window_units, silent = _measure(db, summary, buckets[v.name], since, until, unit, lead, now)
         checks = read_device_health(db, v.name, since - 2 * reach, until + 2 * reach)
         answered = [(t, "healthy" if status in NOT_ANSWERING else status) for t, status in checks]
         unreachable = aw_down_spans([(t, "unhealthy" if status in NOT_ANSWERING else "healthy")
