@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lifelog.core.errors import LifelogError, UsageError
+from lifelog.db.schema import schema_sql, statements
 
 if TYPE_CHECKING:
     # What open_db gives. sqlite-utils is imported when a database is opened
@@ -62,16 +63,6 @@ class DatabaseUnusable(UsageError):
 class DatabaseTooNew(DatabaseUnusable):
     """The database was made by a newer LifeLog: its schema is one this
     LifeLog does not know, so it is neither read nor written."""
-
-
-def schema_sql() -> str:
-    """schema.sql: packaged beside this module in a wheel (pyproject's force-include),
-    at the repository root (two folders up) in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "schema.sql", here.parents[1] / "schema.sql"):
-        if candidate.is_file():
-            return candidate.read_text(encoding="utf-8")
-    raise LifelogError("schema.sql is missing from the LifeLog installation; reinstall LifeLog")
 
 
 def _create_file(path: Path) -> bool:
@@ -256,21 +247,8 @@ def upgrade(db: Database, path: Path | None = None) -> None:
 def apply_schema(db: Database) -> None:
     """schema.sql (every statement idempotent: it creates what is missing)."""
     with transaction(db):
-        for statement in _statements(schema_sql()):
+        for statement in statements(schema_sql()):
             db.execute(statement)
-
-
-def _statements(script: str) -> Iterator[str]:
-    """The SQL statements of a script, one by one: run inside our transaction
-    (sqlite3's executescript would COMMIT it first; sqlite-utils' splits it
-    character by character, ~35 ms for schema.sql)."""
-    start = end = 0
-    while (end := script.find(";", end) + 1) > 0:
-        if sqlite3.complete_statement(script[start:end]):
-            yield script[start:end]
-            start = end
-    if script[start:].strip():
-        yield script[start:]
 
 
 @contextmanager

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 
 from sqlite_utils import Database, Migrations
 
+from lifelog.db.schema import schema_sql, statements
+
 MIGRATIONS = Migrations("lifelog")
 
 
@@ -55,9 +57,7 @@ def _health_checks_device(db: Database) -> None:
     table = db.table("health_checks")
     if not table.exists() or "device" in table.columns_dict:
         return
-    from lifelog.db.database import _statements, schema_sql
-
-    create = next(s for s in _statements(schema_sql()) if "CREATE TABLE IF NOT EXISTS health_checks (" in s)
+    create = next(s for s in statements(schema_sql()) if "CREATE TABLE IF NOT EXISTS health_checks (" in s)
     columns = "id, checked_at, aw_url, status, latency_ms, version, error"
     db.execute("ALTER TABLE health_checks RENAME TO health_checks_v8")
     db.execute(create)
