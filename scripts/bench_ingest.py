@@ -25,12 +25,12 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "scripts")]
 
+import bench_commands  # noqa: E402  (its populate: the same events for both benchmarks)
 from support.awserver import AWServer  # noqa: E402
 
 from lifelog.aw.client import AWClient  # noqa: E402
@@ -41,20 +41,6 @@ from lifelog.ingest import history, watcher  # noqa: E402
 
 BUCKET = "aw-watcher-window_bench"
 CPU: list[float] = []  # LifeLog's own CPU per backfill (both threads), less noisy than wall time
-
-
-def populate(aw: AWServer, n: int) -> None:
-    aw.create_bucket(BUCKET)
-    start = datetime.now(UTC) - timedelta(seconds=3 * n)
-    batch = []
-    for i in range(n):
-        batch.append({"timestamp": (start + timedelta(seconds=3 * i)).isoformat(), "duration": 2.5,
-                      "data": {"app": f"app{i % 17}", "title": f"Window title number {i % 1000} - Editor"}})
-        if len(batch) == 5000:
-            aw.insert(BUCKET, batch)
-            batch = []
-    if batch:
-        aw.insert(BUCKET, batch)
 
 
 def fetch_only(url: str) -> tuple[float, int]:
@@ -128,7 +114,7 @@ def main() -> None:
         aw = AWServer(tmp / "aw").start()
         try:
             t = time.perf_counter()
-            populate(aw, args.events)
+            bench_commands.populate(aw, BUCKET, args.events)
             print(f"inserted {args.events} events into aw-server in {time.perf_counter() - t:.1f} s")
             fetch_times, fill_times = [], []
             for r in range(args.rounds):
