@@ -114,6 +114,20 @@ def test_a_sometimes_device_away_longer_than_the_absent_days_warns():
     assert c.reason == "lap not seen for 15 d: more than 14 days"
 
 
+def test_a_sometimes_device_never_reached_counts_its_absent_days_from_the_first_try():
+    # SPEC section 14: for a device never reached, device_absent_days counts
+    # from when LifeLog first tried it (its unreachable_since: no good poll before).
+    def lap_line(days: float):
+        meta = {**device_meta("desk", reachable=True, device_id="d1", ok_ago=5),
+                **device_meta("lap", reachable=False, device_id="", ok_ago=None, down_ago=days * 86400)}
+        c = component(meta)
+        assert c is not None
+        return c.lines[1]
+
+    assert (lap_line(13).level, lap_line(13).reason) == (Level.OK, "lap not seen for 13 d: off or away")
+    assert (lap_line(15).level, lap_line(15).reason) == (Level.WARNING, "lap not seen for 15 d: more than 14 days")
+
+
 def test_a_clone_is_warned_of_by_the_device_id_both_recorded():
     meta = {**device_meta("desk", reachable=True, device_id="same", ok_ago=5),
             **device_meta("lap", reachable=True, device_id="same", ok_ago=5)}
