@@ -197,6 +197,23 @@ def test_with_no_color_the_status_screen_is_plain_text_with_no_cursor_movement(a
 # -- config show and paths -------------------------------------------------------------------
 
 
+def test_config_show_hides_each_devices_api_key(lifelog, tmp_path, db_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[devices.desk]\nurl = "http://127.0.0.1:5600"\napi_key = "dev1ce-k3y-77"\n'
+                   '[devices.lap]\nurl = "http://lap.lan:5600"\n')
+    cfg.chmod(0o600)
+    r = lifelog("config", "show", "--json", "--db", str(db_path), "--config", str(cfg))
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["settings"]["devices"] == {"value": {
+        "desk": {"url": "http://127.0.0.1:5600", "api_key": "(set)", "expect": "always"},
+        "lap": {"url": "http://lap.lan:5600", "api_key": "", "expect": "sometimes"}}, "source": "file"}
+    human = lifelog("config", "show", "--db", str(db_path), "--config", str(cfg))
+    assert human.code == 0, human.err
+    for out in (r.out + r.err, human.out + human.err):
+        assert "dev1ce-k3y-77" not in out
+    assert "(set)" in human.out
+
+
 def test_config_show_names_each_settings_source_and_hides_secrets(lifelog, tmp_path, db_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('poll_interval_seconds = 3\nstop_grace_seconds = 1.5\naw_api_key = "s3cr3t-key-99"\n')

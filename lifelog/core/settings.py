@@ -442,6 +442,11 @@ class Explained(NamedTuple):
         value = getattr(self.settings, name)
         if name in SECRET_SETTINGS:
             return SET if value else ""
+        if name == "devices":
+            # Each device's api_key is a secret too (SPEC section 14); a Device
+            # is a tuple, which JSON would print whole.
+            return {d.name: {"url": d.url, "api_key": SET if d.api_key else "", "expect": d.expect.value}
+                    for d in value}
         if name == "backup_dir":
             value = self.settings.backup_folder
         if isinstance(value, Path):
