@@ -214,7 +214,7 @@ def cmd_meta_show(prefixes: Annotated[list[str] | None, typer.Argument(
                       metavar="[PREFIX]...", help="only keys starting with these, e.g. watcher.", show_default=False)]
                   = None,
                   as_json: Json = False, verbose: Verbose = False, db: Db = None, config: Config = None) -> int:
-    from lifelog.core.terminal import Col, table
+    from lifelog.core.terminal import Col, clip, table
     from lifelog.core.timeutil import format_age
     from lifelog.db.meta import meta_rows
 
@@ -233,15 +233,10 @@ def cmd_meta_show(prefixes: Annotated[list[str] | None, typer.Argument(
         return 0
     # Too wide for the terminal: UPDATED_AT goes first (AGE says it), then values are cut with `…`.
     cols = (Col("KEY"), Col("VALUE", "clip", min_width=16), Col("UPDATED_AT", drop=1), Col("AGE"))
-    _out("\n".join(table(cols, [(r["key"], _clip(r["value"] or ""), r["updated_at"], format_age(r["age_seconds"]))
+    # 60: one screen wide (command lines are cut); --json and `meta get` give values whole.
+    _out("\n".join(table(cols, [(r["key"], clip(r["value"] or "", 60), r["updated_at"], format_age(r["age_seconds"]))
                                 for r in rows], _width())))
     return 0
-
-
-def _clip(value: str, width: int = 60) -> str:
-    """One screen wide: long values (command lines) are cut; --json and get give them whole."""
-    value = value.replace("\n", " ")
-    return value if len(value) <= width else value[: width - 1] + "…"
 
 
 @command(meta_app, "get", "print one meta value alone; exit 1 when the key is absent")
