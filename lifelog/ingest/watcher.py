@@ -30,7 +30,7 @@ from lifelog.core.timeutil import iso_of_epoch, now_iso
 from lifelog.core.verdicts import WatcherState
 from lifelog.db.database import open_db, transaction
 from lifelog.db.meta import get_meta, set_meta
-from lifelog.ingest import fleet
+from lifelog.ingest import fleet, livepoll
 
 log = logging.getLogger("lifelog.watcher")
 
@@ -100,8 +100,6 @@ def record_heartbeat(db, outcome: PollOutcome, identity: dict[str, str] | None =
 
 def poll_once(db, client: AWClient, settings: Settings, stop: threading.Event) -> PollOutcome:
     """One poll; every failure becomes an outcome, never an exception."""
-    from lifelog.ingest import livepoll
-
     try:
         result = livepoll.poll(db, client, settings, should_stop=stop.is_set)
     except AWError as e:
