@@ -232,13 +232,9 @@ def device_views(settings: Settings, meta: Meta) -> dict[str, AWView]:
     events are that device's, stored under it)."""
     from lifelog.aw.buckets import aw_view_of
     from lifelog.aw.client import AWClient, AWError
+    from lifelog.checks.devices import followed as followed_of
 
-    followed: dict[str, str] = {}
-    for d in settings.devices:
-        for field in ("device_id", "hostname"):
-            value = meta.get(keys.device_key(d.name, field))
-            if value:
-                followed.setdefault(value.lower(), d.name)
+    followed = followed_of(meta, settings)
     views = {}
     for d in settings.devices:
         try:
