@@ -30,6 +30,7 @@ import os
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -294,6 +295,7 @@ def main() -> int:
             say(f"demo: stopped the laptop's AW at t = {laptop.stopped_at:.0f} s, {back}; the screens "
                 "above show it in the devices component as 'not seen ...: off or away'")
         if "LIFELOG_DEVICES" in env and watch is not None:
+            wait_caught_up(Path(env["LIFELOG_DB_PATH"]), [d["url"] for d in json.loads(env["LIFELOG_DEVICES"]).values()])
             say("lifelog status")
             result = lifelog("status", env=dict(env, COLUMNS=env.get("COLUMNS", "120")))
             print(result.stdout + result.stderr, end="", flush=True)
@@ -305,6 +307,29 @@ def main() -> int:
         if "LIFELOG_DB_PATH" in env:
             print(f"The demo database stays at {env['LIFELOG_DB_PATH']} for you to inspect.")
     return 0
+
+
+def wait_caught_up(db_path: Path, urls: list[str], seconds: float = 30.0) -> None:
+    """Before the last pictures: every device's history stored (its events
+    there, no gap left to fetch), so the coverage shows what the demo fed
+    and not a catch-up still under way on a busy machine. Bounded: after
+    `seconds` the pictures show what is there."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=2) as conn:
+                ids = [r[0] for r in conn.execute(
+                    "SELECT value FROM meta WHERE key LIKE 'device.%.device_id' AND value != ''")]
+                done = len(ids) >= len(urls) and all(
+                    conn.execute("SELECT count(*) FROM events WHERE server = ?", (i,)).fetchone()[0] > 0
+                    and conn.execute("SELECT count(*) FROM sync_gaps WHERE server = ?", (i,)).fetchone()[0] == 0
+                    for i in ids)
+        except sqlite3.Error:
+            done = False
+        if done:
+            return
+        time.sleep(0.2)
+    say(f"demo: a device's history was still being fetched after {seconds:.0f} s; the pictures show what is stored")
 
 
 def show_coverage(env: dict, demo_started: datetime, own_aw: bool) -> None:
