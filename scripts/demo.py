@@ -96,24 +96,31 @@ def stop_proc(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
+_SETUP = threading.Lock()
+
+
 def feed(home: Path, port: int, stop: threading.Event, device: str = "demo",
          paused: threading.Event | None = None) -> None:
     """Synthetic activity through aw-client, as real watchers send it; no
     live heartbeats while `paused` is set (the device's AW is stopped)."""
     # aw-client writes config, lock and queue files under the XDG dirs of
     # this process: point them at the demo folder before importing it.
-    os.environ.update(XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"),
-                      XDG_CACHE_HOME=str(home / "cache"))
-    import requests
-    from aw_client import ActivityWatchClient
-    from aw_core.models import Event
+    # One feeder at a time through the import and the client's setup: two
+    # threads importing aw-client (which writes its config files on first
+    # use) at once left one device with no buckets at all under load.
+    with _SETUP:
+        os.environ.update(XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"),
+                          XDG_CACHE_HOME=str(home / "cache"))
+        import requests
+        from aw_client import ActivityWatchClient
+        from aw_core.models import Event
 
-    client = ActivityWatchClient(f"lifelog-demo-{device}", testing=True, host="127.0.0.1", port=port)
-    # Named per device: both servers run on this machine, and LifeLog keys a
-    # source's meta by bucket id, so one bucket id on two devices would collide.
-    window, afk = f"aw-watcher-window_{device}", f"aw-watcher-afk_{device}"
-    client.create_bucket(window, "currentwindow", queued=False)
-    client.create_bucket(afk, "afkstatus", queued=False)
+        client = ActivityWatchClient(f"lifelog-demo-{device}", testing=True, host="127.0.0.1", port=port)
+        # Named per device: both servers run on this machine, and LifeLog keys a
+        # source's meta by bucket id, so one bucket id on two devices would collide.
+        window, afk = f"aw-watcher-window_{device}", f"aw-watcher-afk_{device}"
+        client.create_bucket(window, "currentwindow", queued=False)
+        client.create_bucket(afk, "afkstatus", queued=False)
     # An afternoon of history, for backfill and reconcile to find: a break
     # away from the computer 80-100 min in, and 130-145 min in the window
     # watcher recorded nothing while the user was active (`lifelog coverage`
