@@ -232,7 +232,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="bare fetches of the laptop's buckets (default 3)")
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, aw-server --testing x3; poll_interval_seconds {args.poll:g}, "
-          f"aw_timeout_seconds {args.timeout:g}, history budget per poll 5 s")
+          f"aw_timeout_seconds {args.timeout:g}, history in a catch-up thread per device")
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="lifelog-bench-devices-") as tmp:
         home = Path(tmp)

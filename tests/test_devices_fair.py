@@ -3,33 +3,34 @@ back after days is caught up, another device's live events keep being
 stored; and the device caught up ends exactly as its AW, nothing doubled.
 
 The watcher runs in this process (lifelog.ingest.watcher.run in a thread,
-against real aw-servers) so that the history budget per poll can be made
-small: a catch-up of a few pages then spans many polls on any machine, and
-"a live event stored while the catch-up is still under way" is a fact the
-test can see, not a race it hopes to win. The budget's own size (5 s) is
-measured in scripts/bench_devices.py."""
+against real aw-servers) so that its page size can be made small: the
+catch-up (a thread of its own, lifelog.ingest.catchup) is then eighty pages,
+each fetched and committed apart, spanning many of the desktop's polls on
+any machine, and "a live event stored while the catch-up is still under
+way" is a fact the test can see, not a race it hopes to win. The speeds
+themselves are measured in scripts/bench_devices.py."""
 
 from __future__ import annotations
 
+import signal
 import threading
 from datetime import timedelta
 
 from support.awserver import AWServer, free_port
 from support.helpers import FAST, meta, wait_for
-from test_devices_ingest import WINDOW, devices_json, feed, rows, stored_on, truth
+from test_devices_ingest import WINDOW, devices_json, env_for, feed, rows, stored_on, truth
 
 from lifelog.core.settings import load_settings
 from lifelog.core.timeutil import utcnow
-from lifelog.ingest import livepoll, watcher
+from lifelog.ingest import history, watcher
 
 LIVE = "aw-watcher-window_desktop"
 
 
 def test_a_live_device_keeps_arriving_while_another_is_caught_up_which_ends_exact(aw_servers, db_path,
                                                                                    monkeypatch):
-    # A page or so per poll (a page in flight is finished): the catch-up of
-    # eight pages below takes several polls, each with its live polls first.
-    monkeypatch.setattr(livepoll, "GAP_BUDGET_SECONDS", 0.2)
+    # Pages of 250: the catch-up of 20,000 events below is eighty pages.
+    monkeypatch.setattr(history, "PAGE_SIZE", 250)
     desktop, laptop = aw_servers(2)
     did, lid = desktop.device_id(), laptop.device_id()
     desktop.create_bucket(LIVE, hostname="desktop")
@@ -97,3 +98,87 @@ def test_a_live_device_keeps_arriving_while_another_is_caught_up_which_ends_exac
         stop.set()
         thread.join(30)
     assert ran == [0], "the watcher stopped cleanly"
+
+
+def _catch_up_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("lifelog-catchup-")]
+
+
+def test_a_stop_mid_catch_up_ends_its_thread_and_the_next_watcher_resumes_exact(aw_servers, db_path, monkeypatch):
+    monkeypatch.setattr(history, "PAGE_SIZE", 250)
+    desktop, laptop = aw_servers(2)
+    lid = laptop.device_id()
+    desktop.create_bucket(LIVE, hostname="desktop")
+    laptop.create_bucket(WINDOW)
+    feed(laptop, WINDOW, 20_000, start=utcnow() - timedelta(days=3), step=12, tag="trip")
+    expected = truth(laptop, WINDOW)
+    devices = devices_json(desktop={"url": desktop.url}, laptop={"url": laptop.url, "expect": "sometimes"})
+    settings = load_settings(overrides={"db_path": str(db_path)}, environ={**FAST, "LIFELOG_DEVICES": devices})
+
+    def start() -> tuple[threading.Event, threading.Thread, list[int]]:
+        stop, ran = threading.Event(), []
+        thread = threading.Thread(target=lambda: ran.append(watcher.run(settings, stop)), daemon=True)
+        thread.start()
+        return stop, thread, ran
+
+    stop, thread, ran = start()
+    try:
+        def mid_catch_up() -> bool:
+            stored = rows(db_path, "SELECT count(*) FROM events WHERE server = ?", (lid,))
+            return bool(_catch_up_threads()) and bool(stored) and 1_000 <= stored[0][0] < len(expected)
+
+        wait_for(mid_catch_up, timeout=60, what="the laptop's catch-up under way")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert ran == [0], "the watcher stopped cleanly"
+    assert _catch_up_threads() == [], "its catch-up thread ended with it"
+    assert meta(db_path, "watcher.state") == "stopped"
+    held = rows(db_path, "SELECT count(*) FROM events WHERE server = ?", (lid,))[0][0]
+    assert held < len(expected), "stopped before the end"
+    assert rows(db_path, "SELECT count(*) FROM sync_gaps WHERE server = ?", (lid,)) != [(0,)], "its gap kept"
+    # Every row stored is the laptop's own, once.
+    assert stored_on(db_path, lid, WINDOW).items() <= expected.items()
+
+    stop, thread, ran = start()
+    try:
+        wait_for(lambda: stored_on(db_path, lid, WINDOW) == expected, timeout=120, what="the catch-up resumed")
+        wait_for(lambda: rows(db_path, "SELECT count(*) FROM sync_gaps") == [(0,)], what="no gap left")
+        wait_for(lambda: _catch_up_threads() == [], what="the catch-up thread over once done")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert ran == [0]
+    assert rows(db_path, "SELECT count(*) FROM events WHERE server = ?", (lid,)) == [(len(expected),)]
+    assert rows(db_path, "SELECT count(*) FROM events_replaced") == [(0,)]
+
+
+def test_a_watcher_killed_mid_catch_up_loses_and_doubles_nothing(aw_servers, db_path, spawn):
+    desktop, laptop = aw_servers(2)
+    lid = laptop.device_id()
+    desktop.create_bucket(LIVE, hostname="desktop")
+    laptop.create_bucket(WINDOW)
+    # Twenty-four pages of 2,500: a catch-up of seconds, long enough to be
+    # seen under way and killed in.
+    feed(laptop, WINDOW, 60_000, start=utcnow() - timedelta(days=3), step=4, tag="trip")
+    expected = truth(laptop, WINDOW)
+    devices = devices_json(desktop={"url": desktop.url}, laptop={"url": laptop.url, "expect": "sometimes"})
+    env = env_for(db_path, devices)
+    w = spawn.lifelog("watcher", env=env, log="watcher")
+
+    def mid_catch_up() -> bool:
+        stored = rows(db_path, "SELECT count(*) FROM events WHERE server = ?", (lid,))
+        gaps = rows(db_path, "SELECT count(*) FROM sync_gaps WHERE server = ?", (lid,))
+        return bool(stored) and 5_000 <= stored[0][0] < len(expected) and gaps != [(0,)]
+
+    wait_for(mid_catch_up, timeout=60, interval=0.01, what="the laptop's catch-up under way")
+    w.send_signal(signal.SIGKILL)
+    assert w.wait(30) == -signal.SIGKILL
+    assert stored_on(db_path, lid, WINDOW).items() <= expected.items()
+    w2 = spawn.lifelog("watcher", env=env, log="watcher")
+    wait_for(lambda: stored_on(db_path, lid, WINDOW) == expected, timeout=120, what="the catch-up resumed")
+    wait_for(lambda: rows(db_path, "SELECT count(*) FROM sync_gaps") == [(0,)], what="no gap left")
+    assert rows(db_path, "SELECT count(*) FROM events WHERE server = ?", (lid,)) == [(len(expected),)]
+    assert rows(db_path, "SELECT count(*) FROM events_replaced") == [(0,)]
+    w2.send_signal(signal.SIGTERM)
+    assert w2.wait(30) == 0

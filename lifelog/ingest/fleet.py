@@ -5,11 +5,12 @@ A poll asks every device's `/api/0/info` first (each call bounded by
 `aw_timeout_seconds`, so a device that does not answer costs the others at
 most that), then tells clones apart (two names answering with one
 `device_id`: the later one in the table is refused, nothing of it stored),
-then polls every answering device's live buckets, and only then spends the
-poll's history budget (lifelog.ingest.livepoll.GAP_BUDGET_SECONDS) on gaps,
-starting at another device each poll. So a device back after days is caught
-up from where LifeLog left it (its sync_state rows), a page at a time, while
-the others' live polls keep their pace. aw-sync copies of a followed device
+then polls every answering device's live buckets. History is not fetched
+inside the poll: a device with gaps (back after days, or seen for the first
+time) is handed to a catch-up thread of its own (lifelog.ingest.catchup),
+which fills them from where LifeLog left it (its sync_state and sync_gaps
+rows) while the next polls keep every device's live events coming at the
+poll's pace. aw-sync copies of a followed device
 (`<bucket>-synced-from-<host or device_id>`) are never chosen: that device's
 own bucket is stored, directly.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +33,7 @@ from lifelog.core.devices import Device, Expect, copy_of, duplicate_ids
 from lifelog.core.settings import Settings
 from lifelog.db.meta import get_meta, set_meta
 from lifelog.ingest import history, livepoll, servers
+from lifelog.ingest.catchup import CatchUp
 from lifelog.ingest.store import ShouldStop, connect, last_event_ts, never
 
 log = logging.getLogger("lifelog.watcher")
@@ -44,10 +45,15 @@ class Link:
 
     device: Device
     client: AWClient
+    catch_up: CatchUp | None = None  # its history being fetched, when it has gaps
 
     @property
     def name(self) -> str:
         return self.device.name
+
+    def stop_catching_up(self) -> None:
+        if self.catch_up is not None:
+            self.catch_up.cancel()
 
 
 def links_of(settings: Settings) -> list[Link]:
@@ -104,8 +110,8 @@ def _failure(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def poll_devices(db, links: Sequence[Link], settings: Settings, *, should_stop: ShouldStop = never,
-                 turn: int = 0) -> list[DevicePoll]:
+def poll_devices(db, links: Sequence[Link], settings: Settings, *,
+                 should_stop: ShouldStop = never) -> list[DevicePoll]:
     """One poll of every device, in the table's order; never raises for what
     a device or the database does (each device's failure is its own)."""
     polls = [DevicePoll(link.name, link.device.expect) for link in links]
@@ -136,9 +142,15 @@ def poll_devices(db, links: Sequence[Link], settings: Settings, *, should_stop: 
     def is_copy(bucket_id: str) -> bool:
         return copy_of(bucket_id, followed) is not None
 
-    # 3. Live polls of every answering device, before any history.
+    # 3. Live polls of every answering device. A catch-up under way for a
+    # device not answering now as the same device_id (away, refused, or AW
+    # reinstalled) is stopped: its pages must not land under the old id.
     work = []
     for link, p in zip(links, polls, strict=True):
+        catch_up = link.catch_up
+        if catch_up is not None and catch_up.running and (
+                not p.answered or p.name in refused or p.device_id != catch_up.server):
+            catch_up.cancel()
         if not p.answered:
             continue
         if p.name in refused:
@@ -154,25 +166,23 @@ def poll_devices(db, links: Sequence[Link], settings: Settings, *, should_stop: 
         except Exception as e:
             p.error = _failure(e)
             continue
-        work.append((p, src, chosen))
-    # 4. History within one budget, begun at another device each poll, so
-    # one device's days of catching up never hold another's back for good.
-    deadline = time.monotonic() + livepoll.GAP_BUDGET_SECONDS
-    if work:
-        at = turn % len(work)
-        for p, src, chosen in work[at:] + work[:at]:
-            if should_stop() or time.monotonic() >= deadline:
-                break
-            try:
-                history.fill_gaps(db, src, chosen, should_stop=should_stop, deadline=deadline)
-            except Exception as e:
-                p.error = _failure(e)
-    for p, src, chosen in work:
+        work.append((link, p, src, chosen))
+    # 4. History: each device with gaps has a catch-up of its own, begun in
+    # the poll that finds them (a device back after days: the poll it answers
+    # in), so no device's history waits for another's, nor holds up a poll.
+    for link, p, src, chosen in work:
         try:
             p.last_event_ts = last_event_ts(db, src.server, chosen)
             p.gaps_left = history.gaps_left(db, src.server, chosen)
         except sqlite3.Error as e:
             p.error = p.error or f"database: {e}"
+        catch_up = link.catch_up
+        if catch_up is not None and not catch_up.running:
+            link.catch_up = None
+            if catch_up.error:  # said once; the next catch-up resumes where it stopped
+                p.error = p.error or f"catching up: {catch_up.error}"
+        if link.catch_up is None and p.gaps_left and not p.error and not should_stop():
+            link.catch_up = CatchUp.start(p.name, settings.db_path, src, chosen, should_stop)
         p.ok = not p.error
     return polls
 

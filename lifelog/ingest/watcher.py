@@ -114,13 +114,13 @@ def poll_once(db, client: AWClient, settings: Settings, stop: threading.Event) -
                        catching_up=result.gaps_left > 0)
 
 
-def poll_devices(db, links: list[fleet.Link], settings: Settings, stop: threading.Event,
-                 turn: int = 0) -> PollOutcome:
-    """One poll of every device of the `devices` setting (lifelog.ingest.fleet)."""
-    polls = fleet.poll_devices(db, links, settings, should_stop=stop.is_set, turn=turn)
+def poll_devices(db, links: list[fleet.Link], settings: Settings, stop: threading.Event) -> PollOutcome:
+    """One poll of every device of the `devices` setting (lifelog.ingest.fleet).
+    Never `catching_up`: a device's history is fetched by a thread of its own
+    (lifelog.ingest.catchup), so the polls keep their interval."""
+    polls = fleet.poll_devices(db, links, settings, should_stop=stop.is_set)
     ok, error = fleet.summary(polls)
-    return PollOutcome(ok=ok, error=error, catching_up=any(p.gaps_left > 0 for p in polls if p.ok),
-                       devices=tuple(polls))
+    return PollOutcome(ok=ok, error=error, devices=tuple(polls))
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -153,14 +153,12 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
                  pid, settings.db_path, polled, settings.poll_interval_seconds)
         previous_error = None
         device_errors: dict[str, str] = {}
-        turn = 0
         while not stop.is_set():
             began = time.monotonic()
             if client is not None:
                 outcome = poll_once(db, client, settings, stop)
             else:
-                outcome = poll_devices(db, links, settings, stop, turn)
-                turn += 1
+                outcome = poll_devices(db, links, settings, stop)
                 _log_devices(outcome.devices, device_errors)
             if outcome.error != previous_error:
                 if outcome.error:
@@ -172,8 +170,10 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
                 record_heartbeat(db, outcome, identity)
             except sqlite3.OperationalError as e:
                 log.warning("could not write the heartbeat: %s", e)
-            # Each poll spends a bounded time on history (livepoll.GAP_BUDGET_SECONDS),
-            # so a big first ingest is many short polls, each with its heartbeat.
+            # With one AW, each poll spends a bounded time on history
+            # (livepoll.GAP_BUDGET_SECONDS), so a big first ingest is many short
+            # polls, each with its heartbeat. With devices, history has threads
+            # of its own (lifelog.ingest.catchup) and polls keep their interval.
             if not outcome.catching_up:
                 stop.wait(max(0.0, settings.poll_interval_seconds - (time.monotonic() - began)))
     finally:
@@ -183,12 +183,27 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
             log.warning("could not record the stop: %s", e)
         if client is not None:
             client.close()
+        _end_catch_ups(links, settings)
         for link in links:
             link.client.close()
         lock.release()
         db.conn.close()
         log.info("watcher stopped (pid %d)", pid)
     return 0
+
+
+def _end_catch_ups(links: list[fleet.Link], settings: Settings) -> None:
+    """Stop every catch-up after the page it is storing, and wait for it a
+    bounded time (a page's fetch is bounded by aw_timeout_seconds, its
+    write by the busy timeout); one still busy then ends with the process,
+    its last page committed whole or not at all."""
+    for link in links:
+        link.stop_catching_up()
+    deadline = time.monotonic() + settings.aw_timeout_seconds + 10.0
+    for link in links:
+        if link.catch_up is not None and not link.catch_up.join(max(0.0, deadline - time.monotonic())):
+            log.warning("device %s: its catch-up did not stop in time; its last page is kept or fetched again",
+                        link.name)
 
 
 def _log_devices(polls: tuple[fleet.DevicePoll, ...], previous: dict[str, str]) -> None:
