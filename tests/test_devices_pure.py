@@ -15,6 +15,7 @@ from lifelog.core.devices import (
     Expect,
     copy_of,
     duplicate_ids,
+    followed_map,
     is_loopback,
     judge_device,
     parse_devices,
@@ -95,6 +96,15 @@ def test_an_aw_sync_copy_of_a_followed_device_is_known_by_host_or_device_id():
     assert copy_of("aw-watcher-afk_x-synced-from-stranger", followed) is None
     assert copy_of("aw-watcher-afk_laptop-host", followed) is None
     assert synced_from("-synced-from-x") is None and synced_from("a-synced-from-") is None
+
+
+def test_the_followed_map_keys_ids_and_hosts_lowered_the_first_device_keeping_a_shared_one():
+    followed = followed_map([("desktop", "3F1E-id", "Box"), ("laptop", "l1", "BOX"), ("down", None, "")])
+    assert followed == {"3f1e-id": "desktop", "box": "desktop", "l1": "laptop"}
+    # What copy_of is given: a copy named in any case is its device's.
+    assert copy_of("aw-watcher-afk_x-synced-from-box", followed) == "desktop"
+    assert copy_of("aw-watcher-afk_x-synced-from-3f1e-ID", followed) == "desktop"
+    assert followed_map([]) == {}
 
 
 @given(st.text(min_size=1), st.text(min_size=1).filter(lambda s: "-synced-from-" not in s))

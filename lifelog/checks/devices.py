@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from lifelog.core import keys
-from lifelog.core.devices import Device, DeviceSeen, duplicate_ids, judge_device
+from lifelog.core.devices import Device, DeviceSeen, duplicate_ids, followed_map, judge_device
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import try_parse_iso
 from lifelog.core.verdicts import Level
@@ -93,12 +93,5 @@ def followed(meta: Meta, settings: Settings) -> dict[str, str]:
     """Every followed device's device_id and host name (lowered) -> its name,
     for core.devices.copy_of; a refused clone follows nothing."""
     clones = refused(meta, settings.devices)
-    out: dict[str, str] = {}
-    for d in settings.devices:
-        if d.name in clones:
-            continue
-        for field in ("device_id", "hostname"):
-            value = _get(meta, d.name, field)
-            if value:
-                out.setdefault(value.lower(), d.name)
-    return out
+    return followed_map((d.name, _get(meta, d.name, "device_id"), _get(meta, d.name, "hostname"))
+                        for d in settings.devices if d.name not in clones)

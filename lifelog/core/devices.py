@@ -149,6 +149,19 @@ def copy_of(bucket_id: str, followed: Mapping[str, str]) -> str | None:
     return lowered.get(origin.lower())
 
 
+def followed_map(identities: Iterable[tuple[str, str | None, str | None]]) -> dict[str, str]:
+    """The `followed` of copy_of: each (name, device_id, host name) given,
+    its device_id and host name -> its name. Keys are lowered (copy_of
+    compares without case); the first device keeps a key two share. The
+    callers leave out a refused clone: it follows nothing."""
+    followed: dict[str, str] = {}
+    for name, device_id, hostname in identities:
+        for key in (device_id, hostname):
+            if key:
+                followed.setdefault(key.lower(), name)
+    return followed
+
+
 def duplicate_ids(identities: Iterable[tuple[str, str | None]]) -> dict[str, str]:
     """Devices refused because an earlier one in the table answered with the
     same `device_id`: later name -> the name that holds the id first."""

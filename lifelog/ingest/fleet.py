@@ -29,7 +29,7 @@ from typing import Any
 
 from lifelog.aw.client import AWClient, AWError
 from lifelog.core import keys
-from lifelog.core.devices import Device, Expect, copy_of, duplicate_ids
+from lifelog.core.devices import Device, Expect, copy_of, duplicate_ids, followed_map
 from lifelog.core.settings import Settings
 from lifelog.db.meta import get_meta, set_meta
 from lifelog.ingest import history, livepoll, servers
@@ -81,18 +81,6 @@ def recorded_identity(db, name: str) -> tuple[str | None, str | None]:
     """The device_id and host name a device last answered with (meta)."""
     return (get_meta(db, keys.device_key(name, "device_id")) or None,
             get_meta(db, keys.device_key(name, "hostname")) or None)
-
-
-def followed_map(identities: Sequence[tuple[str, str | None, str | None]]) -> dict[str, str]:
-    """Every followed device's device_id and host name -> its name (for
-    core.devices.copy_of, which compares without case: so does this); the
-    first device keeps a key two share."""
-    followed: dict[str, str] = {}
-    for name, device_id, hostname in identities:
-        for key in (device_id, hostname):
-            if key:
-                followed.setdefault(key.lower(), name)
-    return followed
 
 
 def _failure(e: Exception) -> str:

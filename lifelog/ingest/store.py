@@ -19,7 +19,7 @@ from typing import Any
 from lifelog.aw import buckets as buckets_mod
 from lifelog.aw.client import AWBadAnswer, AWClient
 from lifelog.core import keys
-from lifelog.core.devices import copy_of
+from lifelog.core.devices import copy_of, followed_map
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import now_iso, to_iso, utcnow
 from lifelog.db.database import transaction
@@ -165,12 +165,8 @@ def copies_of_followed(db, settings: Settings) -> Callable[[str], bool] | None:
     so that a backfill or a reconciliation never stores one either."""
     if not settings.devices:
         return None
-    followed: dict[str, str] = {}
-    for device in settings.devices:
-        for what in ("device_id", "hostname"):
-            value = get_meta(db, keys.device_key(device.name, what))
-            if value:
-                followed.setdefault(value.lower(), device.name)
+    followed = followed_map((d.name, get_meta(db, keys.device_key(d.name, "device_id")),
+                             get_meta(db, keys.device_key(d.name, "hostname"))) for d in settings.devices)
     return lambda bucket_id: copy_of(bucket_id, followed) is not None
 
 
