@@ -97,33 +97,8 @@ def poll_devices(db, links: Sequence[Link], settings: Settings, *, should_stop: 
     """One poll of every device, in the table's order; never raises for what
     a device or the database does (each device's failure is its own)."""
     polls = [DevicePoll(link.name, link.device.expect) for link in links]
-    infos: dict[str, dict[str, Any]] = {}
-    # 1. Who answers, and as whom.
-    for link, p in zip(links, polls, strict=True):
-        if should_stop():
-            p.polled = False
-            continue
-        try:
-            info = link.client.info()
-        except Exception as e:
-            p.error = _failure(e)
-            continue
-        p.answered = True
-        p.device_id = servers.key_of(info)
-        host = info.get("hostname")
-        p.hostname = str(host) if host else None
-        infos[p.name] = info
-    # 2. Clones: a device not answering now counts with the id it last had.
-    identities = []
-    for p in polls:
-        device_id, hostname = (p.device_id, p.hostname) if p.answered else recorded_identity(db, p.name)
-        identities.append((p.name, device_id, hostname))
-    refused = duplicate_ids((name, device_id) for name, device_id, _ in identities)
-    followed = followed_map([i for i in identities if i[0] not in refused])
-
-    def is_copy(bucket_id: str) -> bool:
-        return copy_of(bucket_id, followed) is not None
-
+    # 1-2. Who answers, and as whom; clones.
+    infos, refused, is_copy = _identify(db, [link.client for link in links], polls, should_stop)
     # 3. Live polls of every answering device, before any history.
     work = []
     for link, p in zip(links, polls, strict=True):
@@ -163,6 +138,44 @@ def poll_devices(db, links: Sequence[Link], settings: Settings, *, should_stop: 
             p.error = p.error or f"database: {e}"
         p.ok = not p.error
     return polls
+
+
+def _identify(db, clients: Sequence[AWClient], polls: Sequence[DevicePoll], should_stop: ShouldStop
+              ) -> tuple[dict[str, dict[str, Any]], dict[str, str], Callable[[str], bool]]:
+    """The first steps of a poll over every device (the watcher's and each_device's).
+
+    1. Who answers, and as whom: each device's `/api/0/info` (its client in
+    `clients`), in order, filling its poll's answered, device_id, hostname
+    and error; once a stop is asked, the devices left are not polled.
+    2. Clones: a device not answering now counts with the id it last had.
+    Returns the answers by device name, the refused (later name -> first
+    name) and the test for aw-sync copies of the devices followed."""
+    infos: dict[str, dict[str, Any]] = {}
+    for client, p in zip(clients, polls, strict=True):
+        if should_stop():
+            p.polled = False
+            continue
+        try:
+            info = client.info()
+        except Exception as e:
+            p.error = _failure(e)
+            continue
+        p.answered = True
+        p.device_id = servers.key_of(info)
+        host = info.get("hostname")
+        p.hostname = str(host) if host else None
+        infos[p.name] = info
+    identities = []
+    for p in polls:
+        device_id, hostname = (p.device_id, p.hostname) if p.answered else recorded_identity(db, p.name)
+        identities.append((p.name, device_id, hostname))
+    refused = duplicate_ids((name, device_id) for name, device_id, _ in identities)
+    followed = followed_map([i for i in identities if i[0] not in refused])
+
+    def is_copy(bucket_id: str) -> bool:
+        return copy_of(bucket_id, followed) is not None
+
+    return infos, refused, is_copy
 
 
 def summary(polls: Sequence[DevicePoll]) -> tuple[bool, str]:
@@ -241,41 +254,19 @@ def each_device(db, settings: Settings, work: Callable[[AWClient, dict[str, Any]
     followed device. A stop asked leaves the devices not begun out."""
     devices = settings.devices
     clients = [AWClient(d.url, settings.aw_timeout_seconds, api_key=d.api_key) for d in devices]
+    polls = [DevicePoll(d.name, d.expect) for d in devices]
     runs: list[DeviceRun] = []
     try:
-        infos: dict[str, dict[str, Any]] = {}
-        errors: dict[str, str] = {}
-        for device, client in zip(devices, clients, strict=True):
-            if should_stop():
-                return runs
-            try:
-                infos[device.name] = client.info()
-            except AWError as e:
-                errors[device.name] = str(e)
-        identities: list[tuple[str, str | None, str | None]] = []
-        for device in devices:
-            info = infos.get(device.name)
-            if info is not None:
-                host = info.get("hostname")
-                identities.append((device.name, servers.key_of(info), str(host) if host else None))
-            else:
-                identities.append((device.name, *recorded_identity(db, device.name)))
-        refused = duplicate_ids((name, device_id) for name, device_id, _ in identities)
-        followed = followed_map([i for i in identities if i[0] not in refused])
-
-        def skip(bucket_id: str) -> bool:
-            return copy_of(bucket_id, followed) is not None
-
-        for device, client in zip(devices, clients, strict=True):
-            name = device.name
-            if should_stop():
+        infos, refused, skip = _identify(db, clients, polls, should_stop)
+        for client, p in zip(clients, polls, strict=True):
+            name = p.name
+            if should_stop() or not p.polled:
                 break
-            if name in errors:
-                runs.append(DeviceRun(name, False, f"{name}: not {verb}, not answering: {errors[name]}"))
+            if not p.answered:
+                runs.append(DeviceRun(name, False, f"{name}: not {verb}, not answering: {p.error}"))
             elif name in refused:
-                device_id = next(i[1] for i in identities if i[0] == name)
                 runs.append(DeviceRun(name, False, f"{name}: not {verb}: "
-                                      + refused_reason(name, refused[name], device_id)))
+                                      + refused_reason(name, refused[name], p.device_id)))
             else:
                 try:
                     done = work(client, infos[name], skip)
