@@ -129,7 +129,7 @@ def judge(device, seen, now=NOW):
 
 def test_an_always_device_warns_after_its_grace_and_is_critical_after_four_times():
     def at(minutes_down):
-        return judge(ALWAYS, DeviceSeen(False, NOW - minutes_down * 60, NOW - 3600 * 5, NOW - 86400))
+        return judge(ALWAYS, DeviceSeen(False, NOW - minutes_down * 60, NOW - 3600 * 5))
 
     assert at(14.9)[0] is Level.OK
     assert at(15)[0] is Level.WARNING and "desktop unreachable for 15 min" in at(15)[1]
@@ -138,17 +138,17 @@ def test_an_always_device_warns_after_its_grace_and_is_critical_after_four_times
 
 
 def test_a_sometimes_device_away_is_normal_until_its_absent_days():
-    level, reason = judge(SOMETIMES, DeviceSeen(False, NOW - 7200, NOW - 7200, NOW - 86400 * 30))
+    level, reason = judge(SOMETIMES, DeviceSeen(False, NOW - 7200, NOW - 7200))
     assert (level, reason) == (Level.OK, "laptop not seen for 2 h: off or away")
-    level, reason = judge(SOMETIMES, DeviceSeen(False, NOW - 60, NOW - 86400 * 14, NOW - 86400 * 30))
+    level, reason = judge(SOMETIMES, DeviceSeen(False, NOW - 60, NOW - 86400 * 14))
     assert level is Level.WARNING and "14 d" in reason
-    # Never reached: counted from when LifeLog first tried it.
-    assert judge(SOMETIMES, DeviceSeen(False, NOW - 60, None, NOW - 86400 * 15))[0] is Level.WARNING
-    assert judge(SOMETIMES, DeviceSeen(False, NOW - 60, None, NOW - 86400 * 13))[0] is Level.OK
+    # Never reached: counted from when LifeLog first tried it (its unreachable_since).
+    assert judge(SOMETIMES, DeviceSeen(False, NOW - 86400 * 15, None))[0] is Level.WARNING
+    assert judge(SOMETIMES, DeviceSeen(False, NOW - 86400 * 13, None))[0] is Level.OK
 
 
 def test_a_refused_clone_warns_naming_the_device_that_holds_its_id():
-    level, reason = judge(SOMETIMES, DeviceSeen(True, None, NOW, NOW, refused_for="desktop"))
+    level, reason = judge(SOMETIMES, DeviceSeen(True, None, NOW, refused_for="desktop"))
     assert level is Level.WARNING and reason.startswith("laptop answers with the device_id of desktop")
 
 
@@ -162,14 +162,14 @@ def test_the_verdict_never_improves_as_a_device_stays_away_longer(expect, down, 
     device = ALWAYS._replace(expect=expect)
 
     def level_at(now):
-        seen = DeviceSeen(False, NOW - down, None if seen_ok is None else NOW - seen_ok, NOW - 86400 * 90)
+        seen = DeviceSeen(False, NOW - down, None if seen_ok is None else NOW - seen_ok)
         return judge(device, seen, now)[0]
 
     assert SEVERITY[level_at(NOW + more)] >= SEVERITY[level_at(NOW)]
     # A `sometimes` device is never CRITICAL, and a reachable device is always OK.
     if expect is Expect.SOMETIMES:
         assert level_at(NOW + more) is not Level.CRITICAL
-    assert judge(device, DeviceSeen(True, None, NOW, NOW))[0] is Level.OK
+    assert judge(device, DeviceSeen(True, None, NOW))[0] is Level.OK
 
 
 # The setting, loaded as every command loads it.

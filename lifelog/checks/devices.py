@@ -61,8 +61,7 @@ def views(meta: Meta, settings: Settings) -> list[DeviceView]:
         reachable = None if reachable_text is None else reachable_text == "yes"
         since = _epoch(meta, d.name, "unreachable_since")
         ok_at = _epoch(meta, d.name, "last_poll_ok_at")
-        # unreachable_since of a device never reached is LifeLog's first try (keys.DOCS).
-        seen = DeviceSeen(reachable, since, ok_at, since if ok_at is None else None, clones.get(d.name))
+        seen = DeviceSeen(reachable, since, ok_at, clones.get(d.name))
         out.append(DeviceView(d, seen, _get(meta, d.name, "device_id"), _get(meta, d.name, "hostname"),
                               _get(meta, d.name, "last_event_ts"), _get(meta, d.name, "last_error") or ""))
     return out

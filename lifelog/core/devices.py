@@ -181,9 +181,10 @@ class DeviceSeen(NamedTuple):
     """What the meta table says of one device, as epoch seconds."""
 
     reachable: bool | None  # None: never polled
+    # The first failed poll after the latest good one; for a device never
+    # reached, LifeLog's first try (keys.DOCS).
     unreachable_since: float | None
     last_poll_ok_at: float | None
-    first_tried_at: float | None
     refused_for: str | None = None  # the device holding its device_id first
 
 
@@ -203,7 +204,7 @@ def judge_device(now: float, device: Device, seen: DeviceSeen, *,
     if seen.reachable:
         return Level.OK, f"{name} answers"
     if device.expect is Expect.ALWAYS:
-        since = seen.unreachable_since if seen.unreachable_since is not None else seen.first_tried_at
+        since = seen.unreachable_since
         down = max(0.0, now - since) if since is not None else 0.0
         limit = unreachable_minutes * 60
         text = f"{name} unreachable for {format_span(down)}"
@@ -212,7 +213,8 @@ def judge_device(now: float, device: Device, seen: DeviceSeen, *,
         if down >= limit:
             return Level.WARNING, text
         return Level.OK, f"{text} (within {format_span(limit)})"
-    last = seen.last_poll_ok_at if seen.last_poll_ok_at is not None else seen.first_tried_at
+    # Never reached: away since LifeLog first tried it.
+    last = seen.last_poll_ok_at if seen.last_poll_ok_at is not None else seen.unreachable_since
     away = max(0.0, now - last) if last is not None else 0.0
     if away >= absent_days * 86400:
         return Level.WARNING, f"{name} not seen for {format_span(away)}: more than {absent_days:g} days"
