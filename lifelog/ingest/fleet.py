@@ -31,7 +31,7 @@ from lifelog.aw.client import AWClient, AWError
 from lifelog.core import keys
 from lifelog.core.devices import Device, Expect, copy_of, duplicate_ids, followed_map
 from lifelog.core.settings import Settings
-from lifelog.db.meta import get_meta, set_meta
+from lifelog.db.meta import device_meta, set_meta
 from lifelog.ingest import history, livepoll, servers
 from lifelog.ingest.store import ShouldStop, connect, last_event_ts, never
 
@@ -79,8 +79,8 @@ def refused_reason(name: str, first: str, device_id: str | None) -> str:
 
 def recorded_identity(db, name: str) -> tuple[str | None, str | None]:
     """The device_id and host name a device last answered with (meta)."""
-    return (get_meta(db, keys.device_key(name, "device_id")) or None,
-            get_meta(db, keys.device_key(name, "hostname")) or None)
+    recorded = device_meta(db, name)
+    return recorded.get("device_id") or None, recorded.get("hostname") or None
 
 
 def _failure(e: Exception) -> str:
@@ -198,35 +198,35 @@ def record_devices(db, polls: Sequence[DevicePoll], now: str) -> str | None:
     A key is rewritten only when its value changed (but last_poll_ok_at,
     the time of this good poll). Returns the newest event over every device."""
 
-    def put(name: str, field: str, value: str) -> None:
-        key = keys.device_key(name, field)
-        if get_meta(db, key) != value:
-            set_meta(db, key, value)
-
     newest: str | None = None
     for p in polls:
         if not p.polled:
             continue
-        put(p.name, "last_error", p.error)
+        stored = device_meta(db, p.name)  # one query a device, not one a key
+        want = {"last_error": p.error}
         if p.answered:
-            put(p.name, "device_id", p.device_id or "")
-            put(p.name, "hostname", p.hostname or "")
+            want["device_id"] = p.device_id or ""
+            want["hostname"] = p.hostname or ""
         if p.ok:
-            put(p.name, "reachable", "yes")
-            put(p.name, "unreachable_since", "")
-            set_meta(db, keys.device_key(p.name, "last_poll_ok_at"), now)
+            want["reachable"] = "yes"
+            want["unreachable_since"] = ""
             if p.last_event_ts is not None:
-                put(p.name, "last_event_ts", p.last_event_ts)
+                want["last_event_ts"] = p.last_event_ts
         elif p.refused_for is not None:
-            put(p.name, "reachable", "yes")  # it answers; it is refused, not away
-            put(p.name, "unreachable_since", "")
+            want["reachable"] = "yes"  # it answers; it is refused, not away
+            want["unreachable_since"] = ""
         else:
-            put(p.name, "reachable", "no")
-            if not get_meta(db, keys.device_key(p.name, "unreachable_since")):
+            want["reachable"] = "no"
+            if not stored.get("unreachable_since"):
                 # The first failed poll after the last good one (or the first try).
-                set_meta(db, keys.device_key(p.name, "unreachable_since"), now)
+                want["unreachable_since"] = now
+        for field, value in want.items():
+            if stored.get(field) != value:
+                set_meta(db, keys.device_key(p.name, field), value)
+        if p.ok:
+            set_meta(db, keys.device_key(p.name, "last_poll_ok_at"), now)
         if p.refused_for is None:
-            ts = get_meta(db, keys.device_key(p.name, "last_event_ts"))
+            ts = want.get("last_event_ts", stored.get("last_event_ts"))
             if ts and (newest is None or ts > newest):
                 newest = ts
     return newest
