@@ -25,6 +25,7 @@ from lifelog.db.meta import (
     device_meta,
     get_meta,
     meta_rows,
+    recorded_identity,
     set_meta,
 )
 from lifelog.db.migrations import MIGRATIONS
@@ -125,6 +126,9 @@ def test_device_meta_reads_one_devices_keys_by_field(db_path):
     assert device_meta(db, "a_b") == {"reachable": "yes", "last_error": ""}
     assert device_meta(db, "a-b") == {"hostname": "h"}
     assert device_meta(db, "gone") == {}
+    # The identity a silent device counts with: an empty value is none.
+    assert recorded_identity(db, "a-b") == (None, "h")
+    assert recorded_identity(db, "gone") == (None, None)
 
 
 def test_meta_values_must_be_text_or_numbers(db_path):

@@ -177,6 +177,13 @@ def duplicate_ids(identities: Iterable[tuple[str, str | None]]) -> dict[str, str
     return refused
 
 
+def refused_reason(name: str, first: str, device_id: str | None) -> str:
+    """Why a clone (duplicate_ids) is refused, and what to do: in its
+    last_error, its health check and the commands over every device."""
+    return (f"{name} answers with device_id {device_id} of {first}, listed first: nothing of {name} is "
+            "stored (a cloned machine, or two names for one server); remove one from devices")
+
+
 class DeviceSeen(NamedTuple):
     """What the meta table says of one device, as epoch seconds."""
 

@@ -65,6 +65,12 @@ def device_meta(db: Database, name: str) -> dict[str, str | None]:
     return {k[len(prefix):]: v for k, v in rows}
 
 
+def recorded_identity(db: Database, name: str) -> tuple[str | None, str | None]:
+    """The device_id and host name a device last answered with."""
+    recorded = device_meta(db, name)
+    return recorded.get("device_id") or None, recorded.get("hostname") or None
+
+
 def meta_rows(db: Database, prefixes: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Rows of meta_ages (key, value, updated_at, age_seconds), sorted by key,
     limited to keys starting with any of `prefixes` when some are given."""

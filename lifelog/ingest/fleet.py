@@ -29,9 +29,9 @@ from typing import Any
 
 from lifelog.aw.client import AWClient, AWError
 from lifelog.core import keys
-from lifelog.core.devices import Device, Expect, copy_of, duplicate_ids, followed_map
+from lifelog.core.devices import Device, Expect, copy_of, duplicate_ids, followed_map, refused_reason
 from lifelog.core.settings import Settings
-from lifelog.db.meta import device_meta, set_meta
+from lifelog.db.meta import device_meta, recorded_identity, set_meta
 from lifelog.ingest import history, livepoll, servers
 from lifelog.ingest.store import ShouldStop, connect, last_event_ts, never
 
@@ -70,17 +70,6 @@ class DevicePoll:
     refused_for: str | None = None  # the device holding its device_id first
     gaps_left: int = 0
     polled: bool = True  # False: a stop came first; nothing is recorded of it
-
-
-def refused_reason(name: str, first: str, device_id: str | None) -> str:
-    return (f"{name} answers with device_id {device_id} of {first}, listed first: nothing of {name} is "
-            "stored (a cloned machine, or two names for one server); remove one from devices")
-
-
-def recorded_identity(db, name: str) -> tuple[str | None, str | None]:
-    """The device_id and host name a device last answered with (meta)."""
-    recorded = device_meta(db, name)
-    return recorded.get("device_id") or None, recorded.get("hostname") or None
 
 
 def _failure(e: Exception) -> str:
