@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from lifelog.core.errors import UsageError
 from lifelog.core.timeutil import format_span
+from lifelog.core.urls import BadURL, http_url
 from lifelog.core.verdicts import Level
 
 SETTING = "devices"
@@ -63,14 +64,11 @@ def _device_url(name: str, raw: Any, where: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise UsageError(f"{where}: device {name!r} needs a url, e.g. url = \"http://127.0.0.1:5600\"")
     url = raw.strip().rstrip("/")
-    parts = urlsplit(url)
-    bad = f"{where}: device {name!r} has an unusable url {url!r}: give http:// or https:// and a host"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(bad)
     try:
-        _ = parts.port  # urlsplit checks the port only when asked
-    except ValueError:
-        raise UsageError(bad) from None
+        parts = http_url(url)
+    except BadURL:
+        raise UsageError(f"{where}: device {name!r} has an unusable url {url!r}: "
+                         "give http:// or https:// and a host") from None
     if parts.username or parts.password:
         # A password in the URL would be printed wherever the URL is.
         raise UsageError(f"{where}: device {name!r}: put credentials in api_key, not in the url")

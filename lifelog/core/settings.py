@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urlsplit
 
 from lifelog.core import redact
 from lifelog.core.errors import UsageError
+from lifelog.core.urls import BadURL, http_url
 
 if TYPE_CHECKING:
     from lifelog.core.devices import Device
@@ -227,13 +227,12 @@ def _url(name: str, raw: Any, source: str, *, may_be_empty: bool = False) -> str
         return ""
     if name == "aw_url":
         url = url.rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{source}: setting {name} must be an http:// or https:// URL, got {shown}")
     try:
-        _ = parts.port  # read for its check: urlsplit parses the port lazily and raises here
-    except ValueError:
-        raise UsageError(f"{source}: setting {name} has a bad port: {shown}") from None
+        http_url(url)
+    except BadURL as e:
+        if e.bad_port:
+            raise UsageError(f"{source}: setting {name} has a bad port: {shown}") from None
+        raise UsageError(f"{source}: setting {name} must be an http:// or https:// URL, got {shown}") from None
     return url
 
 
