@@ -139,7 +139,7 @@ def _quiet_logging() -> None:
     trouble on stderr unless LIFELOG_LOG_LEVEL asks for more."""
     from lifelog.core.logs import setup_logging
 
-    setup_logging(os.environ.get("LIFELOG_LOG_LEVEL") or "WARNING")
+    setup_logging(default="WARNING")
 
 
 def _reading(verbose: bool) -> None:
