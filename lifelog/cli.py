@@ -490,14 +490,14 @@ def cmd_paths(as_json: Json = False, verbose: Verbose = False, db: Db = None, co
 
 
 def _ingest_setup(since: str | None, aw_url: str | None, db: str | None, config: str | None):
-    """Parse everything before opening the database: bad input writes nothing."""
-    from lifelog.aw.client import AWClient
+    """Parse everything before opening the database: bad input writes nothing.
+    The client is the caller's to make: over every device, each has its own."""
     from lifelog.core.timeutil import parse_since
     from lifelog.db.database import open_db
 
     when = parse_since(since)
     settings = _settings(db, config, aw_url=aw_url)
-    return open_db(settings.db_path), AWClient.from_settings(settings), settings, when
+    return open_db(settings.db_path), settings, when
 
 
 def _aw_error(e) -> LifelogError:
@@ -537,14 +537,14 @@ class _Progress:
 
 @command(app, "backfill", "fetch AW's history into the database in pages; resumable, safe beside the watcher")
 def cmd_backfill(aw_url: AwUrl = None, since: Since = None, db: Db = None, config: Config = None) -> int:
-    from lifelog.aw.client import AWError
+    from lifelog.aw.client import AWClient, AWError
     from lifelog.core.signals import stop_on_signals
     from lifelog.ingest import history
 
-    database, client, settings, when = _ingest_setup(since, aw_url, db, config)
+    database, settings, when = _ingest_setup(since, aw_url, db, config)
     if settings.devices and aw_url is None:
-        client.close()
         return _backfill_devices(database, settings, when)
+    client = AWClient.from_settings(settings)
     stop = stop_on_signals()
     progress = _Progress()
     try:
@@ -610,14 +610,14 @@ def _backfill_devices(database, settings, when) -> int:
 
 @command(app, "reconcile", "compare LifeLog with AW per bucket; fetch what differs, mark what AW lost")
 def cmd_reconcile(aw_url: AwUrl = None, since: Since = None, db: Db = None, config: Config = None) -> int:
-    from lifelog.aw.client import AWError
+    from lifelog.aw.client import AWClient, AWError
     from lifelog.core.signals import stop_on_signals
     from lifelog.ingest import reconcile
 
-    database, client, settings, when = _ingest_setup(since, aw_url, db, config)
+    database, settings, when = _ingest_setup(since, aw_url, db, config)
     if settings.devices and aw_url is None:
-        client.close()
         return _reconcile_devices(database, settings, when)
+    client = AWClient.from_settings(settings)
     stop = stop_on_signals()
     try:
         report = reconcile.reconcile(database, client, settings, since=when, should_stop=stop.is_set)
