@@ -173,27 +173,23 @@ def _show_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+def _help_when_bare(ctx: typer.Context) -> int:
+    """A group called with no command prints its help (the groups' help
+    texts are their Typer's, which typer prefers to this docstring)."""
+    if ctx.invoked_subcommand is None:
+        _out(ctx.get_help())
+    return 0
+
+
 @app.callback(invoke_without_command=True)
 def root(ctx: typer.Context,
          version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_show_version,
                                                help="print the version and exit")] = False) -> int:
-    if ctx.invoked_subcommand is None:
-        _out(ctx.get_help())
-    return 0
+    return _help_when_bare(ctx)
 
 
-@meta_app.callback(invoke_without_command=True)
-def meta(ctx: typer.Context) -> int:
-    if ctx.invoked_subcommand is None:
-        _out(ctx.get_help())
-    return 0
-
-
-@config_app.callback(invoke_without_command=True)
-def config_group(ctx: typer.Context) -> int:
-    if ctx.invoked_subcommand is None:
-        _out(ctx.get_help())
-    return 0
+meta_app.callback(invoke_without_command=True)(_help_when_bare)
+config_app.callback(invoke_without_command=True)(_help_when_bare)
 
 
 # -- the commands, in the order `lifelog --help` lists them --------------------------
