@@ -139,7 +139,7 @@ def _quiet_logging() -> None:
     trouble on stderr unless LIFELOG_LOG_LEVEL asks for more."""
     from lifelog.core.logs import setup_logging
 
-    setup_logging(os.environ.get("LIFELOG_LOG_LEVEL") or "WARNING")
+    setup_logging(default="WARNING")
 
 
 def _reading(verbose: bool) -> None:
@@ -173,27 +173,23 @@ def _show_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+def _help_when_bare(ctx: typer.Context) -> int:
+    """A group called with no command prints its help (the groups' help
+    texts are their Typer's, which typer prefers to this docstring)."""
+    if ctx.invoked_subcommand is None:
+        _out(ctx.get_help())
+    return 0
+
+
 @app.callback(invoke_without_command=True)
 def root(ctx: typer.Context,
          version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_show_version,
                                                help="print the version and exit")] = False) -> int:
-    if ctx.invoked_subcommand is None:
-        _out(ctx.get_help())
-    return 0
+    return _help_when_bare(ctx)
 
 
-@meta_app.callback(invoke_without_command=True)
-def meta(ctx: typer.Context) -> int:
-    if ctx.invoked_subcommand is None:
-        _out(ctx.get_help())
-    return 0
-
-
-@config_app.callback(invoke_without_command=True)
-def config_group(ctx: typer.Context) -> int:
-    if ctx.invoked_subcommand is None:
-        _out(ctx.get_help())
-    return 0
+meta_app.callback(invoke_without_command=True)(_help_when_bare)
+config_app.callback(invoke_without_command=True)(_help_when_bare)
 
 
 # -- the commands, in the order `lifelog --help` lists them --------------------------
@@ -490,14 +486,14 @@ def cmd_paths(as_json: Json = False, verbose: Verbose = False, db: Db = None, co
 
 
 def _ingest_setup(since: str | None, aw_url: str | None, db: str | None, config: str | None):
-    """Parse everything before opening the database: bad input writes nothing."""
-    from lifelog.aw.client import AWClient
+    """Parse everything before opening the database: bad input writes nothing.
+    The client is the caller's to make: over every device, each has its own."""
     from lifelog.core.timeutil import parse_since
     from lifelog.db.database import open_db
 
     when = parse_since(since)
     settings = _settings(db, config, aw_url=aw_url)
-    return open_db(settings.db_path), AWClient.from_settings(settings), settings, when
+    return open_db(settings.db_path), settings, when
 
 
 def _aw_error(e) -> LifelogError:
@@ -537,14 +533,14 @@ class _Progress:
 
 @command(app, "backfill", "fetch AW's history into the database in pages; resumable, safe beside the watcher")
 def cmd_backfill(aw_url: AwUrl = None, since: Since = None, db: Db = None, config: Config = None) -> int:
-    from lifelog.aw.client import AWError
+    from lifelog.aw.client import AWClient, AWError
     from lifelog.core.signals import stop_on_signals
     from lifelog.ingest import history
 
-    database, client, settings, when = _ingest_setup(since, aw_url, db, config)
+    database, settings, when = _ingest_setup(since, aw_url, db, config)
     if settings.devices and aw_url is None:
-        client.close()
         return _backfill_devices(database, settings, when)
+    client = AWClient.from_settings(settings)
     stop = stop_on_signals()
     progress = _Progress()
     try:
@@ -610,14 +606,14 @@ def _backfill_devices(database, settings, when) -> int:
 
 @command(app, "reconcile", "compare LifeLog with AW per bucket; fetch what differs, mark what AW lost")
 def cmd_reconcile(aw_url: AwUrl = None, since: Since = None, db: Db = None, config: Config = None) -> int:
-    from lifelog.aw.client import AWError
+    from lifelog.aw.client import AWClient, AWError
     from lifelog.core.signals import stop_on_signals
     from lifelog.ingest import reconcile
 
-    database, client, settings, when = _ingest_setup(since, aw_url, db, config)
+    database, settings, when = _ingest_setup(since, aw_url, db, config)
     if settings.devices and aw_url is None:
-        client.close()
         return _reconcile_devices(database, settings, when)
+    client = AWClient.from_settings(settings)
     stop = stop_on_signals()
     try:
         report = reconcile.reconcile(database, client, settings, since=when, should_stop=stop.is_set)

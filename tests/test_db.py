@@ -22,8 +22,10 @@ from lifelog.db.database import (
     transaction,
 )
 from lifelog.db.meta import (
+    device_meta,
     get_meta,
     meta_rows,
+    recorded_identity,
     set_meta,
 )
 from lifelog.db.migrations import MIGRATIONS
@@ -112,6 +114,21 @@ def test_meta_rows_filters_by_prefix(db_path):
         set_meta(db, key, "x")
     assert [r["key"] for r in meta_rows(db, ["watcher."])] == ["watcher.pid", "watcher.state"]
     assert [r["key"] for r in meta_rows(db, ["aw", "watchdog"])] == ["aw.status", "watchdog.verdict"]
+
+
+def test_device_meta_reads_one_devices_keys_by_field(db_path):
+    db = open_db(db_path)
+    # Neighbours a LIKE 'device.a_b.%' would also match, or a prefix without its dot.
+    for key, value in (("device.a_b.reachable", "yes"), ("device.a_b.last_error", ""),
+                       ("device.axb.reachable", "no"), ("device.a_bc.reachable", "no"),
+                       ("device.a_b", "x"), ("device.a-b.hostname", "h")):
+        set_meta(db, key, value)
+    assert device_meta(db, "a_b") == {"reachable": "yes", "last_error": ""}
+    assert device_meta(db, "a-b") == {"hostname": "h"}
+    assert device_meta(db, "gone") == {}
+    # The identity a silent device counts with: an empty value is none.
+    assert recorded_identity(db, "a-b") == (None, "h")
+    assert recorded_identity(db, "gone") == (None, None)
 
 
 def test_meta_values_must_be_text_or_numbers(db_path):

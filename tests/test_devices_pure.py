@@ -15,6 +15,7 @@ from lifelog.core.devices import (
     Expect,
     copy_of,
     duplicate_ids,
+    followed_map,
     is_loopback,
     judge_device,
     parse_devices,
@@ -97,6 +98,15 @@ def test_an_aw_sync_copy_of_a_followed_device_is_known_by_host_or_device_id():
     assert synced_from("-synced-from-x") is None and synced_from("a-synced-from-") is None
 
 
+def test_the_followed_map_keys_ids_and_hosts_lowered_the_first_device_keeping_a_shared_one():
+    followed = followed_map([("desktop", "3F1E-id", "Box"), ("laptop", "l1", "BOX"), ("down", None, "")])
+    assert followed == {"3f1e-id": "desktop", "box": "desktop", "l1": "laptop"}
+    # What copy_of is given: a copy named in any case is its device's.
+    assert copy_of("aw-watcher-afk_x-synced-from-box", followed) == "desktop"
+    assert copy_of("aw-watcher-afk_x-synced-from-3f1e-ID", followed) == "desktop"
+    assert followed_map([]) == {}
+
+
 @given(st.text(min_size=1), st.text(min_size=1).filter(lambda s: "-synced-from-" not in s))
 def test_synced_from_gives_back_the_host_aw_sync_wrote(bucket, host):
     assert synced_from(f"{bucket}-synced-from-{host}") == host
@@ -119,7 +129,7 @@ def judge(device, seen, now=NOW):
 
 def test_an_always_device_warns_after_its_grace_and_is_critical_after_four_times():
     def at(minutes_down):
-        return judge(ALWAYS, DeviceSeen(False, NOW - minutes_down * 60, NOW - 3600 * 5, NOW - 86400))
+        return judge(ALWAYS, DeviceSeen(False, NOW - minutes_down * 60, NOW - 3600 * 5))
 
     assert at(14.9)[0] is Level.OK
     assert at(15)[0] is Level.WARNING and "desktop unreachable for 15 min" in at(15)[1]
@@ -128,17 +138,17 @@ def test_an_always_device_warns_after_its_grace_and_is_critical_after_four_times
 
 
 def test_a_sometimes_device_away_is_normal_until_its_absent_days():
-    level, reason = judge(SOMETIMES, DeviceSeen(False, NOW - 7200, NOW - 7200, NOW - 86400 * 30))
+    level, reason = judge(SOMETIMES, DeviceSeen(False, NOW - 7200, NOW - 7200))
     assert (level, reason) == (Level.OK, "laptop not seen for 2 h: off or away")
-    level, reason = judge(SOMETIMES, DeviceSeen(False, NOW - 60, NOW - 86400 * 14, NOW - 86400 * 30))
+    level, reason = judge(SOMETIMES, DeviceSeen(False, NOW - 60, NOW - 86400 * 14))
     assert level is Level.WARNING and "14 d" in reason
-    # Never reached: counted from when LifeLog first tried it.
-    assert judge(SOMETIMES, DeviceSeen(False, NOW - 60, None, NOW - 86400 * 15))[0] is Level.WARNING
-    assert judge(SOMETIMES, DeviceSeen(False, NOW - 60, None, NOW - 86400 * 13))[0] is Level.OK
+    # Never reached: counted from when LifeLog first tried it (its unreachable_since).
+    assert judge(SOMETIMES, DeviceSeen(False, NOW - 86400 * 15, None))[0] is Level.WARNING
+    assert judge(SOMETIMES, DeviceSeen(False, NOW - 86400 * 13, None))[0] is Level.OK
 
 
 def test_a_refused_clone_warns_naming_the_device_that_holds_its_id():
-    level, reason = judge(SOMETIMES, DeviceSeen(True, None, NOW, NOW, refused_for="desktop"))
+    level, reason = judge(SOMETIMES, DeviceSeen(True, None, NOW, refused_for="desktop"))
     assert level is Level.WARNING and reason.startswith("laptop answers with the device_id of desktop")
 
 
@@ -152,14 +162,14 @@ def test_the_verdict_never_improves_as_a_device_stays_away_longer(expect, down, 
     device = ALWAYS._replace(expect=expect)
 
     def level_at(now):
-        seen = DeviceSeen(False, NOW - down, None if seen_ok is None else NOW - seen_ok, NOW - 86400 * 90)
+        seen = DeviceSeen(False, NOW - down, None if seen_ok is None else NOW - seen_ok)
         return judge(device, seen, now)[0]
 
     assert SEVERITY[level_at(NOW + more)] >= SEVERITY[level_at(NOW)]
     # A `sometimes` device is never CRITICAL, and a reachable device is always OK.
     if expect is Expect.SOMETIMES:
         assert level_at(NOW + more) is not Level.CRITICAL
-    assert judge(device, DeviceSeen(True, None, NOW, NOW))[0] is Level.OK
+    assert judge(device, DeviceSeen(True, None, NOW))[0] is Level.OK
 
 
 # The setting, loaded as every command loads it.

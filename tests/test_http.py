@@ -102,6 +102,19 @@ def test_the_aw_client_reads_events_with_encoded_parameters_from_the_real_server
     assert [e["data"] for e in got] == [{"a": 1}]
 
 
+def test_a_window_sends_aw_only_the_edges_it_has():
+    from datetime import datetime
+
+    from lifelog.aw.client import _window
+    from lifelog.core.timeutil import to_aw_param
+
+    start, end = datetime(2026, 1, 10, 9, tzinfo=UTC), datetime(2026, 1, 11, tzinfo=UTC)
+    assert _window(None, None) == {}
+    assert _window(start, None) == {"start": to_aw_param(start)}
+    assert _window(None, end) == {"end": to_aw_param(end)}
+    assert _window(start, end) == {"start": to_aw_param(start), "end": to_aw_param(end)}
+
+
 # -- no answer: bounded, one line ------------------------------------------------------
 
 

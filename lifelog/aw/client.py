@@ -151,11 +151,7 @@ class AWClient:
         limit: int = -1,
     ) -> list[dict[str, Any]]:
         """Events newest first. AW clips events overlapping start/end: see lifelog.ingest.merge."""
-        params: dict[str, Any] = {"limit": limit}
-        if start is not None:
-            params["start"] = to_aw_param(start)
-        if end is not None:
-            params["end"] = to_aw_param(end)
+        params: dict[str, Any] = {"limit": limit, **_window(start, end)}
         return self.get_json(f"/api/0/buckets/{quote(bucket_id, safe='')}/events", params, expect=list,
                              total_timeouts=EVENTS_TOTAL_TIMEOUTS)
 
@@ -183,12 +179,18 @@ class AWClient:
         return AWClient(self.url, self.timeout, api_key=self._api_key)
 
     def count(self, bucket_id: str, *, start: datetime | None = None, end: datetime | None = None) -> int:
-        params: dict[str, Any] = {}
-        if start is not None:
-            params["start"] = to_aw_param(start)
-        if end is not None:
-            params["end"] = to_aw_param(end)
-        return self.get_json(f"/api/0/buckets/{quote(bucket_id, safe='')}/events/count", params, expect=int)
+        return self.get_json(f"/api/0/buckets/{quote(bucket_id, safe='')}/events/count", _window(start, end),
+                             expect=int)
+
+
+def _window(start: datetime | None, end: datetime | None) -> dict[str, str]:
+    """The query parameters of a window of events: the edges given, in AW's format."""
+    params = {}
+    if start is not None:
+        params["start"] = to_aw_param(start)
+    if end is not None:
+        params["end"] = to_aw_param(end)
+    return params
 
 
 def decode(resp: requests.Response, path: str, expect: type = object) -> Any:

@@ -42,7 +42,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
@@ -51,6 +50,7 @@ import urllib3.connectionpool
 import urllib3.exceptions
 
 from lifelog.core.redact import redact_url
+from lifelog.core.urls import BadURL, http_url
 
 # urllib3 logs each request's path and query (DEBUG) and, for headers it
 # cannot parse, the URL (WARNING): a ping URL's token must reach no log.
@@ -265,12 +265,9 @@ def call(
 def check_url(url: str) -> None:
     """ValueError, naming the URL as `redact_url` shows it, unless it is an http(s) URL with a host."""
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError for a bad port)
-    except ValueError:
+        http_url(url)
+    except BadURL:
         raise ValueError(f"not a usable http(s) URL: {redact_url(url)}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not a usable http(s) URL: {redact_url(url)}")
 
 
 def _check_request(method: str, url: str, headers: Mapping[str, str]) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from lifelog.core import keys
-from lifelog.core.devices import Device, DeviceSeen, duplicate_ids, judge_device
+from lifelog.core.devices import Device, DeviceSeen, duplicate_ids, followed_map, judge_device
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import try_parse_iso
 from lifelog.core.verdicts import Level
@@ -61,8 +61,7 @@ def views(meta: Meta, settings: Settings) -> list[DeviceView]:
         reachable = None if reachable_text is None else reachable_text == "yes"
         since = _epoch(meta, d.name, "unreachable_since")
         ok_at = _epoch(meta, d.name, "last_poll_ok_at")
-        # unreachable_since of a device never reached is LifeLog's first try (keys.DOCS).
-        seen = DeviceSeen(reachable, since, ok_at, since if ok_at is None else None, clones.get(d.name))
+        seen = DeviceSeen(reachable, since, ok_at, clones.get(d.name))
         out.append(DeviceView(d, seen, _get(meta, d.name, "device_id"), _get(meta, d.name, "hostname"),
                               _get(meta, d.name, "last_event_ts"), _get(meta, d.name, "last_error") or ""))
     return out
@@ -93,12 +92,5 @@ def followed(meta: Meta, settings: Settings) -> dict[str, str]:
     """Every followed device's device_id and host name (lowered) -> its name,
     for core.devices.copy_of; a refused clone follows nothing."""
     clones = refused(meta, settings.devices)
-    out: dict[str, str] = {}
-    for d in settings.devices:
-        if d.name in clones:
-            continue
-        for field in ("device_id", "hostname"):
-            value = _get(meta, d.name, field)
-            if value:
-                out.setdefault(value.lower(), d.name)
-    return out
+    return followed_map((d.name, _get(meta, d.name, "device_id"), _get(meta, d.name, "hostname"))
+                        for d in settings.devices if d.name not in clones)

@@ -24,13 +24,13 @@ from typing import NamedTuple
 
 from lifelog.aw.buckets import AWView
 from lifelog.core import keys, redact
-from lifelog.core.devices import Device, Expect, duplicate_ids
+from lifelog.core.devices import Device, Expect, duplicate_ids, refused_reason
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import now_iso, utcnow
 from lifelog.core.verdicts import AWStatus
 from lifelog.db import pruning
 from lifelog.db.database import transaction
-from lifelog.db.meta import get_meta, set_meta
+from lifelog.db.meta import get_meta, recorded_identity, set_meta
 from lifelog.ingest import servers
 
 log = logging.getLogger("lifelog.health")
@@ -136,8 +136,6 @@ def check_devices(db, settings: Settings) -> HealthResult:
     before it; one not answering now counts with its recorded id) is
     degraded with the reason naming both; a `sometimes` device that does not
     answer is unreachable."""
-    from lifelog.ingest.fleet import recorded_identity, refused_reason
-
     results = [probe(settings, d) for d in settings.devices]
     ids = [(r.device or "", r.device_id if r.info else recorded_identity(db, r.device or "")[0])
            for r in results]

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from lifelog.core.errors import UsageError
 from lifelog.core.timeutil import format_span
+from lifelog.core.urls import BadURL, http_url
 from lifelog.core.verdicts import Level
 
 SETTING = "devices"
@@ -63,14 +64,11 @@ def _device_url(name: str, raw: Any, where: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise UsageError(f"{where}: device {name!r} needs a url, e.g. url = \"http://127.0.0.1:5600\"")
     url = raw.strip().rstrip("/")
-    parts = urlsplit(url)
-    bad = f"{where}: device {name!r} has an unusable url {url!r}: give http:// or https:// and a host"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(bad)
     try:
-        _ = parts.port  # urlsplit checks the port only when asked
-    except ValueError:
-        raise UsageError(bad) from None
+        parts = http_url(url)
+    except BadURL:
+        raise UsageError(f"{where}: device {name!r} has an unusable url {url!r}: "
+                         "give http:// or https:// and a host") from None
     if parts.username or parts.password:
         # A password in the URL would be printed wherever the URL is.
         raise UsageError(f"{where}: device {name!r}: put credentials in api_key, not in the url")
@@ -149,6 +147,19 @@ def copy_of(bucket_id: str, followed: Mapping[str, str]) -> str | None:
     return lowered.get(origin.lower())
 
 
+def followed_map(identities: Iterable[tuple[str, str | None, str | None]]) -> dict[str, str]:
+    """The `followed` of copy_of: each (name, device_id, host name) given,
+    its device_id and host name -> its name. Keys are lowered (copy_of
+    compares without case); the first device keeps a key two share. The
+    callers leave out a refused clone: it follows nothing."""
+    followed: dict[str, str] = {}
+    for name, device_id, hostname in identities:
+        for key in (device_id, hostname):
+            if key:
+                followed.setdefault(key.lower(), name)
+    return followed
+
+
 def duplicate_ids(identities: Iterable[tuple[str, str | None]]) -> dict[str, str]:
     """Devices refused because an earlier one in the table answered with the
     same `device_id`: later name -> the name that holds the id first."""
@@ -164,13 +175,21 @@ def duplicate_ids(identities: Iterable[tuple[str, str | None]]) -> dict[str, str
     return refused
 
 
+def refused_reason(name: str, first: str, device_id: str | None) -> str:
+    """Why a clone (duplicate_ids) is refused, and what to do: in its
+    last_error, its health check and the commands over every device."""
+    return (f"{name} answers with device_id {device_id} of {first}, listed first: nothing of {name} is "
+            "stored (a cloned machine, or two names for one server); remove one from devices")
+
+
 class DeviceSeen(NamedTuple):
     """What the meta table says of one device, as epoch seconds."""
 
     reachable: bool | None  # None: never polled
+    # The first failed poll after the latest good one; for a device never
+    # reached, LifeLog's first try (keys.DOCS).
     unreachable_since: float | None
     last_poll_ok_at: float | None
-    first_tried_at: float | None
     refused_for: str | None = None  # the device holding its device_id first
 
 
@@ -190,7 +209,7 @@ def judge_device(now: float, device: Device, seen: DeviceSeen, *,
     if seen.reachable:
         return Level.OK, f"{name} answers"
     if device.expect is Expect.ALWAYS:
-        since = seen.unreachable_since if seen.unreachable_since is not None else seen.first_tried_at
+        since = seen.unreachable_since
         down = max(0.0, now - since) if since is not None else 0.0
         limit = unreachable_minutes * 60
         text = f"{name} unreachable for {format_span(down)}"
@@ -199,7 +218,8 @@ def judge_device(now: float, device: Device, seen: DeviceSeen, *,
         if down >= limit:
             return Level.WARNING, text
         return Level.OK, f"{text} (within {format_span(limit)})"
-    last = seen.last_poll_ok_at if seen.last_poll_ok_at is not None else seen.first_tried_at
+    # Never reached: away since LifeLog first tried it.
+    last = seen.last_poll_ok_at if seen.last_poll_ok_at is not None else seen.unreachable_since
     away = max(0.0, now - last) if last is not None else 0.0
     if away >= absent_days * 86400:
         return Level.WARNING, f"{name} not seen for {format_span(away)}: more than {absent_days:g} days"

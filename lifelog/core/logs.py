@@ -42,9 +42,9 @@ def _install(handlers: list[logging.Handler], level: int) -> None:
     root.setLevel(level)
 
 
-def setup_logging(level: str | None = None) -> None:
-    """The log on stderr, at `level` (else LIFELOG_LOG_LEVEL, else INFO)."""
-    _install([logging.StreamHandler()], _level(level, "INFO"))
+def setup_logging(level: str | None = None, default: str = "INFO") -> None:
+    """The log on stderr, at `level` (else LIFELOG_LOG_LEVEL, else `default`)."""
+    _install([logging.StreamHandler()], _level(level, default))
 
 
 def setup_quiet_logging(verbose: bool = False, log_file: Path | None = None) -> None:

@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urlsplit
 
 from lifelog.core import redact
 from lifelog.core.errors import UsageError
+from lifelog.core.urls import BadURL, http_url
 
 if TYPE_CHECKING:
     from lifelog.core.devices import Device
@@ -227,13 +227,12 @@ def _url(name: str, raw: Any, source: str, *, may_be_empty: bool = False) -> str
         return ""
     if name == "aw_url":
         url = url.rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{source}: setting {name} must be an http:// or https:// URL, got {shown}")
     try:
-        _ = parts.port  # read for its check: urlsplit parses the port lazily and raises here
-    except ValueError:
-        raise UsageError(f"{source}: setting {name} has a bad port: {shown}") from None
+        http_url(url)
+    except BadURL as e:
+        if e.bad_port:
+            raise UsageError(f"{source}: setting {name} has a bad port: {shown}") from None
+        raise UsageError(f"{source}: setting {name} must be an http:// or https:// URL, got {shown}") from None
     return url
 
 
@@ -367,7 +366,7 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Resolve every setting. `overrides` are command-line values (None = unset)."""
-    return _resolve(config, overrides, environ)[0]
+    return _resolve(config, overrides, environ).settings
 
 
 # Where a setting's value came from (`lifelog config show`, SPEC section 7).
@@ -387,8 +386,9 @@ def config_file(config: str | os.PathLike[str] | None = None,
 
 
 def _resolve(config: str | os.PathLike[str] | None, overrides: Mapping[str, Any] | None,
-             environ: Mapping[str, str] | None) -> tuple[Settings, dict[str, str]]:
-    """The settings, and the source of each (OPTION, ENVIRONMENT, FILE or DEFAULT)."""
+             environ: Mapping[str, str] | None) -> Explained:
+    """The settings, the source of each (OPTION, ENVIRONMENT, FILE or DEFAULT)
+    and the config file they were read with."""
     env = os.environ if environ is None else environ
     config_path, config_source = config_file(config, env)
     explicit = config_source != DEFAULT
@@ -420,7 +420,7 @@ def _resolve(config: str | os.PathLike[str] | None, overrides: Mapping[str, Any]
             f"({settings.restart_backoff_max_seconds:g}) is smaller than "
             f"restart_backoff_initial_seconds ({settings.restart_backoff_initial_seconds:g})"
         )
-    return settings, sources
+    return Explained(settings, sources, config_path, config_source)
 
 
 # -- `lifelog config show` and `lifelog paths` ----------------------------------------------
@@ -484,8 +484,7 @@ def explain_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Explained:
     """`load_settings`, with each setting's source: `lifelog config show`."""
-    settings, sources = _resolve(config, overrides, environ)
-    return Explained(settings, sources, *config_file(config, environ))
+    return _resolve(config, overrides, environ)
 
 
 def log_file() -> Path:

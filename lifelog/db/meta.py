@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lifelog.core import keys
 from lifelog.core.timeutil import now_iso
 from lifelog.db.database import transaction
 
@@ -49,6 +50,25 @@ def read_meta(db: Database, prefixes: tuple[str, ...] = ()) -> dict[str, str | N
     snapshot, so a decision reads one consistent state."""
     rows = db.execute("SELECT key, value FROM meta").fetchall()
     return {k: v for k, v in rows if not prefixes or k.startswith(prefixes)}
+
+
+def device_meta(db: Database, name: str) -> dict[str, str | None]:
+    """A device's keys (`device.<name>.*`, lifelog.core.keys.DEVICE_FIELDS)
+    by field, in one query: the watcher reads them at every poll."""
+    prefix = f"{keys.DEVICE_PREFIX}{name}."
+    # A range of the primary key, not LIKE: `_` (in device names) is LIKE's
+    # wildcard, and a range is read through the index. Every key beginning
+    # with the prefix sorts before the prefix with its last character
+    # incremented ("device.x." < key < "device.x/").
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    rows = db.execute("SELECT key, value FROM meta WHERE key >= ? AND key < ?", (prefix, end)).fetchall()
+    return {k[len(prefix):]: v for k, v in rows}
+
+
+def recorded_identity(db: Database, name: str) -> tuple[str | None, str | None]:
+    """The device_id and host name a device last answered with."""
+    recorded = device_meta(db, name)
+    return recorded.get("device_id") or None, recorded.get("hostname") or None
 
 
 def meta_rows(db: Database, prefixes: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:

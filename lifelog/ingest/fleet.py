@@ -29,9 +29,9 @@ from typing import Any
 
 from lifelog.aw.client import AWClient, AWError
 from lifelog.core import keys
-from lifelog.core.devices import Device, Expect, copy_of, duplicate_ids
+from lifelog.core.devices import Device, Expect, copy_of, duplicate_ids, followed_map, refused_reason
 from lifelog.core.settings import Settings
-from lifelog.db.meta import get_meta, set_meta
+from lifelog.db.meta import device_meta, recorded_identity, set_meta
 from lifelog.ingest import history, livepoll, servers
 from lifelog.ingest.catchup import CatchUp
 from lifelog.ingest.store import ShouldStop, connect, last_event_ts, never
@@ -78,29 +78,6 @@ class DevicePoll:
     polled: bool = True  # False: a stop came first; nothing is recorded of it
 
 
-def refused_reason(name: str, first: str, device_id: str | None) -> str:
-    return (f"{name} answers with device_id {device_id} of {first}, listed first: nothing of {name} is "
-            "stored (a cloned machine, or two names for one server); remove one from devices")
-
-
-def recorded_identity(db, name: str) -> tuple[str | None, str | None]:
-    """The device_id and host name a device last answered with (meta)."""
-    return (get_meta(db, keys.device_key(name, "device_id")) or None,
-            get_meta(db, keys.device_key(name, "hostname")) or None)
-
-
-def followed_map(identities: Sequence[tuple[str, str | None, str | None]]) -> dict[str, str]:
-    """Every followed device's device_id and host name -> its name (for
-    core.devices.copy_of, which compares without case: so does this); the
-    first device keeps a key two share."""
-    followed: dict[str, str] = {}
-    for name, device_id, hostname in identities:
-        for key in (device_id, hostname):
-            if key:
-                followed.setdefault(key.lower(), name)
-    return followed
-
-
 def _failure(e: Exception) -> str:
     if isinstance(e, AWError):
         return str(e)
@@ -115,33 +92,8 @@ def poll_devices(db, links: Sequence[Link], settings: Settings, *,
     """One poll of every device, in the table's order; never raises for what
     a device or the database does (each device's failure is its own)."""
     polls = [DevicePoll(link.name, link.device.expect) for link in links]
-    infos: dict[str, dict[str, Any]] = {}
-    # 1. Who answers, and as whom.
-    for link, p in zip(links, polls, strict=True):
-        if should_stop():
-            p.polled = False
-            continue
-        try:
-            info = link.client.info()
-        except Exception as e:
-            p.error = _failure(e)
-            continue
-        p.answered = True
-        p.device_id = servers.key_of(info)
-        host = info.get("hostname")
-        p.hostname = str(host) if host else None
-        infos[p.name] = info
-    # 2. Clones: a device not answering now counts with the id it last had.
-    identities = []
-    for p in polls:
-        device_id, hostname = (p.device_id, p.hostname) if p.answered else recorded_identity(db, p.name)
-        identities.append((p.name, device_id, hostname))
-    refused = duplicate_ids((name, device_id) for name, device_id, _ in identities)
-    followed = followed_map([i for i in identities if i[0] not in refused])
-
-    def is_copy(bucket_id: str) -> bool:
-        return copy_of(bucket_id, followed) is not None
-
+    # 1-2. Who answers, and as whom; clones.
+    infos, refused, is_copy = _identify(db, [link.client for link in links], polls, should_stop)
     # 3. Live polls of every answering device. A catch-up under way for a
     # device not answering now as the same device_id (away, refused, or AW
     # reinstalled) is stopped: its pages must not land under the old id.
@@ -187,6 +139,44 @@ def poll_devices(db, links: Sequence[Link], settings: Settings, *,
     return polls
 
 
+def _identify(db, clients: Sequence[AWClient], polls: Sequence[DevicePoll], should_stop: ShouldStop
+              ) -> tuple[dict[str, dict[str, Any]], dict[str, str], Callable[[str], bool]]:
+    """The first steps of a poll over every device (the watcher's and each_device's).
+
+    1. Who answers, and as whom: each device's `/api/0/info` (its client in
+    `clients`), in order, filling its poll's answered, device_id, hostname
+    and error; once a stop is asked, the devices left are not polled.
+    2. Clones: a device not answering now counts with the id it last had.
+    Returns the answers by device name, the refused (later name -> first
+    name) and the test for aw-sync copies of the devices followed."""
+    infos: dict[str, dict[str, Any]] = {}
+    for client, p in zip(clients, polls, strict=True):
+        if should_stop():
+            p.polled = False
+            continue
+        try:
+            info = client.info()
+        except Exception as e:
+            p.error = _failure(e)
+            continue
+        p.answered = True
+        p.device_id = servers.key_of(info)
+        host = info.get("hostname")
+        p.hostname = str(host) if host else None
+        infos[p.name] = info
+    identities = []
+    for p in polls:
+        device_id, hostname = (p.device_id, p.hostname) if p.answered else recorded_identity(db, p.name)
+        identities.append((p.name, device_id, hostname))
+    refused = duplicate_ids((name, device_id) for name, device_id, _ in identities)
+    followed = followed_map([i for i in identities if i[0] not in refused])
+
+    def is_copy(bucket_id: str) -> bool:
+        return copy_of(bucket_id, followed) is not None
+
+    return infos, refused, is_copy
+
+
 def summary(polls: Sequence[DevicePoll]) -> tuple[bool, str]:
     """(ok, error) of a poll over every device, for watcher.last_poll_ok_at
     and watcher.last_error: ok when every `always` device was polled well
@@ -207,35 +197,35 @@ def record_devices(db, polls: Sequence[DevicePoll], now: str) -> str | None:
     A key is rewritten only when its value changed (but last_poll_ok_at,
     the time of this good poll). Returns the newest event over every device."""
 
-    def put(name: str, field: str, value: str) -> None:
-        key = keys.device_key(name, field)
-        if get_meta(db, key) != value:
-            set_meta(db, key, value)
-
     newest: str | None = None
     for p in polls:
         if not p.polled:
             continue
-        put(p.name, "last_error", p.error)
+        stored = device_meta(db, p.name)  # one query a device, not one a key
+        want = {"last_error": p.error}
         if p.answered:
-            put(p.name, "device_id", p.device_id or "")
-            put(p.name, "hostname", p.hostname or "")
+            want["device_id"] = p.device_id or ""
+            want["hostname"] = p.hostname or ""
         if p.ok:
-            put(p.name, "reachable", "yes")
-            put(p.name, "unreachable_since", "")
-            set_meta(db, keys.device_key(p.name, "last_poll_ok_at"), now)
+            want["reachable"] = "yes"
+            want["unreachable_since"] = ""
             if p.last_event_ts is not None:
-                put(p.name, "last_event_ts", p.last_event_ts)
+                want["last_event_ts"] = p.last_event_ts
         elif p.refused_for is not None:
-            put(p.name, "reachable", "yes")  # it answers; it is refused, not away
-            put(p.name, "unreachable_since", "")
+            want["reachable"] = "yes"  # it answers; it is refused, not away
+            want["unreachable_since"] = ""
         else:
-            put(p.name, "reachable", "no")
-            if not get_meta(db, keys.device_key(p.name, "unreachable_since")):
+            want["reachable"] = "no"
+            if not stored.get("unreachable_since"):
                 # The first failed poll after the last good one (or the first try).
-                set_meta(db, keys.device_key(p.name, "unreachable_since"), now)
+                want["unreachable_since"] = now
+        for field, value in want.items():
+            if stored.get(field) != value:
+                set_meta(db, keys.device_key(p.name, field), value)
+        if p.ok:
+            set_meta(db, keys.device_key(p.name, "last_poll_ok_at"), now)
         if p.refused_for is None:
-            ts = get_meta(db, keys.device_key(p.name, "last_event_ts"))
+            ts = want.get("last_event_ts", stored.get("last_event_ts"))
             if ts and (newest is None or ts > newest):
                 newest = ts
     return newest
@@ -263,41 +253,19 @@ def each_device(db, settings: Settings, work: Callable[[AWClient, dict[str, Any]
     followed device. A stop asked leaves the devices not begun out."""
     devices = settings.devices
     clients = [AWClient(d.url, settings.aw_timeout_seconds, api_key=d.api_key) for d in devices]
+    polls = [DevicePoll(d.name, d.expect) for d in devices]
     runs: list[DeviceRun] = []
     try:
-        infos: dict[str, dict[str, Any]] = {}
-        errors: dict[str, str] = {}
-        for device, client in zip(devices, clients, strict=True):
-            if should_stop():
-                return runs
-            try:
-                infos[device.name] = client.info()
-            except AWError as e:
-                errors[device.name] = str(e)
-        identities: list[tuple[str, str | None, str | None]] = []
-        for device in devices:
-            info = infos.get(device.name)
-            if info is not None:
-                host = info.get("hostname")
-                identities.append((device.name, servers.key_of(info), str(host) if host else None))
-            else:
-                identities.append((device.name, *recorded_identity(db, device.name)))
-        refused = duplicate_ids((name, device_id) for name, device_id, _ in identities)
-        followed = followed_map([i for i in identities if i[0] not in refused])
-
-        def skip(bucket_id: str) -> bool:
-            return copy_of(bucket_id, followed) is not None
-
-        for device, client in zip(devices, clients, strict=True):
-            name = device.name
-            if should_stop():
+        infos, refused, skip = _identify(db, clients, polls, should_stop)
+        for client, p in zip(clients, polls, strict=True):
+            name = p.name
+            if should_stop() or not p.polled:
                 break
-            if name in errors:
-                runs.append(DeviceRun(name, False, f"{name}: not {verb}, not answering: {errors[name]}"))
+            if not p.answered:
+                runs.append(DeviceRun(name, False, f"{name}: not {verb}, not answering: {p.error}"))
             elif name in refused:
-                device_id = next(i[1] for i in identities if i[0] == name)
                 runs.append(DeviceRun(name, False, f"{name}: not {verb}: "
-                                      + refused_reason(name, refused[name], device_id)))
+                                      + refused_reason(name, refused[name], p.device_id)))
             else:
                 try:
                     done = work(client, infos[name], skip)

@@ -13,8 +13,8 @@ reads half of it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from lifelog.core import keys
 from lifelog.core.files import write_atomically
@@ -23,6 +23,9 @@ from lifelog.core.timeutil import epoch_of
 from lifelog.core.verdicts import AWStatus, Level, SourceState
 from lifelog.db.meta import read_meta
 from lifelog.sources.watch import current_server, recorded
+
+if TYPE_CHECKING:
+    from lifelog.checks.devices import DeviceView
 
 PREFIX = "lifelog_"
 
@@ -102,19 +105,11 @@ def collect(meta: Mapping[str, str | None], level: Level, watcher_up: bool, aw_u
     ]
 
 
-def _devices(meta: Mapping[str, str | None], settings: Settings) -> list[tuple[str, bool, float | None]]:
-    from lifelog.checks.devices import views
-
-    return [(v.name, v.answers, epoch_of(v.last_event_ts)) for v in views(meta, settings)]
-
-
-def _device_sources(db, meta: Mapping[str, str | None], settings: Settings,
+def _device_sources(db, devices: Sequence[DeviceView],
                     judged) -> list[tuple[dict[str, str], float | None, bool]]:
     """With devices: each source labelled with the device whose AW lists it."""
-    from lifelog.checks.devices import views
-
     facts: dict[str, tuple[str, str, str]] = {}
-    for v in views(meta, settings):
+    for v in devices:
         if v.device_id is None or v.seen.refused_for is not None:
             continue
         for bucket_id, type_, host in db.conn.execute(
@@ -131,13 +126,14 @@ def _device_sources(db, meta: Mapping[str, str | None], settings: Settings,
 
 
 def _sources(db, meta: Mapping[str, str | None],
-             settings: Settings | None = None) -> list[tuple[dict[str, str], float | None, bool]]:
-    """Each source as the latest pass recorded it, with its labels."""
+             devices: Sequence[DeviceView] = ()) -> list[tuple[dict[str, str], float | None, bool]]:
+    """Each source as the latest pass recorded it, with its labels (and with
+    `devices`, the views of the `devices` setting, its device's)."""
     judged = recorded(meta)
     if not judged:
         return []
-    if settings is not None and settings.devices:
-        return _device_sources(db, meta, settings, judged)
+    if devices:
+        return _device_sources(db, devices, judged)
     # The current server's rows: another server's buckets may share the ids.
     facts = {r[0]: (r[1] or "", r[2] or "") for r in db.conn.execute(
         "SELECT bucket_id, type, hostname FROM buckets WHERE server = ? AND deleted_in_aw_at IS NULL",
@@ -157,8 +153,14 @@ def write_metrics(db, settings: Settings, report, trigger: str, context=None,
     if settings.metrics_file is None:
         return
     meta = read_meta(db) if meta is None else meta
+    devices: list[DeviceView] = []
+    if settings.devices:
+        from lifelog.checks.devices import views  # only with devices: the cron pass loads no more
+
+        devices = views(meta, settings)
     watcher = report.component("watcher")
     aw_up = meta.get(keys.AW_STATUS) == AWStatus.HEALTHY
     metrics = collect(meta, report.level, watcher is not None and watcher.level is Level.OK, aw_up,
-                      _sources(db, meta, settings), _devices(meta, settings))
+                      _sources(db, meta, devices),
+                      [(v.name, v.answers, epoch_of(v.last_event_ts)) for v in devices])
     write_atomically(settings.metrics_file, render(metrics))
