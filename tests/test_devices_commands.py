@@ -165,3 +165,30 @@ def test_ctrl_c_in_a_backfill_is_exit_130_interrupted_and_a_second_run_finishes_
     assert p.returncode == 0, (out, err)
     assert stored_on(db_path, desktop.device_id(), WINDOW) == truth(desktop, WINDOW)
     assert stored_on(db_path, laptop.device_id(), WINDOW) == ({} if single else truth(laptop, WINDOW))
+
+
+def test_a_backfill_of_one_url_before_any_watcher_ran_stores_no_copy_of_a_followed_device(aw_servers, db_path,
+                                                                                         lifelog):
+    # No watcher ever ran: no device's identity is in meta. The backfill asks
+    # the devices' AW who they are, so aw-sync's copy of the desktop on the
+    # laptop is known for one and left out.
+    desktop, laptop = aw_servers(2)
+    did, lid = desktop.device_id(), laptop.device_id()
+    desktop.create_bucket(WINDOW)
+    feed(desktop, WINDOW, 4)
+    followed_copy = f"{WINDOW}-synced-from-{did}"
+    stranger_copy = "aw-watcher-window_phone-synced-from-phone-4242"
+    for bucket in (WINDOW, followed_copy, stranger_copy):
+        laptop.create_bucket(bucket)
+        feed(laptop, bucket, 3, tag=bucket[-4:])
+    gone = f"http://127.0.0.1:{free_port()}"  # a device that does not answer costs one timeout, adds nothing
+    devices = devices_json(desktop={"url": desktop.url}, laptop={"url": laptop.url},
+                           gone={"url": gone, "expect": "sometimes"})
+    for command in ("backfill", "reconcile"):
+        r = lifelog(command, "--aw-url", laptop.url, env=env_for(db_path, devices))
+        assert r.code == 0, (command, r.out, r.err)
+        assert rows(db_path, "SELECT count(*) FROM meta WHERE key LIKE 'device.%'") == [(0,)], "no watcher ran"
+        assert stored_on(db_path, lid, followed_copy) == {}, command
+        assert rows(db_path, "SELECT count(*) FROM sync_state WHERE bucket_id = ?", (followed_copy,)) == [(0,)]
+        assert stored_on(db_path, lid, stranger_copy) == truth(laptop, stranger_copy)
+        assert stored_on(db_path, lid, WINDOW) == truth(laptop, WINDOW)

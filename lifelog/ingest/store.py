@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lifelog.aw import buckets as buckets_mod
-from lifelog.aw.client import AWBadAnswer, AWClient
+from lifelog.aw.client import AWBadAnswer, AWClient, AWError
 from lifelog.core import keys
-from lifelog.core.devices import copy_of
+from lifelog.core.devices import Device, copy_of
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import now_iso, to_iso, utcnow
 from lifelog.db.database import transaction
@@ -162,16 +162,34 @@ def connect(db, client: AWClient, settings: Settings, info: dict[str, Any] | Non
 def copies_of_followed(db, settings: Settings) -> Callable[[str], bool] | None:
     """With the `devices` setting: a test for aw-sync copies of a device
     followed directly (by the device_ids and host names the watcher recorded),
-    so that a backfill or a reconciliation never stores one either."""
+    so that a backfill or a reconciliation never stores one either.
+
+    A device the watcher has not recorded yet (a `backfill --aw-url` before
+    any watcher ran) is asked for its `/api/0/info` now, bounded by
+    aw_timeout_seconds: from meta alone its copies would be stored. One that
+    does not answer either adds nothing: there is nothing to tell its copies by."""
     if not settings.devices:
         return None
     followed: dict[str, str] = {}
     for device in settings.devices:
-        for what in ("device_id", "hostname"):
-            value = get_meta(db, keys.device_key(device.name, what))
+        identity = [get_meta(db, keys.device_key(device.name, what)) for what in ("device_id", "hostname")]
+        if not identity[0]:
+            identity = _asked_identity(device, settings)
+        for value in identity:
             if value:
                 followed.setdefault(value.lower(), device.name)
     return lambda bucket_id: copy_of(bucket_id, followed) is not None
+
+
+def _asked_identity(device: Device, settings: Settings) -> list[str | None]:
+    """[device_id, host name] from the device's AW now; [] when it does not answer."""
+    with AWClient(device.url, settings.aw_timeout_seconds, api_key=device.api_key) as client:
+        try:
+            info = client.info()
+        except AWError:
+            return []
+    host = info.get("hostname")
+    return [servers.key_of(info), str(host) if host else None]
 
 
 # -- reading what is stored ---------------------------------------------------
