@@ -9,7 +9,7 @@ import os
 import secrets
 import signal
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -260,6 +260,52 @@ def test_a_device_whose_aw_reports_a_new_device_id_starts_a_new_series_the_old_r
         assert stop(w) == 0
     finally:
         new.stop()
+
+
+def test_coverage_of_a_reinstalled_device_shows_both_its_series(aw_servers, db_path, spawn, tmp_path, lifelog):
+    from support.awserver import AWServer
+
+    afk = "aw-watcher-afk_testhost"
+    quarter = int(utcnow().timestamp()) // 900 * 900
+
+    def active_hour(aw, hours_ago: int, tag: str) -> tuple[float, float]:
+        """An hour of not-afk with window data, on quarter hours; its span."""
+        start = quarter - hours_ago * 3600
+        at = to_iso(datetime.fromtimestamp(start, UTC))
+        aw.insert(afk, [{"timestamp": at, "duration": 3600.0, "data": {"status": "not-afk"}}])
+        aw.insert(WINDOW, [{"timestamp": at, "duration": 3600.0, "data": {"app": tag, "title": tag}}])
+        return float(start), float(start + 3600)
+
+    (old,) = aw_servers(1)
+    old.create_bucket(afk, "afkstatus")
+    old.create_bucket(WINDOW)
+    first = active_hour(old, 5, "first install")
+    old_id = old.device_id()
+    devices = devices_json(laptop={"url": old.url})
+    env = env_for(db_path, devices)
+    w = watcher(spawn, env)
+    wait_for(lambda: stored_on(db_path, old_id, afk) == truth(old, afk), what="the first install stored")
+    old.stop()
+    new = AWServer(tmp_path / "aw-reinstalled", port=old.port).start()  # AW reinstalled: a new device_id
+    try:
+        new.create_bucket(afk, "afkstatus")
+        new.create_bucket(WINDOW)
+        second = active_hour(new, 2, "second install")
+        new_id = new.device_id()
+        wait_for(lambda: stored_on(db_path, new_id, afk) == truth(new, afk), what="the new series stored")
+        wait_for(lambda: meta(db_path, "device.laptop.device_id") == new_id, what="the new device_id recorded")
+        assert stop(w) == 0
+    finally:
+        new.stop()
+    r = lifelog("coverage", "--device", "laptop", "--json", env=env)
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    active = [(datetime.fromisoformat(s["start"]).timestamp(), datetime.fromisoformat(s["end"]).timestamp())
+              for s in doc["stretches"] if s["class"] == "active"]
+    assert active == [first, second], doc["stretches"]
+    assert sum(d["active_seconds"] for d in doc["days"]) == 2 * 3600
+    assert rows(db_path, "SELECT device, device_id FROM device_ids ORDER BY first_seen_at") == [
+        ("laptop", old_id), ("laptop", new_id)]
 
 
 def test_a_cloned_machine_is_refused_even_while_the_original_is_away(aw_servers, db_path, spawn, tmp_path):

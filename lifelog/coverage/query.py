@@ -10,8 +10,10 @@ LifeLog's own records: `health_checks`, `source_log` and `watcher_runs`.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
 from lifelog.aw.buckets import AFK_TYPE, WINDOW_TYPE
 from lifelog.core import keys
@@ -39,6 +41,9 @@ from lifelog.coverage.model import (
     to_local_iso,
     unit_seconds,
 )
+
+if TYPE_CHECKING:
+    from lifelog.checks.devices import DeviceView
 
 DEFAULT_DAYS = 7
 MAX_SLOT_MINUTES = 24 * 60
@@ -131,6 +136,33 @@ def read_device_health(db, name: str, lo: float, hi: float) -> list[tuple[float,
     return [(t, status) for at, status in rows if (t := epoch_of(at)) is not None]
 
 
+def read_device_ids(db) -> dict[str, set[str]]:
+    """Every device_id each device name has answered with (table device_ids)."""
+    out: dict[str, set[str]] = {}
+    for name, device_id in db.conn.execute("SELECT device, device_id FROM device_ids"):
+        out.setdefault(name, set()).add(device_id)
+    return out
+
+
+def series_of(every: Sequence[DeviceView], recorded: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """The device_ids whose rows are each device's (SPEC section 14: AW
+    reinstalled starts a new series, the old rows stay, and are still that
+    device's): the ids it answered with (`recorded`) and the one meta holds,
+    unless it is a refused clone now. An id two names claim is the first
+    one's in the table, as a clone is told apart: a clone's id (written
+    before its original was first seen, say) is never another device's.
+    `every`: all devices, in the table's order."""
+    out: dict[str, set[str]] = {}
+    taken: set[str] = set()
+    for v in every:
+        claimed = set(recorded.get(v.name, ()))
+        if v.device_id is not None and v.seen.refused_for is None:
+            claimed.add(v.device_id)
+        out[v.name] = claimed - taken
+        taken |= claimed
+    return out
+
+
 # A device's health check that did not reach its AW (SPEC section 14: `unreachable`
 # for a `sometimes` device; an `always` one that does not answer is `unhealthy`).
 NOT_ANSWERING = ("unreachable", "unhealthy")
@@ -212,10 +244,10 @@ def _device_coverage(db, settings: Settings, since: float, until: float, slot_mi
     slot_seconds = slot_minutes * 60
     slots = make_slots(since, until, slot_seconds, tz)
     unit = unit_seconds(slots, since)
-    chosen = [v for v in views(read_meta(db, (keys.DEVICE_PREFIX,)), settings)
-              if device is None or v.name == device]
-    buckets = {v.name: [b for b in read_buckets(db) if v.device_id is not None and v.seen.refused_for is None
-                        and b.server == v.device_id and SYNC_MARK not in b.bucket_id]
+    every = views(read_meta(db, (keys.DEVICE_PREFIX,)), settings)
+    chosen = [v for v in every if device is None or v.name == device]
+    ids = series_of(every, read_device_ids(db))
+    buckets = {v.name: [b for b in read_buckets(db) if b.server in ids[v.name] and SYNC_MARK not in b.bucket_id]
                for v in chosen}
     summary = Summary(db)
     summary.refresh([(b.server, b.bucket_id, b.afk) for mine in buckets.values() for b in mine], since, until)

@@ -31,6 +31,7 @@ from lifelog.aw.client import AWClient, AWError
 from lifelog.core import keys
 from lifelog.core.devices import Device, Expect, copy_of, duplicate_ids
 from lifelog.core.settings import Settings
+from lifelog.core.timeutil import now_iso
 from lifelog.db.meta import get_meta, set_meta
 from lifelog.ingest import history, livepoll, servers
 from lifelog.ingest.store import ShouldStop, connect, last_event_ts, never
@@ -208,6 +209,9 @@ def record_devices(db, polls: Sequence[DevicePoll], now: str) -> str | None:
             continue
         put(p.name, "last_error", p.error)
         if p.answered:
+            if p.refused_for is None and p.device_id:
+                servers.remember_device(db, p.name, p.device_id, get_meta(db, keys.device_key(p.name, "device_id")),
+                                        now)
             put(p.name, "device_id", p.device_id or "")
             put(p.name, "hostname", p.hostname or "")
         if p.ok:
@@ -289,6 +293,8 @@ def each_device(db, settings: Settings, work: Callable[[AWClient, dict[str, Any]
                 runs.append(DeviceRun(name, False, f"{name}: not {verb}: "
                                       + refused_reason(name, refused[name], device_id)))
             else:
+                servers.remember_device(db, name, servers.key_of(infos[name]), recorded_identity(db, name)[0],
+                                        now_iso())  # its rows are stored under that id now: coverage reads it
                 try:
                     done = work(client, infos[name], skip)
                     runs.append(DeviceRun(name, True, "\n".join(f"{name}: {line}" for line in done.splitlines())))
