@@ -191,6 +191,20 @@ CREATE TABLE IF NOT EXISTS servers (
     seen_at   TEXT NOT NULL
 );
 
+-- Every device_id each device of the `devices` setting has answered with
+-- (SPEC section 14: AW reinstalled answers with a new one and starts a new
+-- series; the old rows stay): `lifelog coverage` reads a device's rows on
+-- all of them. Written when a device first answers with an id (the watcher,
+-- `backfill`, `reconcile`), never for a refused clone; the id a device had
+-- before this table existed is in meta (device.<name>.device_id) until it
+-- changes, and is written then.
+CREATE TABLE IF NOT EXISTS device_ids (
+    device        TEXT NOT NULL,  -- the name in the devices setting
+    device_id     TEXT NOT NULL,  -- the `server` column of events and buckets
+    first_seen_at TEXT NOT NULL,
+    PRIMARY KEY (device, device_id)
+) WITHOUT ROWID;
+
 -- One row per watcher process: when it started and its latest heartbeat,
 -- updated in place with every heartbeat (in the same transaction). The
 -- stretches between runs are when LifeLog's watcher was not running, for
@@ -245,4 +259,4 @@ CREATE TABLE IF NOT EXISTS coverage_days (
 -- The schema version (lifelog.db.database.SCHEMA_VERSION). The changes to
 -- older databases' tables that led here are named migrations, recorded in
 -- _sqlite_migrations (sqlite-utils' own table).
-PRAGMA user_version = 9;
+PRAGMA user_version = 10;

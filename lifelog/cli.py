@@ -553,7 +553,16 @@ def cmd_backfill(aw_url: AwUrl = None, since: Since = None, db: Db = None, confi
         client.close()
         database.close()
     _out(_backfilled(report))
+    _interrupted_if(stop.is_set() and not report.complete)
     return 0
+
+
+def _interrupted_if(stopped: bool) -> None:
+    """A backfill or reconcile stopped by Ctrl-C (or SIGTERM) says so as every
+    command does (`lifelog: interrupted`, exit 130), after the lines of what
+    it stored, which stays: one form for a single AW and for `devices`."""
+    if stopped:
+        raise Interrupted("interrupted")
 
 
 def _backfilled(report) -> str:
@@ -567,7 +576,8 @@ def _over_devices(database, settings, verb: str, work: Callable[..., str]) -> in
     """`backfill` and `reconcile` with `devices` set (and no --aw-url): every
     device in turn, each through its own client (lifelog.ingest.fleet.each_device),
     one line each. Exit 1 when a device was not covered (not answering, a
-    refused clone, AW failing half-way, a stop): as one AW failing is today."""
+    refused clone, AW failing half-way): as one AW failing is today; a stop
+    (Ctrl-C, SIGTERM) is exit 130, as with one AW."""
     from lifelog.core.signals import stop_on_signals
     from lifelog.ingest import fleet
 
@@ -579,11 +589,11 @@ def _over_devices(database, settings, verb: str, work: Callable[..., str]) -> in
         database.close()
     for run in runs:
         _out(run.line)
+    _interrupted_if(stop.is_set())
     covered = {r.name for r in runs if r.ok}
     missed = [d.name for d in settings.devices if d.name not in covered]
-    if missed or stop.is_set():
-        err = LifelogError(f"{len(missed)} of {len(settings.devices)} devices not {verb}: {', '.join(missed)}"
-                           if missed else "interrupted; run the command again to resume")
+    if missed:
+        err = LifelogError(f"{len(missed)} of {len(settings.devices)} devices not {verb}: {', '.join(missed)}")
         err.exit_code = 1
         raise err
     return 0
@@ -625,6 +635,7 @@ def cmd_reconcile(aw_url: AwUrl = None, since: Since = None, db: Db = None, conf
     for b in report.buckets:
         _out(b.summary())
     _out(f"reconcile: {report.summary()}")
+    _interrupted_if(stop.is_set())
     return 0
 
 

@@ -268,7 +268,7 @@ def test_a_new_database_goes_through_every_migration(db_path):
     db = open_db(db_path)
     assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
     assert MIGRATIONS.pending(db) == []
-    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
     db.close()
     db = open_db(db_path)  # opening again records nothing more
     assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
@@ -347,7 +347,7 @@ def test_a_version_7_database_is_upgraded_in_place_its_migrations_adopted(tmp_pa
     path = tmp_path / "v7.db"
     make_v7_database(path)
     db = open_db(path)
-    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 9
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     # Its upgrades were made before they were recorded: adopted, not run again.
     assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
     assert MIGRATIONS.pending(db) == []
@@ -412,7 +412,7 @@ def test_a_version_8_database_keeps_its_health_checks_which_gain_the_device(tmp_
     db.conn.execute("PRAGMA user_version = 8")
     db.conn.close()
     db = open_db(db_path)
-    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 9
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert "health_checks_device" in applied(db)
     assert db.conn.execute("SELECT checked_at, aw_url, status, latency_ms, version, error, device"
                            " FROM health_checks").fetchall() == [(*row, None)]

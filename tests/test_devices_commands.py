@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.awserver import AWServer, free_port
+from support.helpers import wait_for
 from test_devices_ingest import WINDOW, devices_json, env_for, feed, rows, stored_on, truth
 
 from lifelog.core.timeutil import utcnow
@@ -131,3 +132,63 @@ def test_bad_devices_are_refused_before_anything_is_written(lifelog, db_path, co
     assert r.code == 2, (r.out, r.err)
     assert "'laptop'" in r.err and len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
     assert not db_path.exists()
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["devices", "aw-url"])
+def test_ctrl_c_in_a_backfill_is_exit_130_interrupted_and_a_second_run_finishes_it(aw_servers, db_path, spawn,
+                                                                                   single):
+    import signal
+
+    desktop, laptop = aw_servers(2)
+    desktop.create_bucket(WINDOW)
+    # Eight pages (history.PAGE_SIZE 2500): a SIGINT after the first page lands mid-backfill.
+    for k in range(4):
+        feed(desktop, WINDOW, 5000, start=utcnow() - timedelta(days=60 - 14 * k), step=60, tag=f"p{k}")
+    laptop.create_bucket(WINDOW)
+    feed(laptop, WINDOW, 5, tag="lap")
+    env = env_for(db_path, devices_json(desktop={"url": desktop.url}, laptop={"url": laptop.url}))
+    args = ["backfill", "--aw-url", desktop.url] if single else ["backfill"]
+    p = spawn.lifelog(*args, env=env, capture=True)
+    wait_for(lambda: rows(db_path, "SELECT count(*) FROM events") not in ([], [(0,)]) or p.poll() is not None,
+             timeout=60, what="the first page stored")
+    p.send_signal(signal.SIGINT)  # as Ctrl-C at a terminal
+    out, err = p.communicate(timeout=60)
+    assert (p.returncode, err) == (130, "lifelog: interrupted\n"), (out, err)
+    last = out.splitlines()[-1]
+    assert "backfill interrupted; run it again to resume" in last and last.startswith("" if single else "desktop: ")
+    assert "laptop:" not in out, "a device not begun is left for the next run"
+    stored = rows(db_path, "SELECT count(*) FROM events")[0][0]
+    assert 0 < stored < 20000
+    # What was stored stays; the next run finishes it, exactly.
+    p = spawn.lifelog(*args, env=env, capture=True)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, (out, err)
+    assert stored_on(db_path, desktop.device_id(), WINDOW) == truth(desktop, WINDOW)
+    assert stored_on(db_path, laptop.device_id(), WINDOW) == ({} if single else truth(laptop, WINDOW))
+
+
+def test_a_backfill_of_one_url_before_any_watcher_ran_stores_no_copy_of_a_followed_device(aw_servers, db_path,
+                                                                                         lifelog):
+    # No watcher ever ran: no device's identity is in meta. The backfill asks
+    # the devices' AW who they are, so aw-sync's copy of the desktop on the
+    # laptop is known for one and left out.
+    desktop, laptop = aw_servers(2)
+    did, lid = desktop.device_id(), laptop.device_id()
+    desktop.create_bucket(WINDOW)
+    feed(desktop, WINDOW, 4)
+    followed_copy = f"{WINDOW}-synced-from-{did}"
+    stranger_copy = "aw-watcher-window_phone-synced-from-phone-4242"
+    for bucket in (WINDOW, followed_copy, stranger_copy):
+        laptop.create_bucket(bucket)
+        feed(laptop, bucket, 3, tag=bucket[-4:])
+    gone = f"http://127.0.0.1:{free_port()}"  # a device that does not answer costs one timeout, adds nothing
+    devices = devices_json(desktop={"url": desktop.url}, laptop={"url": laptop.url},
+                           gone={"url": gone, "expect": "sometimes"})
+    for command in ("backfill", "reconcile"):
+        r = lifelog(command, "--aw-url", laptop.url, env=env_for(db_path, devices))
+        assert r.code == 0, (command, r.out, r.err)
+        assert rows(db_path, "SELECT count(*) FROM meta WHERE key LIKE 'device.%'") == [(0,)], "no watcher ran"
+        assert stored_on(db_path, lid, followed_copy) == {}, command
+        assert rows(db_path, "SELECT count(*) FROM sync_state WHERE bucket_id = ?", (followed_copy,)) == [(0,)]
+        assert stored_on(db_path, lid, stranger_copy) == truth(laptop, stranger_copy)
+        assert stored_on(db_path, lid, WINDOW) == truth(laptop, WINDOW)

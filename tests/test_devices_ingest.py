@@ -9,7 +9,7 @@ import os
 import secrets
 import signal
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -262,6 +262,52 @@ def test_a_device_whose_aw_reports_a_new_device_id_starts_a_new_series_the_old_r
         new.stop()
 
 
+def test_coverage_of_a_reinstalled_device_shows_both_its_series(aw_servers, db_path, spawn, tmp_path, lifelog):
+    from support.awserver import AWServer
+
+    afk = "aw-watcher-afk_testhost"
+    quarter = int(utcnow().timestamp()) // 900 * 900
+
+    def active_hour(aw, hours_ago: int, tag: str) -> tuple[float, float]:
+        """An hour of not-afk with window data, on quarter hours; its span."""
+        start = quarter - hours_ago * 3600
+        at = to_iso(datetime.fromtimestamp(start, UTC))
+        aw.insert(afk, [{"timestamp": at, "duration": 3600.0, "data": {"status": "not-afk"}}])
+        aw.insert(WINDOW, [{"timestamp": at, "duration": 3600.0, "data": {"app": tag, "title": tag}}])
+        return float(start), float(start + 3600)
+
+    (old,) = aw_servers(1)
+    old.create_bucket(afk, "afkstatus")
+    old.create_bucket(WINDOW)
+    first = active_hour(old, 5, "first install")
+    old_id = old.device_id()
+    devices = devices_json(laptop={"url": old.url})
+    env = env_for(db_path, devices)
+    w = watcher(spawn, env)
+    wait_for(lambda: stored_on(db_path, old_id, afk) == truth(old, afk), what="the first install stored")
+    old.stop()
+    new = AWServer(tmp_path / "aw-reinstalled", port=old.port).start()  # AW reinstalled: a new device_id
+    try:
+        new.create_bucket(afk, "afkstatus")
+        new.create_bucket(WINDOW)
+        second = active_hour(new, 2, "second install")
+        new_id = new.device_id()
+        wait_for(lambda: stored_on(db_path, new_id, afk) == truth(new, afk), what="the new series stored")
+        wait_for(lambda: meta(db_path, "device.laptop.device_id") == new_id, what="the new device_id recorded")
+        assert stop(w) == 0
+    finally:
+        new.stop()
+    r = lifelog("coverage", "--device", "laptop", "--json", env=env)
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    active = [(datetime.fromisoformat(s["start"]).timestamp(), datetime.fromisoformat(s["end"]).timestamp())
+              for s in doc["stretches"] if s["class"] == "active"]
+    assert active == [first, second], doc["stretches"]
+    assert sum(d["active_seconds"] for d in doc["days"]) == 2 * 3600
+    assert rows(db_path, "SELECT device, device_id FROM device_ids ORDER BY first_seen_at") == [
+        ("laptop", old_id), ("laptop", new_id)]
+
+
 def test_a_cloned_machine_is_refused_even_while_the_original_is_away(aw_servers, db_path, spawn, tmp_path):
     from support.awserver import AWServer
 
@@ -457,3 +503,62 @@ def test_health_checks_every_device_and_its_exit_is_the_worst_of_the_always_ones
     assert "nas: ActivityWatch server unhealthy" in r.line()
     assert rows(db_path, "SELECT device, status FROM health_checks ORDER BY id") == [
         ("desktop", "healthy"), ("laptop", "unreachable"), ("desktop", "healthy"), ("nas", "unhealthy")]
+
+
+def test_coverage_calls_a_device_that_did_not_answer_unreachable_and_an_aw_that_answered_badly_down(
+        aw_servers, db_path):
+    # SPEC section 4: `unhealthy` is no answer at all; section 13's aw_down is
+    # AW failing. A device whose AW did not answer (connection refused) is
+    # device_unreachable; one whose AW answered /info and then reset the
+    # bucket list's connection, or answered it with a 500, is aw_down.
+    from support.fakeaw import HTML_500, INFO, FakeAW, RawServer, answer, reset
+
+    from lifelog.core.timeutil import now_iso
+    from lifelog.coverage.model import Cause
+    from lifelog.coverage.query import coverage_of
+    from lifelog.db.database import transaction
+    from lifelog.ingest.fleet import links_of, poll_devices, record_devices
+
+    (desk,) = aw_servers(1)
+    desk.stop()  # its port now refuses connections: the machine is off
+
+    def info_then_reset(device_id: bytes):
+        def handle(server, conn):
+            while (head := server.read_request(conn)) is not None:
+                if b" /api/0/info" not in head.split(b"\r\n")[0]:
+                    reset(conn)
+                    return
+                conn.sendall(answer(200, INFO[2].replace(b'"x"', b'"' + device_id + b'"')))
+
+        return handle
+
+    hung = RawServer(info_then_reset(b"hung-id"))
+    flaky = RawServer(info_then_reset(b"flaky-id"))  # a laptop whose AW is there, and broken
+    sick = FakeAW({"/api/0/info": (*INFO[:2], INFO[2].replace(b'"x"', b'"sick-id"')), "/api/0/buckets/": HTML_500})
+    try:
+        devices = {"desk": {"url": desk.url}, "hung": {"url": hung.url}, "sick": {"url": sick.url},
+                   "lap": {"url": desk.url, "expect": "sometimes"}, "flaky": {"url": flaky.url, "expect": "sometimes"}}
+        settings = load_settings(overrides={"db_path": str(db_path), "aw_timeout_seconds": 1},
+                                 environ={"LIFELOG_DEVICES": json.dumps(devices)})
+        db = open_db(db_path)
+        result = run_check(db, settings)
+        polls = poll_devices(db, links_of(settings), settings)  # the watcher's poll: every one fails
+        with transaction(db):
+            record_devices(db, polls, now_iso())
+    finally:
+        for fake in (hung, flaky, sick):
+            fake.close()
+    # Not even /info answered: a `sometimes` device is away (`unreachable`); it answered, then
+    # not the bucket list: it is there, and broken (`unhealthy`, as an `always` one).
+    assert [(d.device, str(d.status)) for d in result.devices] == [
+        ("desk", "unhealthy"), ("hung", "unhealthy"), ("sick", "degraded"), ("lap", "unreachable"),
+        ("flaky", "unhealthy")]
+    assert result.exit_code == 2
+    assert [meta(db_path, f"device.{n}.reachable") for n in devices] == ["no"] * 5
+    now = utcnow().timestamp()
+    since = now // 60 * 60 - 600
+    cov = coverage_of(db, settings, since, now // 60 * 60 + 60, 1, now=now)
+    cause = {s.host: s.cause for s in cov.stretches if s.start <= now < s.end}
+    assert cause == {"desk": Cause.DEVICE_UNREACHABLE, "hung": Cause.AW_DOWN, "sick": Cause.AW_DOWN,
+                     "lap": Cause.DEVICE_UNREACHABLE, "flaky": Cause.AW_DOWN,
+                     "all devices": cause["all devices"]}, cov.stretches

@@ -269,6 +269,54 @@ def test_no_data_while_the_device_did_not_answer_is_device_unreachable_and_a_gap
     assert cov.stretches[0].cause is Cause.UNKNOWN
 
 
+def test_a_devices_series_are_every_id_it_answered_with_and_a_clones_id_is_never_its_own():
+    from lifelog.checks.devices import views
+    from lifelog.coverage.query import series_of
+
+    meta = {**device_meta("desk", reachable=True, device_id="id-desk-2", ok_ago=5),
+            **device_meta("lap", reachable=True, device_id="id-lap-1", ok_ago=5)}
+    # desk reinstalled once (id-desk-1 then id-desk-2); lap recorded nothing yet (meta alone).
+    assert series_of(views(meta, S), {"desk": {"id-desk-1"}}) == {"desk": {"id-desk-1", "id-desk-2"},
+                                                                  "lap": {"id-lap-1"}}
+    # lap now a clone of desk (refused): its own earlier series stay its own, desk's id never is,
+    # even where lap recorded it (when it answered with it before desk was first seen).
+    meta["device.lap.device_id"] = "id-desk-2"
+    recorded = {"desk": {"id-desk-1", "id-desk-2"}, "lap": {"id-lap-1", "id-desk-2"}}
+    assert series_of(views(meta, S), recorded) == {"desk": {"id-desk-1", "id-desk-2"}, "lap": {"id-lap-1"}}
+    # Never answered: no series.
+    assert series_of(views({}, S), {}) == {"desk": set(), "lap": set()}
+
+
+def test_the_watcher_records_each_new_device_id_once_a_clones_never_and_the_one_from_before_the_table(
+        tmp_path):
+    from lifelog.db.database import open_db, transaction
+    from lifelog.ingest.fleet import DevicePoll, record_devices
+
+    db = open_db(tmp_path / "l.db")
+
+    def poll(name: str, device_id: str, refused_for: str | None = None) -> DevicePoll:
+        return DevicePoll(name, Expect.ALWAYS, answered=True, ok=refused_for is None, device_id=device_id,
+                          refused_for=refused_for)
+
+    def recorded() -> set[tuple[str, str]]:
+        return set(db.conn.execute("SELECT device, device_id FROM device_ids").fetchall())
+
+    def record(*polls: DevicePoll) -> None:
+        with transaction(db):
+            record_devices(db, polls, to_iso(NOW))
+
+    # A database from before the table: lap's id is in meta alone, and stays so while it holds.
+    with transaction(db):
+        db.conn.execute("INSERT INTO meta VALUES ('device.lap.device_id', 'id-lap-1', ?)", (to_iso(NOW),))
+    record(poll("desk", "id-desk-1"), poll("lap", "id-lap-1"))
+    assert recorded() == {("desk", "id-desk-1")}
+    # lap reinstalled: its new id, and the one it had before the table; a clone of desk: nothing.
+    record(poll("desk", "id-desk-1"), poll("lap", "id-lap-2"), poll("clone", "id-desk-1", refused_for="desk"))
+    assert recorded() == {("desk", "id-desk-1"), ("lap", "id-lap-1"), ("lap", "id-lap-2")}
+    record(poll("desk", "id-desk-1"), poll("lap", "id-lap-2"), poll("clone", "id-desk-1", refused_for="desk"))
+    assert recorded() == {("desk", "id-desk-1"), ("lap", "id-lap-1"), ("lap", "id-lap-2")}
+
+
 def test_device_option_keeps_one_device_and_no_merged_row():
     since = datetime(2026, 12, 7, tzinfo=UTC).timestamp()
     slots = make_slots(since, since + 120, 60, UTC)

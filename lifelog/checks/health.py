@@ -144,7 +144,9 @@ def check_devices(db, settings: Settings) -> HealthResult:
     for r, (name, device_id) in zip(results, ids, strict=True):
         if name in refused:
             r = r._replace(status=AWStatus.DEGRADED, error=refused_reason(name, refused[name], device_id))
-        elif r.status is AWStatus.UNHEALTHY and r.expect is Expect.SOMETIMES:
+        elif r.status is AWStatus.UNHEALTHY and r.expect is Expect.SOMETIMES and r.info is None:
+            # Away (off, asleep, elsewhere) only when not even /info answered: an AW
+            # that answered it and then not its bucket list is there, and broken.
             r = r._replace(status=AWStatus.UNREACHABLE)
         named.append(r)
     return named[0]._replace(devices=tuple(named))

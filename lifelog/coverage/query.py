@@ -10,8 +10,10 @@ LifeLog's own records: `health_checks`, `source_log` and `watcher_runs`.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
 from lifelog.aw.buckets import AFK_TYPE, WINDOW_TYPE
 from lifelog.core import keys
@@ -39,6 +41,9 @@ from lifelog.coverage.model import (
     to_local_iso,
     unit_seconds,
 )
+
+if TYPE_CHECKING:
+    from lifelog.checks.devices import DeviceView
 
 DEFAULT_DAYS = 7
 MAX_SLOT_MINUTES = 24 * 60
@@ -125,15 +130,53 @@ def read_runs(db) -> list[Run]:
     return runs
 
 
-def read_device_health(db, name: str, lo: float, hi: float) -> list[tuple[float, str]]:
-    rows = db.conn.execute("SELECT checked_at, status FROM health_checks WHERE device = ? AND checked_at >= ?"
+def read_device_health(db, name: str, lo: float, hi: float) -> list[tuple[float, str, bool]]:
+    """A device's health checks: (checked_at, status, whether its AW answered at all)."""
+    rows = db.conn.execute("SELECT checked_at, status, version FROM health_checks WHERE device = ? AND checked_at >= ?"
                            " AND checked_at < ? ORDER BY checked_at", (name, iso_of_epoch(lo), iso_of_epoch(hi)))
-    return [(t, status) for at, status in rows if (t := epoch_of(at)) is not None]
+    return [(t, status, answered(status, version)) for at, status, version in rows if (t := epoch_of(at)) is not None]
 
 
-# A device's health check that did not reach its AW (SPEC section 14: `unreachable`
-# for a `sometimes` device; an `always` one that does not answer is `unhealthy`).
+def read_device_ids(db) -> dict[str, set[str]]:
+    """Every device_id each device name has answered with (table device_ids)."""
+    out: dict[str, set[str]] = {}
+    for name, device_id in db.conn.execute("SELECT device, device_id FROM device_ids"):
+        out.setdefault(name, set()).add(device_id)
+    return out
+
+
+def series_of(every: Sequence[DeviceView], recorded: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """The device_ids whose rows are each device's (SPEC section 14: AW
+    reinstalled starts a new series, the old rows stay, and are still that
+    device's): the ids it answered with (`recorded`) and the one meta holds,
+    unless it is a refused clone now. An id two names claim is the first
+    one's in the table, as a clone is told apart: a clone's id (written
+    before its original was first seen, say) is never another device's.
+    `every`: all devices, in the table's order."""
+    out: dict[str, set[str]] = {}
+    taken: set[str] = set()
+    for v in every:
+        claimed = set(recorded.get(v.name, ()))
+        if v.device_id is not None and v.seen.refused_for is None:
+            claimed.add(v.device_id)
+        out[v.name] = claimed - taken
+        taken |= claimed
+    return out
+
+
+# SPEC section 4: `unhealthy` is no answer (connection refused, timeout,
+# reset); with `devices`, a `sometimes` device's no answer is `unreachable`.
 NOT_ANSWERING = ("unreachable", "unhealthy")
+
+
+def answered(status: str, version: str | None) -> bool:
+    """Whether a device's AW answered a health check at all: a device that did
+    not is `device_unreachable` (SPEC section 14), an AW that answered but
+    badly is `aw_down` (section 13). A check asks /api/0/info first and
+    records the version it gave before it asks for the bucket list, so an
+    `unhealthy` row with a version is an AW that answered /info and then
+    not the bucket list (a hung or crashing storage): there, and broken."""
+    return status not in NOT_ANSWERING or bool(version)
 
 
 def check_device(settings: Settings, device: str | None) -> None:
@@ -212,10 +255,10 @@ def _device_coverage(db, settings: Settings, since: float, until: float, slot_mi
     slot_seconds = slot_minutes * 60
     slots = make_slots(since, until, slot_seconds, tz)
     unit = unit_seconds(slots, since)
-    chosen = [v for v in views(read_meta(db, (keys.DEVICE_PREFIX,)), settings)
-              if device is None or v.name == device]
-    buckets = {v.name: [b for b in read_buckets(db) if v.device_id is not None and v.seen.refused_for is None
-                        and b.server == v.device_id and SYNC_MARK not in b.bucket_id]
+    every = views(read_meta(db, (keys.DEVICE_PREFIX,)), settings)
+    chosen = [v for v in every if device is None or v.name == device]
+    ids = series_of(every, read_device_ids(db))
+    buckets = {v.name: [b for b in read_buckets(db) if b.server in ids[v.name] and SYNC_MARK not in b.bucket_id]
                for v in chosen}
     summary = Summary(db)
     summary.refresh([(b.server, b.bucket_id, b.afk) for mine in buckets.values() for b in mine], since, until)
@@ -226,14 +269,19 @@ def _device_coverage(db, settings: Settings, since: float, until: float, slot_mi
     for v in chosen:
         afk_units, window_units, silent = _measure(db, summary, buckets[v.name], since, until, unit, lead, now)
         checks = read_device_health(db, v.name, since - 2 * reach, until + 2 * reach)
-        answered = [(t, "healthy" if status in NOT_ANSWERING else status) for t, status in checks]
-        unreachable = aw_down_spans([(t, "unhealthy" if status in NOT_ANSWERING else "healthy")
-                                     for t, status in checks], reach)
-        if v.seen.reachable is False and v.seen.unreachable_since is not None:
+        broken = [(t, status if answer else "healthy") for t, status, answer in checks]
+        unreachable = aw_down_spans([(t, "healthy" if answer else "unhealthy") for t, _, answer in checks], reach)
+        since_failed = v.seen.unreachable_since
+        # A poll fails as well when AW answers /info and then fails: when the
+        # latest check (within its reach of the first failed poll) heard AW
+        # answer badly, the failing polls are that (aw_down), not the device away.
+        broken_now = (bool(checks) and since_failed is not None and checks[-1][0] >= since_failed - reach
+                      and checks[-1][2] and checks[-1][1] != "healthy")
+        if v.seen.reachable is False and since_failed is not None and not broken_now:
             # Not answering now: since its first failed poll, whatever the checks' spacing.
-            unreachable = unreachable | Spans([(v.seen.unreachable_since, max(now, v.seen.unreachable_since))])
+            unreachable = unreachable | Spans([(since_failed, max(now, since_failed))])
         rows.append(HostInput(v.name, slot_measures(slots, since, unit, afk_units, window_units),
                               window_silent=silent[False], afk_silent=silent[True], unreachable=unreachable,
-                              aw_down=aw_down_spans(answered, reach)))
+                              aw_down=aw_down_spans(broken, reach)))
     cov = classify(since, until, slot_seconds, tz, slots, rows, Spans(), lifelog_down)
     return per_device(cov, [v.name for v in chosen], {v.name: v.hostname for v in chosen}, merge=device is None)

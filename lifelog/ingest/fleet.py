@@ -31,6 +31,7 @@ from lifelog.aw.client import AWClient, AWError
 from lifelog.core import keys
 from lifelog.core.devices import Device, Expect, copy_of, duplicate_ids, followed_map, refused_reason
 from lifelog.core.settings import Settings
+from lifelog.core.timeutil import now_iso
 from lifelog.db.meta import device_meta, recorded_identity, set_meta
 from lifelog.ingest import history, livepoll, servers
 from lifelog.ingest.catchup import CatchUp
@@ -204,6 +205,8 @@ def record_devices(db, polls: Sequence[DevicePoll], now: str) -> str | None:
         stored = device_meta(db, p.name)  # one query a device, not one a key
         want = {"last_error": p.error}
         if p.answered:
+            if p.refused_for is None and p.device_id:
+                servers.remember_device(db, p.name, p.device_id, stored.get("device_id"), now)
             want["device_id"] = p.device_id or ""
             want["hostname"] = p.hostname or ""
         if p.ok:
@@ -267,6 +270,8 @@ def each_device(db, settings: Settings, work: Callable[[AWClient, dict[str, Any]
                 runs.append(DeviceRun(name, False, f"{name}: not {verb}: "
                                       + refused_reason(name, refused[name], p.device_id)))
             else:
+                servers.remember_device(db, name, servers.key_of(infos[name]), recorded_identity(db, name)[0],
+                                        now_iso())  # its rows are stored under that id now: coverage reads it
                 try:
                     done = work(client, infos[name], skip)
                     runs.append(DeviceRun(name, True, "\n".join(f"{name}: {line}" for line in done.splitlines())))

@@ -57,3 +57,20 @@ def current(db) -> Server | None:
         "SELECT device_id, hostname, version, seen_at FROM servers ORDER BY seen_at DESC LIMIT 1"
     ).fetchone()
     return None if row is None else Server(*row)
+
+
+def remember_device(db, name: str, device_id: str, before: str | None, at: str) -> None:
+    """A device of the `devices` setting answered with `device_id` (never
+    called for a refused clone); `before` is the id meta holds for it
+    (device.<name>.device_id). Coverage reads a device's rows on every id it
+    has answered with (table device_ids, and meta's). Nothing is written
+    while the id stays the one meta holds: a poll costs nothing here. When it
+    changes (AW reinstalled) and this is the device's first row, meta's id is
+    written too: it was the device's before this table existed."""
+    if before == device_id:
+        return
+    with transaction(db):
+        insert = "INSERT OR IGNORE INTO device_ids (device, device_id, first_seen_at) VALUES (?, ?, ?)"
+        if before and db.conn.execute("SELECT 1 FROM device_ids WHERE device = ? LIMIT 1", (name,)).fetchone() is None:
+            db.conn.execute(insert, (name, before, at))
+        db.conn.execute(insert, (name, device_id, at))

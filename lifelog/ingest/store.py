@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lifelog.aw import buckets as buckets_mod
-from lifelog.aw.client import AWBadAnswer, AWClient
-from lifelog.core.devices import copy_of, followed_map
+from lifelog.aw.client import AWBadAnswer, AWClient, AWError
+from lifelog.core.devices import Device, copy_of, followed_map
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import now_iso, to_iso, utcnow
 from lifelog.db.database import transaction
@@ -161,12 +161,33 @@ def connect(db, client: AWClient, settings: Settings, info: dict[str, Any] | Non
 def copies_of_followed(db, settings: Settings) -> Callable[[str], bool] | None:
     """With the `devices` setting: a test for aw-sync copies of a device
     followed directly (by the device_ids and host names the watcher recorded),
-    so that a backfill or a reconciliation never stores one either."""
+    so that a backfill or a reconciliation never stores one either.
+
+    A device the watcher has not recorded yet (a `backfill --aw-url` before
+    any watcher ran) is asked for its `/api/0/info` now, bounded by
+    aw_timeout_seconds: from meta alone its copies would be stored. One that
+    does not answer either adds nothing: there is nothing to tell its copies by."""
     if not settings.devices:
         return None
-    recorded = {d.name: device_meta(db, d.name) for d in settings.devices}
-    followed = followed_map((name, m.get("device_id"), m.get("hostname")) for name, m in recorded.items())
+    identities: list[tuple[str, str | None, str | None]] = []
+    for device in settings.devices:
+        m = device_meta(db, device.name)
+        device_id, hostname = ((m.get("device_id"), m.get("hostname")) if m.get("device_id")
+                               else _asked_identity(device, settings))
+        identities.append((device.name, device_id, hostname))
+    followed = followed_map(identities)
     return lambda bucket_id: copy_of(bucket_id, followed) is not None
+
+
+def _asked_identity(device: Device, settings: Settings) -> tuple[str | None, str | None]:
+    """(device_id, host name) from the device's AW now; (None, None) when it does not answer."""
+    with AWClient(device.url, settings.aw_timeout_seconds, api_key=device.api_key) as client:
+        try:
+            info = client.info()
+        except AWError:
+            return None, None
+    host = info.get("hostname")
+    return servers.key_of(info), str(host) if host else None
 
 
 # -- reading what is stored ---------------------------------------------------
