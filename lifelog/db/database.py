@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 # schema.sql sets PRAGMA user_version to this. Adding a migration
 # (lifelog.db.migrations), or a table or index to schema.sql, bumps both: an
 # open only upgrades a database whose user_version is older.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # A user holding the write lock in a sqlite3 shell for a few seconds must make
 # writers wait, not fail; a lock held longer than this is reported, not waited

@@ -22,7 +22,7 @@ from lifelog.core.settings import Settings
 from lifelog.core.timeutil import epoch_of
 from lifelog.core.verdicts import AWStatus, Level, SourceState
 from lifelog.db.meta import read_meta
-from lifelog.sources.watch import current_server, recorded
+from lifelog.sources.watch import current_server, device_names, recorded
 
 PREFIX = "lifelog_"
 
@@ -110,22 +110,23 @@ def _devices(meta: Mapping[str, str | None], settings: Settings) -> list[tuple[s
 
 def _device_sources(db, meta: Mapping[str, str | None], settings: Settings,
                     judged) -> list[tuple[dict[str, str], float | None, bool]]:
-    """With devices: each source labelled with the device whose AW lists it."""
+    """With devices: each source labelled with its device, and its type and
+    host from that device's own buckets (another device may list the same id)."""
     from lifelog.checks.devices import views
 
-    facts: dict[str, tuple[str, str, str]] = {}
+    facts: dict[tuple[str, str], tuple[str, str]] = {}
     for v in views(meta, settings):
         if v.device_id is None or v.seen.refused_for is not None:
             continue
         for bucket_id, type_, host in db.conn.execute(
                 "SELECT bucket_id, type, hostname FROM buckets WHERE server = ? AND deleted_in_aw_at IS NULL",
                 (v.device_id,)):
-            facts.setdefault(bucket_id, (type_ or "", host or "", v.name))
+            facts[(v.name, bucket_id)] = (type_ or "", host or "")
     out = []
     for r in judged:
-        type_, host, device = facts.get(r.bucket_id, ("", "", ""))
+        type_, host = facts.get((r.device or "", r.bucket_id), ("", ""))
         end = None if r.newest_end is None else r.newest_end.timestamp()
-        out.append(({"bucket": r.bucket_id, "type": type_, "host": host, "device": device}, end,
+        out.append(({"bucket": r.bucket_id, "type": type_, "host": host, "device": r.device or ""}, end,
                      r.state == SourceState.SILENT))
     return out
 
@@ -133,7 +134,7 @@ def _device_sources(db, meta: Mapping[str, str | None], settings: Settings,
 def _sources(db, meta: Mapping[str, str | None],
              settings: Settings | None = None) -> list[tuple[dict[str, str], float | None, bool]]:
     """Each source as the latest pass recorded it, with its labels."""
-    judged = recorded(meta)
+    judged = recorded(meta, device_names(settings) if settings is not None else ())
     if not judged:
         return []
     if settings is not None and settings.devices:
