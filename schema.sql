@@ -169,13 +169,17 @@ CREATE INDEX IF NOT EXISTS watchdog_log_by_time ON watchdog_log (at);
 -- One row per change of a source's state (an AW bucket judged by each
 -- watchdog pass: README "When an ActivityWatch watcher goes quiet"), the
 -- first judgement included: the history `lifelog coverage` explains gaps from.
+-- A source is (server, bucket_id): two devices with one host name list the
+-- same bucket ids; `device` names the device for people (its device_id in
+-- `server` changes when its AW is reinstalled).
 CREATE TABLE IF NOT EXISTS source_log (
     id        INTEGER PRIMARY KEY,
     at        TEXT NOT NULL,
     server    TEXT NOT NULL DEFAULT '',  -- the AW server's device_id
     bucket_id TEXT NOT NULL,
     state     TEXT NOT NULL,             -- live, idle, silent, copy, remote, unjudged
-    reason    TEXT NOT NULL DEFAULT ''
+    reason    TEXT NOT NULL DEFAULT '',
+    device    TEXT  -- the device's name with the `devices` setting; NULL: the one AW of aw_url
 );
 CREATE INDEX IF NOT EXISTS source_log_by_bucket ON source_log (bucket_id, at);
 CREATE INDEX IF NOT EXISTS source_log_by_time ON source_log (at);

@@ -39,7 +39,7 @@ from lifelog.core.terminal import no_color, output_width
 from lifelog.core.timeutil import format_age, try_parse_iso, utcnow
 from lifelog.core.verdicts import Level
 from lifelog.db.meta import get_meta, read_meta
-from lifelog.sources.watch import Recorded, recorded
+from lifelog.sources.watch import Recorded, device_names, recorded
 
 if TYPE_CHECKING:  # opened lazily, in _Database.get
     from sqlite_utils import Database
@@ -74,8 +74,8 @@ class Screen:
     verdicts: list[VerdictRow] = field(default_factory=list)  # newest first
     watchdog_verdict: str | None = None
     watchdog_checked_at: str | None = None
-    # With the `devices` setting: each source's device (a DEVICE column); empty without it.
-    source_devices: dict[str, str] = field(default_factory=dict)
+    # With the `devices` setting: a DEVICE column, each source's own (Recorded.device).
+    per_device: bool = False
 
 
 def latest_verdicts(db, limit: int = VERDICTS_SHOWN) -> list[VerdictRow]:
@@ -105,24 +105,9 @@ def _gather(db, settings: Settings, interval: float, monitor) -> Screen:
         _, report = monitor.check_health(db, settings)
     else:
         report = monitor.refresh(db, settings, "status")
-    meta = read_meta(db, (keys.SOURCE_PREFIX, "watchdog.", keys.DEVICE_PREFIX))
-    return Screen(report, utcnow(), interval, recorded(meta), latest_verdicts(db),
-                  meta.get(keys.WATCHDOG_VERDICT), meta.get(keys.WATCHDOG_CHECKED_AT),
-                  source_devices(db, meta, settings))
-
-
-def source_devices(db, meta, settings: Settings) -> dict[str, str]:
-    """With the `devices` setting: bucket_id -> the device whose AW lists it (the first, if two do)."""
-    from lifelog.checks.devices import views
-
-    found: dict[str, str] = {}
-    for v in views(meta, settings):
-        if v.device_id is None or v.seen.refused_for is not None:
-            continue
-        for (bucket_id,) in db.conn.execute("SELECT bucket_id FROM buckets WHERE server = ? AND deleted_in_aw_at "
-                                            "IS NULL", (v.device_id,)):
-            found.setdefault(bucket_id, v.name)
-    return found
+    meta = read_meta(db, (keys.SOURCE_PREFIX, "watchdog."))
+    return Screen(report, utcnow(), interval, recorded(meta, device_names(settings)), latest_verdicts(db),
+                  meta.get(keys.WATCHDOG_VERDICT), meta.get(keys.WATCHDOG_CHECKED_AT), bool(settings.devices))
 
 
 def _age(when: str | datetime | None, now: datetime) -> str:
@@ -169,7 +154,7 @@ def render(screen: Screen, width: int | None = None) -> Group:
         src = _table()
         names = ("SOURCE", "STATE", "SINCE", "REASON") if narrow else ("SOURCE", "STATE", "SINCE", "NEWEST EVENT",
                                                                        "REASON")
-        if screen.source_devices:
+        if screen.per_device:
             names = ("DEVICE", *names)
         for name in names:
             src.add_column(name, no_wrap=name != "REASON", overflow="ellipsis",
@@ -177,8 +162,8 @@ def render(screen: Screen, width: int | None = None) -> Group:
                            min_width=REASON_MIN if name == "REASON" else None)
         for s in screen.sources:
             cells: list[str | Text] = [s.bucket_id, Text(s.state, STATE_STYLE.get(s.state, "")), _age(s.since, screen.now)]
-            if screen.source_devices:
-                cells.insert(0, screen.source_devices.get(s.bucket_id, "-"))
+            if screen.per_device:
+                cells.insert(0, s.device or "-")
             if not narrow:
                 cells.append(_age(s.newest_end, screen.now))
             src.add_row(*cells, s.reason)

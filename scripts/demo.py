@@ -116,8 +116,9 @@ def feed(home: Path, port: int, stop: threading.Event, device: str = "demo",
         from aw_core.models import Event
 
         client = ActivityWatchClient(f"lifelog-demo-{device}", testing=True, host="127.0.0.1", port=port)
-        # Named per device: both servers run on this machine, and LifeLog keys a
-        # source's meta by bucket id, so one bucket id on two devices would collide.
+        # Named per device so that the screens tell them apart at a glance: both
+        # servers run on this machine, so AW's usual `<watcher>_<host>` would be
+        # one name on both (LifeLog keeps them apart: a source is (device, bucket)).
         window, afk = f"aw-watcher-window_{device}", f"aw-watcher-afk_{device}"
         client.create_bucket(window, "currentwindow", queued=False)
         client.create_bucket(afk, "afkstatus", queued=False)

@@ -266,12 +266,14 @@ def applied(db):
 
 def test_a_new_database_goes_through_every_migration(db_path):
     db = open_db(db_path)
-    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device",
+                           "source_log_device"]
     assert MIGRATIONS.pending(db) == []
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
     db.close()
     db = open_db(db_path)  # opening again records nothing more
-    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device",
+                           "source_log_device"]
 
 
 def test_an_older_database_gets_the_columns_added_since(db_path):
@@ -285,7 +287,8 @@ def test_an_older_database_gets_the_columns_added_since(db_path):
     assert {"lookback_start", "lookback_count"} <= set(columns(db, "sync_state"))
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert get_meta(db, "kept") == "yes"
-    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device",
+                           "source_log_device"]
 
 
 def test_a_version_4_database_gets_the_servers_and_coverage_tables(db_path):
@@ -313,7 +316,8 @@ def test_a_version_3_database_gets_the_indexes_that_keep_writes_short(db_path):
     assert "events_by_bucket_time" not in names
     # Version 3 had the lookback columns: that migration is recorded as done,
     # not run; the index's is run.
-    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device",
+                           "source_log_device"]
 
 
 V7_SCHEMA = Path(__file__).parent / "data" / "schema-v7.sql"
@@ -349,7 +353,8 @@ def test_a_version_7_database_is_upgraded_in_place_its_migrations_adopted(tmp_pa
     db = open_db(path)
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     # Its upgrades were made before they were recorded: adopted, not run again.
-    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device",
+                           "source_log_device"]
     assert MIGRATIONS.pending(db) == []
     assert get_meta(db, "watcher.state") == "running"
     assert db.table("events").count == 50
@@ -370,7 +375,8 @@ def test_processes_opening_a_version_7_database_at_once_upgrade_it_once(db_path)
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     db = open_db(db_path)
-    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device"]
+    assert applied(db) == ["sync_state_lookback", "drop_events_by_bucket_time", "health_checks_device",
+                           "source_log_device"]
     assert db.table("events").count == 50
 
 
@@ -418,4 +424,24 @@ def test_a_version_8_database_keeps_its_health_checks_which_gain_the_device(tmp_
                            " FROM health_checks").fetchall() == [(*row, None)]
     db.conn.execute("INSERT INTO health_checks (checked_at, aw_url, status, device)"
                     " VALUES ('2026-11-30T11:00:00+00:00', 'http://laptop:5600', 'unreachable', 'laptop')")
+    assert schema_rows(db) == schema_rows(open_db(tmp_path / "new.db"))
+
+
+def test_a_version_9_database_keeps_its_source_log_which_gains_the_device(tmp_path, db_path):
+    db = open_db(db_path)
+    # source_log as version 9 made it: no device.
+    db.conn.execute("DROP TABLE source_log")
+    db.conn.execute("CREATE TABLE source_log (id INTEGER PRIMARY KEY, at TEXT NOT NULL, server TEXT NOT NULL "
+                    "DEFAULT '', bucket_id TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '')")
+    row = ("2026-11-30T10:00:00.000000+00:00", "dev-a", "aw-watcher-window_box", "silent", "quiet while active")
+    db.conn.execute("INSERT INTO source_log (at, server, bucket_id, state, reason) VALUES (?, ?, ?, ?, ?)", row)
+    db.conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'source_log_device'")
+    db.conn.execute("PRAGMA user_version = 9")
+    db.conn.close()
+    db = open_db(db_path)
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 10
+    assert "source_log_device" in applied(db)
+    assert db.conn.execute("SELECT at, server, bucket_id, state, reason, device"
+                           " FROM source_log").fetchall() == [(*row, None)]
+    # Its indexes made again, and the table as a new database's, to the letter.
     assert schema_rows(db) == schema_rows(open_db(tmp_path / "new.db"))

@@ -159,10 +159,11 @@ def test_the_status_screen_shows_a_row_per_device():
     report = status.evaluate(snap(meta), S, [status.devices_component])
     from lifelog.sources.watch import Recorded
 
-    sources = [Recorded("aw-watcher-window_lap", "unjudged", NOW, None, "not judged while lap does not answer")]
+    sources = [Recorded("aw-watcher-window_lap", "unjudged", NOW, None, "not judged while lap does not answer",
+                        "lap")]
     for width in (80, 140):
         console = Console(width=width, color_system=None, record=True)
-        screen = status_screen.Screen(report, NOW, 2.0, sources, source_devices={"aw-watcher-window_lap": "lap"})
+        screen = status_screen.Screen(report, NOW, 2.0, sources, per_device=True)
         console.print(status_screen.render(screen, width))
         text = console.export_text()
         assert "  desk" in text and "desk answers" in text

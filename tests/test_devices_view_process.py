@@ -87,7 +87,8 @@ def test_status_sources_and_metrics_show_each_device(aw_servers, db_path, spawn,
     # A watchdog pass records the sources (the metrics file labels what passes recorded).
     def recorded() -> bool:
         lifelog("watchdog", "--once", env=env)
-        return meta(db_path, "source.aw-watcher-window_lap.state") is not None
+        # The laptop is not the first device: its keys name it (lifelog.core.keys).
+        return meta(db_path, "source.aw-watcher-window_lap@lap.state") is not None
 
     wait_for(recorded, what="a watchdog pass that records the sources")
     r = lifelog("status", "--json", env=env)

@@ -36,6 +36,26 @@ def test_a_sources_keys_are_source_dot_bucket_dot_field_even_with_dots_in_the_bu
     assert keys.source_of_state_key(f"source.{bucket}.reason") is None
 
 
+def test_with_devices_the_first_keeps_the_plain_keys_and_the_others_name_themselves():
+    bucket = "aw-watcher-window_ada.example.org"
+    names = ("desk", "lap", "work")
+    assert keys.key_device(names, "desk") is None and keys.key_device((), None) is None
+    assert keys.key_device(names, "lap") == "lap"
+    assert keys.source_state(bucket, keys.key_device(names, "desk")) == f"source.{bucket}.state"
+    assert keys.source_state(bucket, "lap") == f"source.{bucket}@lap.state"
+    assert keys.source_restart_level(bucket, "lap") == f"source.{bucket}@lap.restart_level"
+    # A device added later renames no other device's keys.
+    assert keys.key_device((*names, "new"), "lap") == keys.key_device(names, "lap")
+    sid = keys.source_of_state_key(f"source.{bucket}@lap.state")
+    assert sid == f"{bucket}@lap"
+    assert keys.split_source_id(sid, names[1:]) == (bucket, "lap")
+    assert keys.split_source_id(bucket, names[1:]) == (bucket, None)
+    # An '@' that names no device of the table stays in the bucket id.
+    assert keys.split_source_id("my@bucket", names[1:]) == ("my@bucket", None)
+    assert keys.split_source_id("my@bucket@work", names[1:]) == ("my@bucket", "work")
+    assert keys.split_source_id("@lap", names[1:]) == ("@lap", None)
+
+
 def test_a_whole_number_in_meta_is_read_as_one_and_anything_else_as_none():
     assert [keys.int_of(text) for text in ("12", " 7\n", "-3", "0")] == [12, 7, -3, 0]
     # Absent, empty, or edited into something that is not a whole number.

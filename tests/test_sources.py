@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from lifelog.checks.status import Snapshot
 from lifelog.core import keys
+from lifelog.core.devices import parse_devices
 from lifelog.core.identity import WatcherFacts
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import to_iso
@@ -384,6 +385,21 @@ def test_a_silent_source_with_a_command_is_restarted_then_backs_off():
     assert restart_due(silent_window(), meta, NOW + timedelta(seconds=600), S).level == 1
 
 
+def test_two_devices_listing_one_bucket_id_back_off_each_on_its_own():
+    devices = S._replace(devices=parse_devices({"desk": {"url": "http://127.0.0.1:5600"},
+                                                "lap": {"url": "http://127.0.0.1:5601"}}, "test"))
+    desk, lap = silent_window()._replace(device="desk"), silent_window()._replace(device="lap")
+    due = restart_due(lap, {}, NOW, devices)
+    assert due is not None and (due.device, due.keyed, due.level) == ("lap", "lap", 1)
+    # The desktop (the first device: the plain keys) was just restarted: only it waits.
+    meta = {keys.source_last_restart_at(WINDOW): to_iso(NOW), keys.source_restart_level(WINDOW): "1"}
+    assert restart_due(desk, meta, NOW + timedelta(seconds=1), devices) is None
+    assert restart_due(lap, meta, NOW + timedelta(seconds=1), devices).level == 1
+    meta = {keys.source_last_restart_at(WINDOW, "lap"): to_iso(NOW), keys.source_restart_level(WINDOW, "lap"): "1"}
+    assert restart_due(lap, meta, NOW + timedelta(seconds=1), devices) is None
+    assert restart_due(desk, meta, NOW + timedelta(seconds=1), devices).level == 1
+
+
 def test_no_restart_without_a_command_or_unless_silent():
     other = Judgement("aw-watcher-input_laptop", "os.hid.input", HOST, SourceState.SILENT, "", at(3600))
     assert restart_due(other, {}, NOW, S) is None
@@ -434,6 +450,24 @@ def test_recorded_reads_bucket_ids_with_dots():
 
     assert [r.bucket_id for r in recorded(meta)] == ["aw-watcher-window_my.host.lan"]
     assert isinstance(recorded(meta)[0], Recorded)
+
+
+def test_with_devices_each_device_has_its_own_recorded_state_and_the_status_names_it():
+    devices = S._replace(devices=parse_devices({"desk": {"url": "http://127.0.0.1:5600"},
+                                                "lap": {"url": "http://127.0.0.1:5601"}}, "test"))
+    from lifelog.sources.watch import recorded
+
+    meta = recorded_meta(WINDOW, "live", 60, 5)
+    meta.update({keys.source_state(WINDOW, "lap"): "silent", keys.source_since(WINDOW, "lap"): to_iso(at(240)),
+                 keys.source_newest_end(WINDOW, "lap"): to_iso(at(840)),
+                 keys.source_reason(WINDOW, "lap"): "while you were active"})
+    assert [(r.device, r.bucket_id, r.state) for r in recorded(meta, ("desk", "lap"))] == [
+        ("desk", WINDOW, "live"), ("lap", WINDOW, "silent")]
+    c = sources_component(snap(meta), devices)
+    assert c.level is Level.WARNING
+    assert c.reason.startswith(f"{WINDOW} of lap silent for 14 min while you were active")
+    # Without the setting the same meta reads as before: the `@lap` key is a bucket id of its own.
+    assert [r.bucket_id for r in recorded(meta)] == [WINDOW, f"{WINDOW}@lap"]
 
 
 # -- properties ----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ per source from the start.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 # -- the watcher (README "Meta keys") ------------------------------------------------------
 # With the `devices` setting (lifelog.ingest.fleet.summary): a poll is good
 # when every `always` device was polled and stored (with none, any device
@@ -108,44 +110,77 @@ SOURCES_CLOCKS = "sources.clocks"
 
 # Per source: `source.<bucket_id>.<field>`. Bucket ids may hold dots (host
 # names), so a key is read back by its known prefix and suffix, never split.
+#
+# With the `devices` setting a source is (device, bucket_id): two machines
+# with one host name (two AW servers on one host, or two "localhost"s) list
+# the same bucket ids. The first device in the table (the machine LifeLog
+# runs beside, the one the `aw.*` keys describe) keeps
+# `source.<bucket_id>.<field>`, so turning `devices` on with this machine
+# first carries its sources' since, history and restart backoff over; every
+# other device's are `source.<bucket_id>@<device>.<field>`. Adding a device
+# renames no other device's keys. Device names are `a-z 0-9 _ -`, so the
+# text after the last '@' is a device only when it names one in the table
+# (split_source_id): a bucket id that holds an '@' itself stays whole.
 SOURCE_PREFIX = "source."
 SOURCE_FIELDS = ("state", "since", "newest_end", "reason", "restart_level", "last_restart_at")
+SOURCE_DEVICE_MARK = "@"
 
 
-def source_key(bucket_id: str, name: str) -> str:
-    return f"{SOURCE_PREFIX}{bucket_id}.{name}"
+def source_id(bucket_id: str, device: str | None = None) -> str:
+    """`<bucket_id>`, or `<bucket_id>@<device>` for a device other than the first."""
+    return f"{bucket_id}{SOURCE_DEVICE_MARK}{device}" if device else bucket_id
 
 
-def source_state(bucket_id: str) -> str:
+def split_source_id(sid: str, devices: Collection[str]) -> tuple[str, str | None]:
+    """(bucket_id, device) of a source id: the device only when the text after
+    the last '@' is one of `devices` (the table's devices but the first)."""
+    bucket_id, mark, device = sid.rpartition(SOURCE_DEVICE_MARK)
+    if mark and bucket_id and device in devices:
+        return bucket_id, device
+    return sid, None
+
+
+def key_device(devices: Sequence[str], device: str | None) -> str | None:
+    """The device a source's keys name: None for the first in the table
+    `devices` (and without the setting), else the device itself."""
+    return device if device and devices and device != devices[0] else None
+
+
+def source_key(bucket_id: str, name: str, device: str | None = None) -> str:
+    """`device`: as key_device gives it (None: the first device, or the only AW)."""
+    return f"{SOURCE_PREFIX}{source_id(bucket_id, device)}.{name}"
+
+
+def source_state(bucket_id: str, device: str | None = None) -> str:
     """live, idle, silent, copy, remote or unjudged, as the latest pass judged it."""
-    return source_key(bucket_id, "state")
+    return source_key(bucket_id, "state", device)
 
 
-def source_since(bucket_id: str) -> str:
+def source_since(bucket_id: str, device: str | None = None) -> str:
     """The pass that first saw the current state; unchanged while it holds."""
-    return source_key(bucket_id, "since")
+    return source_key(bucket_id, "since", device)
 
 
-def source_newest_end(bucket_id: str) -> str:
+def source_newest_end(bucket_id: str, device: str | None = None) -> str:
     """End of its newest event, by AW's bucket list or LifeLog's copy, whichever is later."""
-    return source_key(bucket_id, "newest_end")
+    return source_key(bucket_id, "newest_end", device)
 
 
-def source_reason(bucket_id: str) -> str:
-    return source_key(bucket_id, "reason")
+def source_reason(bucket_id: str, device: str | None = None) -> str:
+    return source_key(bucket_id, "reason", device)
 
 
-def source_restart_level(bucket_id: str) -> str:
+def source_restart_level(bucket_id: str, device: str | None = None) -> str:
     """Consecutive runs of its restart command in effect (the backoff level)."""
-    return source_key(bucket_id, "restart_level")
+    return source_key(bucket_id, "restart_level", device)
 
 
-def source_last_restart_at(bucket_id: str) -> str:
-    return source_key(bucket_id, "last_restart_at")
+def source_last_restart_at(bucket_id: str, device: str | None = None) -> str:
+    return source_key(bucket_id, "last_restart_at", device)
 
 
 def source_of_state_key(key: str) -> str | None:
-    """The bucket id of a `source.<bucket_id>.state` key, else None."""
+    """The source id (bucket_id, or bucket_id@device) of a `source.<id>.state` key, else None."""
     suffix = ".state"
     if key.startswith(SOURCE_PREFIX) and key.endswith(suffix) and len(key) > len(SOURCE_PREFIX) + len(suffix):
         return key[len(SOURCE_PREFIX):-len(suffix)]
@@ -266,7 +301,9 @@ DOCS: dict[str, tuple[str, str]] = {
     SOURCES_CLOCKS: ("watchdog", "the awake and since-boot clocks read then (a sleep since shows as the second "
                                  "gaining on the first)"),
     source_state(_B): ("watchdog", "`live`, `idle`, `silent`, `copy`, `remote` or `unjudged` "
-                                   "(see \"When an ActivityWatch watcher goes quiet\")"),
+                                   "(see \"When an ActivityWatch watcher goes quiet\"). With `devices`, "
+                                   "these `source.<bucket_id>.*` keys are the first device's; every other "
+                                   "device's sources are `source.<bucket_id>@<name>.*` (see Several machines)"),
     source_since(_B): ("watchdog", "the pass that first saw that state; unchanged while it holds"),
     source_newest_end(_B): ("watchdog", "end of its newest event, by AW's bucket list or LifeLog's copy, "
                                         "whichever is later"),

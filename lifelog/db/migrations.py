@@ -65,6 +65,28 @@ def _health_checks_device(db: Database) -> None:
     db.execute("DROP TABLE health_checks_v8")
 
 
+@MIGRATIONS(name="source_log_device")
+def _source_log_device(db: Database) -> None:
+    """Version 10: with the `devices` setting a source is (device, bucket_id),
+    and each source_log row names its device. Rows from before name none
+    (NULL, as a row made without the setting).
+
+    Made again from schema.sql's statement and its rows copied in, as
+    health_checks_device does: an added column would leave the table's SQL
+    unlike a new database's. Its indexes go with the old table; schema.sql,
+    applied next, makes them again."""
+    table = db.table("source_log")
+    if not table.exists() or "device" in table.columns_dict:
+        return
+    create = next(s for s in statements(schema_sql()) if "CREATE TABLE IF NOT EXISTS source_log (" in s)
+    have = table.columns_dict
+    columns = ", ".join(c for c in ("id", "at", "server", "bucket_id", "state", "reason") if c in have)
+    db.execute("ALTER TABLE source_log RENAME TO source_log_v9")
+    db.execute(create)
+    db.execute(f"INSERT INTO source_log ({columns}) SELECT {columns} FROM source_log_v9")
+    db.execute("DROP TABLE source_log_v9")
+
+
 # Before version 8 an upgrade was recorded only as PRAGMA user_version: the
 # version from which a database already has each migration's change.
 APPLIED_BY_VERSION = {"sync_state_lookback": 3, "drop_events_by_bucket_time": 7}

@@ -22,7 +22,7 @@ from lifelog.core.settings import Settings
 from lifelog.core.timeutil import epoch_of
 from lifelog.core.verdicts import AWStatus, Level, SourceState
 from lifelog.db.meta import read_meta
-from lifelog.sources.watch import current_server, recorded
+from lifelog.sources.watch import current_server, device_names, recorded
 
 if TYPE_CHECKING:
     from lifelog.checks.devices import DeviceView
@@ -107,29 +107,31 @@ def collect(meta: Mapping[str, str | None], level: Level, watcher_up: bool, aw_u
 
 def _device_sources(db, devices: Sequence[DeviceView],
                     judged) -> list[tuple[dict[str, str], float | None, bool]]:
-    """With devices: each source labelled with the device whose AW lists it."""
-    facts: dict[str, tuple[str, str, str]] = {}
+    """With devices: each source labelled with its device, and its type and
+    host from that device's own buckets (another device may list the same id)."""
+    facts: dict[tuple[str, str], tuple[str, str]] = {}
     for v in devices:
         if v.device_id is None or v.seen.refused_for is not None:
             continue
         for bucket_id, type_, host in db.conn.execute(
                 "SELECT bucket_id, type, hostname FROM buckets WHERE server = ? AND deleted_in_aw_at IS NULL",
                 (v.device_id,)):
-            facts.setdefault(bucket_id, (type_ or "", host or "", v.name))
+            facts[(v.name, bucket_id)] = (type_ or "", host or "")
     out = []
     for r in judged:
-        type_, host, device = facts.get(r.bucket_id, ("", "", ""))
+        type_, host = facts.get((r.device or "", r.bucket_id), ("", ""))
         end = None if r.newest_end is None else r.newest_end.timestamp()
-        out.append(({"bucket": r.bucket_id, "type": type_, "host": host, "device": device}, end,
+        out.append(({"bucket": r.bucket_id, "type": type_, "host": host, "device": r.device or ""}, end,
                      r.state == SourceState.SILENT))
     return out
 
 
-def _sources(db, meta: Mapping[str, str | None],
-             devices: Sequence[DeviceView] = ()) -> list[tuple[dict[str, str], float | None, bool]]:
+def _sources(db, meta: Mapping[str, str | None], devices: Sequence[DeviceView] = (),
+             names: Sequence[str] = ()) -> list[tuple[dict[str, str], float | None, bool]]:
     """Each source as the latest pass recorded it, with its labels (and with
-    `devices`, the views of the `devices` setting, its device's)."""
-    judged = recorded(meta)
+    `devices`, the views of the `devices` setting and their `names` in
+    order, its device's)."""
+    judged = recorded(meta, names)
     if not judged:
         return []
     if devices:
@@ -161,6 +163,6 @@ def write_metrics(db, settings: Settings, report, trigger: str, context=None,
     watcher = report.component("watcher")
     aw_up = meta.get(keys.AW_STATUS) == AWStatus.HEALTHY
     metrics = collect(meta, report.level, watcher is not None and watcher.level is Level.OK, aw_up,
-                      _sources(db, meta, devices),
+                      _sources(db, meta, devices, device_names(settings)),
                       [(v.name, v.answers, epoch_of(v.last_event_ts)) for v in devices])
     write_atomically(settings.metrics_file, render(metrics))

@@ -129,6 +129,9 @@ class Judgement(NamedTuple):
     state: SourceState
     reason: str
     newest_end: datetime | None = None
+    # With the `devices` setting: the device whose AW lists it (a source is
+    # (device, bucket_id): two devices may list one bucket id).
+    device: str | None = None
 
     def age(self, now: datetime) -> float | None:
         return None if self.newest_end is None else (now - self.newest_end).total_seconds()

@@ -8,7 +8,10 @@ command when the user gave one (README "When an ActivityWatch watcher goes quiet
   threshold, the afk and window events of the recent window through the
   (server, bucket_id, timestamp) index. A year of history costs nothing more.
 - `record()` writes `source.<bucket_id>.state/.since/.newest_end/.reason` and
-  a `source_log` row per change, in one transaction.
+  a `source_log` row per change, in one transaction. With the `devices`
+  setting a source is (device, bucket_id), and a device other than the first
+  writes `source.<bucket_id>@<device>.*` (lifelog.core.keys): two devices
+  with one host name list the same bucket ids.
 - `restart_due()` (pure) and `restart()`: the opt-in repair, backed off per
   source exactly as the watcher's restarts (lifelog.checks.watchdog.backoff_*).
 - The `sources` status component, worked out from the recorded states and
@@ -16,7 +19,7 @@ command when the user gave one (README "When an ActivityWatch watcher goes quiet
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -133,18 +136,32 @@ class Recorded(NamedTuple):
     since: datetime | None
     newest_end: datetime | None
     reason: str
+    device: str | None = None  # with the `devices` setting: the device whose source it is
 
 
-def recorded(meta: Meta) -> list[Recorded]:
-    """The sources as the latest pass recorded them."""
+def device_names(settings: Settings) -> tuple[str, ...]:
+    """The `devices` setting's names in table order (empty without it)."""
+    return tuple(d.name for d in settings.devices)
+
+
+def recorded(meta: Meta, devices: Sequence[str] = ()) -> list[Recorded]:
+    """The sources as the latest pass recorded them. `devices`: the `devices`
+    setting's names in table order (device_names); a plain key is then the
+    first device's, a `@<device>` one that device's (lifelog.core.keys)."""
+    others = frozenset(devices[1:])
     found = []
     for key, value in meta.items():
-        bucket_id = keys.source_of_state_key(key)
-        if bucket_id is not None and value:
-            found.append(Recorded(bucket_id, value, ts(meta, keys.source_since(bucket_id)),
-                                  ts(meta, keys.source_newest_end(bucket_id)),
-                                  meta.get(keys.source_reason(bucket_id)) or ""))
-    return sorted(found, key=lambda r: r.bucket_id)
+        sid = keys.source_of_state_key(key)
+        if sid is None or not value:
+            continue
+        bucket_id, keyed = keys.split_source_id(sid, others)
+        found.append(Recorded(bucket_id, value, ts(meta, keys.source_since(bucket_id, keyed)),
+                              ts(meta, keys.source_newest_end(bucket_id, keyed)),
+                              meta.get(keys.source_reason(bucket_id, keyed)) or "",
+                              keyed or (devices[0] if devices else None)))
+    # The first device's sources first, then the others in table order.
+    order = {name: i for i, name in enumerate(devices)}
+    return sorted(found, key=lambda r: (order.get(r.device or "", 0), r.bucket_id))
 
 
 class PerDevice(NamedTuple):
@@ -160,15 +177,20 @@ class Gathered(NamedTuple):
     facts: sources.Facts
     awake: sources.Awake
     devices: tuple[PerDevice, ...] = ()  # with the `devices` setting; `facts` is then unused
+    names: tuple[str, ...] = ()  # the `devices` setting's names in table order (the keys' scheme)
 
     def judge(self, now: datetime, settings: Settings) -> list[sources.Judgement]:
+        """Every source judged; with the `devices` setting each one names its device."""
         if not self.devices:
             return sources.judge(self.facts, now, settings)
-        return [j for d in self.devices for j in sources.judge(d.facts, now, settings)]
+        return [j._replace(device=d.name) for d in self.devices for j in sources.judge(d.facts, now, settings)]
 
-    def where(self) -> dict[str, tuple[str, str]]:
-        """bucket_id -> (device name, server), with the `devices` setting."""
-        return {b.bucket_id: (d.name, d.server) for d in self.devices for b in d.facts.buckets}
+    def server_of(self, j: sources.Judgement) -> str:
+        """The device_id of the AW that lists a judged source."""
+        for d in self.devices:
+            if d.name == j.device:
+                return d.server
+        return self.device or ""
 
 
 def read_facts(db, settings: Settings, meta: Meta, watcher: WatcherFacts, now: datetime,
@@ -179,7 +201,8 @@ def read_facts(db, settings: Settings, meta: Meta, watcher: WatcherFacts, now: d
         return _read_device_facts(db, settings, meta, watcher, now, now_clocks, verdict, awake)
     device, hostname, buckets = read_buckets(db, settings)
     trouble = sources.lifelog_trouble(meta, watcher, now, now_clocks, settings, verdict)
-    facts = _facts(db, settings, meta, now, device, hostname, buckets, trouble, awake.since)
+    previous = {r.bucket_id: sources.Previous(r.state, r.newest_end) for r in recorded(meta)}
+    facts = _facts(db, settings, now, device, hostname, buckets, trouble, awake.since, previous)
     return Gathered(device, facts, awake)
 
 
@@ -196,6 +219,10 @@ def _read_device_facts(db, settings: Settings, meta: Meta, watcher: WatcherFacts
     from lifelog.core.devices import is_loopback
 
     followed = followed_of(meta, settings)
+    names = device_names(settings)
+    mine: dict[str | None, dict[str, sources.Previous]] = {}
+    for r in recorded(meta, names):
+        mine.setdefault(r.device, {})[r.bucket_id] = sources.Previous(r.state, r.newest_end)
     per = []
     for i, v in enumerate(views(meta, settings)):
         if v.device_id is None or v.seen.refused_for is not None:
@@ -203,16 +230,17 @@ def _read_device_facts(db, settings: Settings, meta: Meta, watcher: WatcherFacts
         device, hostname, buckets = read_buckets(db, settings, (v.device_id, v.hostname))
         trouble = sources.device_trouble(meta, watcher, now, now_clocks, settings, v.name, i == 0, verdict)
         local = i == 0 and is_loopback(v.device.url)
-        facts = _facts(db, settings, meta, now, device, hostname, buckets, trouble,
-                       awake.since if local else None)._replace(followed=followed, elsewhere=not local)
+        facts = _facts(db, settings, now, device, hostname, buckets, trouble, awake.since if local else None,
+                       mine.get(v.name, {}))._replace(followed=followed, elsewhere=not local)
         per.append(PerDevice(v.name, v.device_id, facts))
     first = per[0] if per else None
     return Gathered(first.server if first else None, first.facts if first else sources.Facts(None), awake,
-                    tuple(per))
+                    tuple(per), names)
 
 
-def _facts(db, settings: Settings, meta: Meta, now: datetime, device: str | None, hostname: str | None,
-           buckets: list[sources.Bucket], trouble: str, awake_since: datetime | None) -> sources.Facts:
+def _facts(db, settings: Settings, now: datetime, device: str | None, hostname: str | None,
+           buckets: list[sources.Bucket], trouble: str, awake_since: datetime | None,
+           previous: Mapping[str, sources.Previous]) -> sources.Facts:
     afk_from, window_from = sources.evidence_needed(buckets, hostname, trouble, now, settings)
     not_afk: dict[str, tuple[sources.Span, ...]] = {}
     windows: dict[str, tuple[tuple[sources.Span, str], ...]] = {}
@@ -226,8 +254,7 @@ def _facts(db, settings: Settings, meta: Meta, now: datetime, device: str | None
             elif local and b.type == WINDOW_TYPE and window_from is not None:
                 windows[b.bucket_id] = read_windows(db, device, b.bucket_id, window_from, browsers)
     return sources.Facts(hostname, tuple(buckets), not_afk, windows, sources.evidence_horizon(now, settings),
-                         trouble, awake_since,
-                         {r.bucket_id: sources.Previous(r.state, r.newest_end) for r in recorded(meta)})
+                         trouble, awake_since, previous)
 
 
 # -- recording ----------------------------------------------------------------------------
@@ -242,41 +269,51 @@ def record(db, gathered: Gathered, judged: list[sources.Judgement], meta: Meta, 
     steady pass takes no write lock for the sources. `watchdog.checked_at`
     says which pass judged them last."""
     at = to_iso(now)
+    names = gathered.names
     changed: list[sources.Judgement] = []
     writes: dict[str, str] = {}
     for j in judged:
-        since = meta.get(keys.source_since(j.bucket_id))
-        if meta.get(keys.source_state(j.bucket_id)) != j.state or not since:
+        kd = keys.key_device(names, j.device)
+        since = meta.get(keys.source_since(j.bucket_id, kd))
+        if meta.get(keys.source_state(j.bucket_id, kd)) != j.state or not since:
             changed.append(j)
             since = at
-        values = {keys.source_state(j.bucket_id): str(j.state), keys.source_since(j.bucket_id): since,
-                  keys.source_newest_end(j.bucket_id): to_iso(j.newest_end) if j.newest_end else "",
-                  keys.source_reason(j.bucket_id): j.reason}
+        values = {keys.source_state(j.bucket_id, kd): str(j.state), keys.source_since(j.bucket_id, kd): since,
+                  keys.source_newest_end(j.bucket_id, kd): to_iso(j.newest_end) if j.newest_end else "",
+                  keys.source_reason(j.bucket_id, kd): j.reason}
         writes.update({k: v for k, v in values.items() if meta.get(k) != v})
     awake = gathered.awake
     for key, value in ((keys.SOURCES_AWAKE_SINCE, to_iso(awake.since) if awake.since else ""),
                        (keys.SOURCES_CLOCKS, format_clocks(awake.clocks) if awake.clocks else "")):
         if (meta.get(key) or "") != value:
             writes[key] = value
-    # A bucket AW no longer lists (or `buckets` no longer selects) is no source.
-    gone = {r.bucket_id for r in recorded(meta)} - {j.bucket_id for j in judged}
+    # A bucket AW no longer lists (or `buckets` no longer selects) is no
+    # source; nor is one of a device no longer in the table. A source is
+    # (bucket_id, device): another device listing the same bucket id keeps its own.
+    gone = ({(r.bucket_id, r.device) for r in recorded(meta, names)}
+            - {(j.bucket_id, j.device) for j in judged})
     if not (writes or gone):
         return changed
-    where = gathered.where()
     with transaction(db):
         for j in changed:
-            server = where[j.bucket_id][1] if j.bucket_id in where else gathered.device or ""
-            db.conn.execute("INSERT INTO source_log (at, server, bucket_id, state, reason) VALUES (?, ?, ?, ?, ?)",
-                            (at, server, j.bucket_id, str(j.state), j.reason))
+            db.conn.execute("INSERT INTO source_log (at, server, bucket_id, state, reason, device)"
+                            " VALUES (?, ?, ?, ?, ?, ?)",
+                            (at, gathered.server_of(j), j.bucket_id, str(j.state), j.reason, j.device))
         for key, value in writes.items():
             set_meta(db, key, value)
-        for bucket_id in gone:
+        for bucket_id, device in gone:
             for name in keys.SOURCE_FIELDS:
-                delete_meta(db, keys.source_key(bucket_id, name))
+                delete_meta(db, keys.source_key(bucket_id, name, keys.key_device(names, device)))
     for j in changed:
         level = logging.WARNING if j.state is SourceState.SILENT else logging.INFO
-        log.log(level, "source %s is %s: %s", j.bucket_id, j.state, j.reason)
+        log.log(level, "source %s is %s: %s", named(j.bucket_id, j.device), j.state, j.reason)
     return changed
+
+
+def named(bucket_id: str, device: str | None) -> str:
+    """A source as people read it: its bucket id, and with the `devices`
+    setting its device (two devices may list one bucket id)."""
+    return f"{bucket_id} of {device}" if device else bucket_id
 
 
 # -- the opt-in repair ------------------------------------------------------------------------
@@ -286,6 +323,8 @@ class Restart(NamedTuple):
     bucket_id: str
     command: str
     level: int  # the backoff level this restart brings
+    device: str | None = None  # with the `devices` setting: the source's device
+    keyed: str | None = None  # the device its keys name (keys.key_device)
 
 
 def restart_due(j: sources.Judgement, meta: Meta, now: datetime, settings: Settings) -> Restart | None:
@@ -296,11 +335,13 @@ def restart_due(j: sources.Judgement, meta: Meta, now: datetime, settings: Setti
     command = settings.source_restart_commands.get(sources.watcher_name(j.bucket_id))
     if not command:
         return None
-    level_key, last_key = keys.source_restart_level(j.bucket_id), keys.source_last_restart_at(j.bucket_id)
+    # Backed off per source: another device's source of the same bucket id has its own.
+    keyed = keys.key_device(device_names(settings), j.device)
+    level_key, last_key = keys.source_restart_level(j.bucket_id, keyed), keys.source_last_restart_at(j.bucket_id, keyed)
     if backoff_remaining(meta, now, settings, level_key=level_key, last_key=last_key) > 0:
         return None
     level = backoff_level(meta, now, settings, level_key=level_key, last_key=last_key)
-    return Restart(j.bucket_id, command, min(level + 1, MAX_LEVEL))
+    return Restart(j.bucket_id, command, min(level + 1, MAX_LEVEL), j.device, keyed)
 
 
 def run_command(command: str, timeout: float = RESTART_TIMEOUT) -> str:
@@ -315,16 +356,18 @@ def restart(db, r: Restart, reason: str, now: datetime, actor: str) -> str:
     counts for the backoff), then the watchdog_log row naming the bucket."""
     at = to_iso(now)
     with transaction(db):
-        set_meta(db, keys.source_last_restart_at(r.bucket_id), at)
-        set_meta(db, keys.source_restart_level(r.bucket_id), r.level)
+        set_meta(db, keys.source_last_restart_at(r.bucket_id, r.keyed), at)
+        set_meta(db, keys.source_restart_level(r.bucket_id, r.keyed), r.level)
     outcome = run_command(r.command)
     action = f"ran the restart command of {sources.watcher_name(r.bucket_id)}: {outcome}"
     with transaction(db):
         db.conn.execute(
             "INSERT INTO watchdog_log (at, verdict, reason, action, actor, backoff_level, replaced)"
             " VALUES (?, ?, ?, ?, ?, ?, 0)",
-            (at, str(Verdict.RESTART_SOURCE_SILENT), f"{r.bucket_id} silent: {reason}", action, actor, r.level))
-    log.warning("%s: %s silent (%s); %s", Verdict.RESTART_SOURCE_SILENT, r.bucket_id, reason, action)
+            (at, str(Verdict.RESTART_SOURCE_SILENT), f"{named(r.bucket_id, r.device)} silent: {reason}", action,
+             actor, r.level))
+    log.warning("%s: %s silent (%s); %s", Verdict.RESTART_SOURCE_SILENT, named(r.bucket_id, r.device), reason,
+                action)
     return action
 
 
@@ -379,12 +422,12 @@ def survey(db, settings: Settings, now: datetime | None = None) -> list[SourceVi
     meta = read_meta(db)
     gathered = read_facts(db, settings, meta, watcher_facts(meta), now, clocks.readings())
     views = []
-    where = gathered.where()
+    names = device_names(settings)
     for j in gathered.judge(now, settings):
-        recorded = meta.get(keys.source_state(j.bucket_id)) == j.state
-        since = meta.get(keys.source_since(j.bucket_id)) if recorded else None
-        name = where[j.bucket_id][0] if j.bucket_id in where else None
-        views.append(SourceView(j, since or to_iso(now), name, bool(settings.devices)))
+        kd = keys.key_device(names, j.device)
+        recorded = meta.get(keys.source_state(j.bucket_id, kd)) == j.state
+        since = meta.get(keys.source_since(j.bucket_id, kd)) if recorded else None
+        views.append(SourceView(j, since or to_iso(now), j.device, bool(settings.devices)))
     return views
 
 
@@ -420,14 +463,14 @@ def render_table(views: list[SourceView], now: datetime, width: int | None = Non
 def silent_text(r: Recorded, now: datetime) -> str:
     quiet = age(r.newest_end or r.since, now)
     how_long = f" for {format_span(quiet)}" if quiet is not None else ""
-    return f"{r.bucket_id} silent{how_long} {r.reason}"
+    return f"{named(r.bucket_id, r.device)} silent{how_long} {r.reason}"
 
 
 def sources_component(snap: Snapshot, settings: Settings) -> Component:
     """WARNING while a source is silent, CRITICAL once one has been silent (from
     its since) longer than source_silence_critical_minutes; OK otherwise."""
     now = snap.now
-    found = recorded(snap.meta)
+    found = recorded(snap.meta, device_names(settings))
     # Each watchdog pass judges the sources.
     judged_at = snap.meta.get(keys.WATCHDOG_CHECKED_AT)
     judged_age = age(ts(snap.meta, keys.WATCHDOG_CHECKED_AT), now)
