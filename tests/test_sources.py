@@ -385,18 +385,19 @@ def test_a_silent_source_with_a_command_is_restarted_then_backs_off():
     assert restart_due(silent_window(), meta, NOW + timedelta(seconds=600), S).level == 1
 
 
-def test_two_devices_listing_one_bucket_id_back_off_each_on_its_own():
+def test_with_devices_only_the_first_devices_source_is_restarted_the_others_are_reported():
     devices = S._replace(devices=parse_devices({"desk": {"url": "http://127.0.0.1:5600"},
                                                 "lap": {"url": "http://127.0.0.1:5601"}}, "test"))
     desk, lap = silent_window()._replace(device="desk"), silent_window()._replace(device="lap")
-    due = restart_due(lap, {}, NOW, devices)
-    assert due is not None and (due.device, due.keyed, due.level) == ("lap", "lap", 1)
-    # The desktop (the first device: the plain keys) was just restarted: only it waits.
+    # The command runs on this machine: another machine's silent watcher is never "restarted" here.
+    assert restart_due(lap, {}, NOW, devices) is None
+    due = restart_due(desk, {}, NOW, devices)
+    assert due is not None and (due.device, due.keyed, due.level) == ("desk", None, 1)
+    # The first device keeps the plain keys and backs off on them.
     meta = {keys.source_last_restart_at(WINDOW): to_iso(NOW), keys.source_restart_level(WINDOW): "1"}
     assert restart_due(desk, meta, NOW + timedelta(seconds=1), devices) is None
-    assert restart_due(lap, meta, NOW + timedelta(seconds=1), devices).level == 1
+    # A key of the laptop's (the same bucket id) is its own, not the desktop's.
     meta = {keys.source_last_restart_at(WINDOW, "lap"): to_iso(NOW), keys.source_restart_level(WINDOW, "lap"): "1"}
-    assert restart_due(lap, meta, NOW + timedelta(seconds=1), devices) is None
     assert restart_due(desk, meta, NOW + timedelta(seconds=1), devices).level == 1
 
 

@@ -329,8 +329,13 @@ class Restart(NamedTuple):
 
 def restart_due(j: sources.Judgement, meta: Meta, now: datetime, settings: Settings) -> Restart | None:
     """Pure: run this silent source's command now? Only with a command for its
-    watcher name, and once its own backoff has elapsed (as for the watcher)."""
+    watcher name, and once its own backoff has elapsed (as for the watcher).
+    With the `devices` setting, only a source of the first device (the
+    machine LifeLog runs beside): the command runs here, and restarting this
+    machine's watcher for another machine's silence would repair nothing."""
     if j.state is not SourceState.SILENT:
+        return None
+    if settings.devices and j.device != settings.devices[0].name:
         return None
     command = settings.source_restart_commands.get(sources.watcher_name(j.bucket_id))
     if not command:
