@@ -111,9 +111,10 @@ _SETUP = threading.Lock()
 
 
 def feed(home: Path, port: int, stop: threading.Event, device: str = "demo",
-         paused: threading.Event | None = None) -> None:
+         paused: threading.Event | None = None, planted: threading.Event | None = None) -> None:
     """Synthetic activity through aw-client, as real watchers send it; no
-    live heartbeats while `paused` is set (the device's AW is stopped)."""
+    live heartbeats while `paused` is set (the device's AW is stopped).
+    `planted` is set once the history is in its AW."""
     # aw-client writes config, lock and queue files under the XDG dirs of
     # this process: point them at the demo folder before importing it.
     # One feeder at a time through the import and the client's setup: two
@@ -185,6 +186,8 @@ def feed(home: Path, port: int, stop: threading.Event, device: str = "demo",
               data={"status": "afk"}),
         Event(timestamp=start + timedelta(minutes=away[1]),
               duration=(end - start).total_seconds() - away[1] * 60, data={"status": "not-afk"})])
+    if planted is not None:
+        planted.set()
     app, title = random.choice(apps)
     while not stop.wait(1.0):
         if paused is not None and paused.is_set():
@@ -228,16 +231,18 @@ class Feeders:
         self.failure: str | None = None
         self._lock = threading.Lock()
 
-    def start(self, home: Path, url: str, device: str, paused: threading.Event | None = None) -> None:
+    def start(self, home: Path, url: str, device: str, paused: threading.Event | None = None,
+              planted: threading.Event | None = None) -> None:
         port = int(url.rsplit(":", 1)[1])
-        thread = threading.Thread(target=self._run, args=(home, port, device, paused), name=f"feed-{device}",
-                                  daemon=True)
+        thread = threading.Thread(target=self._run, args=(home, port, device, paused, planted),
+                                  name=f"feed-{device}", daemon=True)
         self.threads.append(thread)
         thread.start()
 
-    def _run(self, home: Path, port: int, device: str, paused: threading.Event | None) -> None:
+    def _run(self, home: Path, port: int, device: str, paused: threading.Event | None,
+             planted: threading.Event | None) -> None:
         try:
-            feed(home, port, self.stop, device, paused)
+            feed(home, port, self.stop, device, paused, planted)
         except BaseException as exc:  # SystemExit too: aw-client exits on its lock file
             with self._lock:
                 # Once the demo is stopping, its servers go away under the feeders: not a failure.
@@ -265,6 +270,9 @@ class Laptop:
     def __init__(self, home: Path, proc: subprocess.Popen, url: str, started: list[subprocess.Popen]) -> None:
         self.home, self.proc, self.url, self.started = home, proc, url, started
         self.paused = threading.Event()  # its feed holds its heartbeats while set
+        # Set once its feed has planted the history: stopped before, the feed's
+        # history would fail on a server the demo stopped itself.
+        self.planted = threading.Event()
         self.stopped_at: float | None = None
         self.back_at: float | None = None
         self.empty_minute: float | None = None  # unix seconds: the minute it holds no data for
@@ -347,7 +355,7 @@ def main() -> int:
             print("LIFELOG_DEVICES=" + env["LIFELOG_DEVICES"])
             aw_url = desk_url
             feeders.start(home, desk_url, "desktop")
-            feeders.start(home, lap_url, "laptop", laptop.paused)
+            feeders.start(home, lap_url, "laptop", laptop.paused, laptop.planted)
         # Short intervals so the demo shows the watchdog at work within seconds.
         env.update(LIFELOG_AW_URL=aw_url, LIFELOG_POLL_INTERVAL_SECONDS=env.get("LIFELOG_POLL_INTERVAL_SECONDS", "2"),
                    LIFELOG_WATCHDOG_INTERVAL_SECONDS=env.get("LIFELOG_WATCHDOG_INTERVAL_SECONDS", "3"),
@@ -383,7 +391,7 @@ def main() -> int:
                     except ProcessLookupError:
                         pass
             if laptop is not None and args.laptop_stop_after:
-                if laptop.stopped_at is None and elapsed >= args.laptop_stop_after:
+                if laptop.stopped_at is None and elapsed >= args.laptop_stop_after and laptop.planted.is_set():
                     laptop.stop(elapsed)
                 elif laptop.due(elapsed, args.laptop_away):
                     laptop.start_again(elapsed)
