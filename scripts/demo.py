@@ -35,6 +35,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import socket
 import sqlite3
@@ -209,8 +210,6 @@ def feed(home: Path, port: int, stop: threading.Event, device: str = "demo",
 def one_line(exc: BaseException) -> str:
     """An exception as one short line: for a request that failed, the request
     and the OS's reason (requests' own text nests three exceptions deep)."""
-    import re
-
     import requests
 
     text = " ".join(str(exc).split()) or "(no message)"
