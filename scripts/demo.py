@@ -10,7 +10,13 @@
   nothing, on the desktop a long absence; then live heartbeats), and follows
   both with the `devices` setting (the desktop `always`, the laptop
   `sometimes`) in a database in that folder. After a while it stops the
-  laptop's AW, as a laptop that is shut, and starts it again later.
+  laptop's AW, as a laptop that is shut, and starts it again once a whole
+  minute of the clock has passed without it, so the coverage picture at the
+  end (by the minute) shows that minute in the laptop's row as no data,
+  cause `device_unreachable`, and the `all devices` row covered by the
+  desktop. A feeder that fails (its AW gone under it, say) ends the demo:
+  it stops everything it started and exits 1 with one line naming the
+  device and the error.
 
 It runs `lifelog daemon` (which starts the watcher, checks AW's health, runs
 the watchdog and reconciliation) and shows it all through
@@ -26,8 +32,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
+import re
 import signal
 import socket
 import sqlite3
@@ -41,6 +49,10 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 HISTORY = timedelta(hours=3)  # the synthetic history fed to the demo's own AW server
+# Every request of the demo's feeders is bounded by this (aw-client sets no
+# timeout): generous, as planting three hours of history on a loaded machine
+# takes a while, yet a server that never answers stops the demo.
+FEED_TIMEOUT = 30.0
 
 
 def say(msg: str) -> None:
@@ -100,9 +112,10 @@ _SETUP = threading.Lock()
 
 
 def feed(home: Path, port: int, stop: threading.Event, device: str = "demo",
-         paused: threading.Event | None = None) -> None:
+         paused: threading.Event | None = None, planted: threading.Event | None = None) -> None:
     """Synthetic activity through aw-client, as real watchers send it; no
-    live heartbeats while `paused` is set (the device's AW is stopped)."""
+    live heartbeats while `paused` is set (the device's AW is stopped).
+    `planted` is set once the history is in its AW."""
     # aw-client writes config, lock and queue files under the XDG dirs of
     # this process: point them at the demo folder before importing it.
     # One feeder at a time through the import and the client's setup: two
@@ -115,7 +128,27 @@ def feed(home: Path, port: int, stop: threading.Event, device: str = "demo",
         from aw_client import ActivityWatchClient
         from aw_core.models import Event
 
-        client = ActivityWatchClient(f"lifelog-demo-{device}", testing=True, host="127.0.0.1", port=port)
+        def checked(response: requests.Response) -> requests.Response:
+            response.raise_for_status()
+            return response
+
+        class Client(ActivityWatchClient):
+            """aw-client's client, its requests bounded by FEED_TIMEOUT (aw-client
+            sets none: a server that stops answering would hang this feeder)."""
+
+            def _get(self, endpoint, params=None):
+                return checked(requests.get(self._url(endpoint), params=params, timeout=FEED_TIMEOUT))
+
+            def _post(self, endpoint, data, params=None):
+                return checked(requests.post(self._url(endpoint), data=json.dumps(data).encode(),
+                                             headers={"Content-type": "application/json", "charset": "utf-8"},
+                                             params=params, timeout=FEED_TIMEOUT))
+
+            def _delete(self, endpoint, data=None):
+                return checked(requests.delete(self._url(endpoint), data=json.dumps(data or {}),
+                                               headers={"Content-type": "application/json"}, timeout=FEED_TIMEOUT))
+
+        client = Client(f"lifelog-demo-{device}", testing=True, host="127.0.0.1", port=port)
         # Named per device so that the screens tell them apart at a glance: both
         # servers run on this machine, so AW's usual `<watcher>_<host>` would be
         # one name on both (LifeLog keeps them apart: a source is (device, bucket)).
@@ -129,7 +162,9 @@ def feed(home: Path, port: int, stop: threading.Event, device: str = "demo",
     now = datetime.now(UTC)
     start = now - HISTORY
     apps = [("Terminal", "vim lifelog.py"), ("Firefox", "ActivityWatch docs"), ("Slack", "#general")]
-    end = now - timedelta(minutes=1)
+    # Up to now: the live heartbeats follow on, so no whole minute of the
+    # demo's own is left without data (the picture at the end is by the minute).
+    end = now
     window_off = (start + timedelta(minutes=130), start + timedelta(minutes=145))
     if device == "desktop":
         window_off = (end, end)  # its window watcher recorded throughout
@@ -153,6 +188,8 @@ def feed(home: Path, port: int, stop: threading.Event, device: str = "demo",
               data={"status": "afk"}),
         Event(timestamp=start + timedelta(minutes=away[1]),
               duration=(end - start).total_seconds() - away[1] * 60, data={"status": "not-afk"})])
+    if planted is not None:
+        planted.set()
     app, title = random.choice(apps)
     while not stop.wait(1.0):
         if paused is not None and paused.is_set():
@@ -166,8 +203,60 @@ def feed(home: Path, port: int, stop: threading.Event, device: str = "demo",
             client.heartbeat(afk, Event(timestamp=ts, duration=0, data={"status": "not-afk"}),
                              pulsetime=2.0, queued=False)
         except requests.RequestException:
-            # The demo stops this AW in the middle of a beat: the next second's beat tells.
-            continue
+            if (paused is not None and paused.is_set()) or stop.is_set():
+                continue  # the demo stopped this AW in the middle of a beat
+            raise  # its AW is gone, or refuses: Feeders stops the demo and names it
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line: for a request that failed, the request
+    and the OS's reason (requests' own text nests three exceptions deep)."""
+    import requests
+
+    text = " ".join(str(exc).split()) or "(no message)"
+    if isinstance(exc, requests.RequestException) and exc.request is not None:
+        errno = re.search(r"\[Errno -?\d+\][^'\")]*", text)
+        text = f"{exc.request.method} {exc.request.url}: {errno.group(0).strip() if errno else text}"
+    return f"{type(exc).__name__}: {text}"
+
+
+class Feeders:
+    """The feeders' threads. A thread's exception is otherwise lost and the
+    demo would carry on with a device nobody feeds: the first feeder that
+    fails sets `stop` (the demo ends) and `failure` says which and why."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.threads: list[threading.Thread] = []
+        self.failure: str | None = None
+        self._lock = threading.Lock()
+
+    def start(self, home: Path, url: str, device: str, paused: threading.Event | None = None,
+              planted: threading.Event | None = None) -> None:
+        port = int(url.rsplit(":", 1)[1])
+        thread = threading.Thread(target=self._run, args=(home, port, device, paused, planted),
+                                  name=f"feed-{device}", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _run(self, home: Path, port: int, device: str, paused: threading.Event | None,
+             planted: threading.Event | None) -> None:
+        try:
+            feed(home, port, self.stop, device, paused, planted)
+        except BaseException as exc:  # SystemExit too: aw-client exits on its lock file
+            with self._lock:
+                # Once the demo is stopping, its servers go away under the feeders: not a failure.
+                if self.failure is None and not self.stop.is_set():
+                    self.failure = (f"demo: the {device}'s feeder failed: {one_line(exc)}; its ActivityWatch log "
+                                    f"is {home / device / 'aw-server.log'}; stopped everything the demo started")
+            self.stop.set()
+
+    def join(self, seconds: float) -> None:
+        """Each feeder ends within a second of `stop` once out of a request,
+        and each request is bounded by FEED_TIMEOUT."""
+        deadline = time.monotonic() + seconds
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def lifelog(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -181,15 +270,32 @@ class Laptop:
     def __init__(self, home: Path, proc: subprocess.Popen, url: str, started: list[subprocess.Popen]) -> None:
         self.home, self.proc, self.url, self.started = home, proc, url, started
         self.paused = threading.Event()  # its feed holds its heartbeats while set
+        # Set once its feed has planted the history: stopped before, the feed's
+        # history would fail on a server the demo stopped itself.
+        self.planted = threading.Event()
         self.stopped_at: float | None = None
         self.back_at: float | None = None
+        self.empty_minute: float | None = None  # unix seconds: the minute it holds no data for
 
     def stop(self, elapsed: float) -> None:
         self.paused.set()
         stop_proc(self.proc)
+        # The coverage picture's slots are a minute at the least: the laptop
+        # stays stopped until the first whole minute of the clock after its AW
+        # is gone has passed, so the picture shows that minute in its row as
+        # no data, explained by LifeLog's health checks that found it gone.
+        # (Slots are laid from local midnight: a minute of the zone is a
+        # minute of unix time.) Its feed beats no more once its AW is gone.
+        self.empty_minute = math.ceil(time.time() / 60) * 60
         self.stopped_at = elapsed
         print(f"\n=== demo: t = {elapsed:.0f} s: stopped the laptop's ActivityWatch (pid {self.proc.pid}), "
-              "as a laptop that is shut", flush=True)
+              f"as a laptop that is shut; it stays stopped until the minute {clock(self.empty_minute)} "
+              "has passed, which the coverage picture will show as no data from the laptop", flush=True)
+
+    def due(self, elapsed: float, away: float) -> bool:
+        """Stopped at least `away` seconds, and its whole minute without data is over."""
+        return (self.stopped_at is not None and self.back_at is None and self.empty_minute is not None
+                and elapsed >= self.stopped_at + away and time.time() >= self.empty_minute + 60)
 
     def start_again(self, elapsed: float) -> None:
         port = int(self.url.rsplit(":", 1)[1])
@@ -200,6 +306,11 @@ class Laptop:
               flush=True)
 
 
+def clock(t: float) -> str:
+    """Unix seconds as the local time of day, to the minute."""
+    return datetime.fromtimestamp(t).astimezone().strftime("%H:%M")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=0, help="stop after this long (default: at Ctrl-C)")
@@ -208,7 +319,11 @@ def main() -> int:
     ap.add_argument("--laptop-stop-after", type=float, default=25,
                     help="with the demo's own servers: stop the laptop's AW after this long (0: never)")
     ap.add_argument("--laptop-away", type=float, default=20,
-                    help="seconds the laptop's AW stays stopped before the demo starts it again")
+                    help="seconds the laptop's AW stays stopped at the least; it stays stopped until a whole "
+                    "minute of the clock has passed too (the coverage picture is by the minute): 60 to 120 s")
+    ap.add_argument("--end-after-back", type=float, default=0,
+                    help="with the demo's own servers: end this long after the laptop's AW is started again "
+                    "(default 0: at Ctrl-C or --seconds)")
     args = ap.parse_args()
 
     stop = threading.Event()
@@ -221,6 +336,7 @@ def main() -> int:
     watch: subprocess.Popen | None = None
     killed: tuple[int, float] | None = None
     laptop: Laptop | None = None
+    feeders = Feeders(stop)
     try:
         if aw_answers(aw_url):
             say(f"using the ActivityWatch server at {aw_url} and your LifeLog database")
@@ -238,10 +354,8 @@ def main() -> int:
             env["LIFELOG_DEVICES"] = json.dumps(devices)
             print("LIFELOG_DEVICES=" + env["LIFELOG_DEVICES"])
             aw_url = desk_url
-            threading.Thread(target=feed, args=(home, int(desk_url.rsplit(":", 1)[1]), stop, "desktop"),
-                             daemon=True).start()
-            threading.Thread(target=feed, args=(home, int(lap_url.rsplit(":", 1)[1]), stop, "laptop",
-                                                laptop.paused), daemon=True).start()
+            feeders.start(home, desk_url, "desktop")
+            feeders.start(home, lap_url, "laptop", laptop.paused, laptop.planted)
         # Short intervals so the demo shows the watchdog at work within seconds.
         env.update(LIFELOG_AW_URL=aw_url, LIFELOG_POLL_INTERVAL_SECONDS=env.get("LIFELOG_POLL_INTERVAL_SECONDS", "2"),
                    LIFELOG_WATCHDOG_INTERVAL_SECONDS=env.get("LIFELOG_WATCHDOG_INTERVAL_SECONDS", "3"),
@@ -258,8 +372,8 @@ def main() -> int:
         plan = (f"; at t = {args.kill_after:g} s the demo kills the watcher with SIGKILL, and the watchdog "
                 "replaces it" if args.kill_after else "")
         if laptop is not None and args.laptop_stop_after:
-            plan += (f"; at t = {args.laptop_stop_after:g} s it stops the laptop's AW for "
-                     f"{args.laptop_away:g} s")
+            plan += (f"; at t = {args.laptop_stop_after:g} s it stops the laptop's AW for at least "
+                     f"{args.laptop_away:g} s and a whole minute of the clock")
         say(f"lifelog status --watch   (redrawn every {args.every:g} s{plan}; Ctrl-C to stop)")
         sys.stdout.flush()
         watch = subprocess.Popen([str(BIN / "lifelog"), "status", "--watch", "--interval", str(args.every)],
@@ -277,17 +391,21 @@ def main() -> int:
                     except ProcessLookupError:
                         pass
             if laptop is not None and args.laptop_stop_after:
-                if laptop.stopped_at is None and elapsed >= args.laptop_stop_after:
+                if laptop.stopped_at is None and elapsed >= args.laptop_stop_after and laptop.planted.is_set():
                     laptop.stop(elapsed)
-                elif (laptop.stopped_at is not None and laptop.back_at is None
-                      and elapsed >= laptop.stopped_at + args.laptop_away):
+                elif laptop.due(elapsed, args.laptop_away):
                     laptop.start_again(elapsed)
+                elif (args.end_after_back and laptop.back_at is not None
+                      and elapsed >= laptop.back_at + args.end_after_back):
+                    break
             if args.seconds and elapsed >= args.seconds:
                 break
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
+        feeders.join(FEED_TIMEOUT + 5)
+        failed = feeders.failure
         if watch is not None and watch.poll() is None:
             watch.send_signal(signal.SIGINT)  # it stops at once, exit 0
             try:
@@ -302,18 +420,24 @@ def main() -> int:
             back = f"started again at t = {laptop.back_at:.0f} s" if laptop.back_at is not None else "still stopped"
             say(f"demo: stopped the laptop's AW at t = {laptop.stopped_at:.0f} s, {back}; the screens "
                 "above show it in the devices component as 'not seen ...: off or away'")
-        if "LIFELOG_DEVICES" in env and watch is not None:
+        # After a feeder failed, the pictures would show a demo gone wrong: stop at once.
+        if failed is None and "LIFELOG_DEVICES" in env and watch is not None:
             wait_caught_up(Path(env["LIFELOG_DB_PATH"]), [d["url"] for d in json.loads(env["LIFELOG_DEVICES"]).values()])
             say("lifelog status")
             result = lifelog("status", env=dict(env, COLUMNS=env.get("COLUMNS", "120")))
             print(result.stdout + result.stderr, end="", flush=True)
-        if "LIFELOG_DB_PATH" in env or watch is not None:
+        if failed is None and ("LIFELOG_DB_PATH" in env or watch is not None):
             show_coverage(env, demo_started, own_aw="LIFELOG_DB_PATH" in env)
+            if laptop is not None and laptop.back_at is not None:
+                show_laptop_stop(env, demo_started)
         say("stopping everything the demo started")
         for proc in reversed(started):
             stop_proc(proc)
         if "LIFELOG_DB_PATH" in env:
-            print(f"The demo database stays at {env['LIFELOG_DB_PATH']} for you to inspect.")
+            print(f"The demo database stays at {env['LIFELOG_DB_PATH']} for you to inspect.", flush=True)
+    if feeders.failure is not None:
+        print(feeders.failure, file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
@@ -340,17 +464,41 @@ def wait_caught_up(db_path: Path, urls: list[str], seconds: float = 30.0) -> Non
     say(f"demo: a device's history was still being fetched after {seconds:.0f} s; the pictures show what is stored")
 
 
+def coverage_args(demo_started: datetime, own_aw: bool) -> list[str]:
+    """By the minute: the laptop's stop spans one whole minute, and a cell of
+    the picture that shows several minutes shows an explained no-data minute
+    before an active one. With your own AW: the half hour before the demo too."""
+    since = demo_started - (HISTORY if own_aw else timedelta(minutes=30))
+    return ["coverage", "--since", since.astimezone().isoformat(timespec="minutes"), "--slot-minutes", "1"]
+
+
 def show_coverage(env: dict, demo_started: datetime, own_aw: bool) -> None:
     """The coverage picture of the demo's own minutes (with its own AW: the
     history it fed, too; with its two devices, a row for each and the merged
     `all devices` row)."""
-    # With your own AW: the half hour before the demo too (your own data, by the minute).
-    since = demo_started - (HISTORY if own_aw else timedelta(minutes=30))
-    minutes = "5" if own_aw else "1"
-    args = ["coverage", "--since", since.astimezone().isoformat(timespec="minutes"), "--slot-minutes", minutes]
+    args = coverage_args(demo_started, own_aw)
     say("lifelog " + " ".join(args))
     result = lifelog(*args, env=dict(env, COLUMNS=env.get("COLUMNS", "120")))
     print(result.stdout + result.stderr, end="", flush=True)
+
+
+def show_laptop_stop(env: dict, demo_started: datetime) -> None:
+    """Where the picture shows the laptop's stop, from `lifelog coverage --json`."""
+    result = lifelog(*coverage_args(demo_started, True), "--json", env=env)
+    try:
+        stretches = json.loads(result.stdout)["stretches"]
+    except (ValueError, KeyError):
+        say(f"demo: lifelog coverage --json failed: {(result.stderr or result.stdout).strip()[:300]}")
+        return
+    stops = [s for s in stretches if s["device"] == "laptop" and s["cause"] == "device_unreachable"]
+    for s in stops:
+        merged = sorted({m["class"] for m in stretches
+                         if m["device"] is None and m["start"] < s["end"] and s["start"] < m["end"]})
+        say(f"demo: the laptop's stop is the `d` in its row: {s['class']} from {s['start'][11:16]} to "
+            f"{s['end'][11:16]}, cause device_unreachable (LifeLog's health checks found its AW gone); "
+            f"the `all devices` row there: {', '.join(merged)}, from the desktop")
+    if not stops:
+        say("demo: the coverage shows no stretch of the laptop's as device_unreachable (see lifelog.db)")
 
 
 if __name__ == "__main__":
