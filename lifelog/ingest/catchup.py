@@ -6,7 +6,7 @@ budget per poll, that history made every other device's live events wait
 for the budget (seconds), and each poll's pause and restarted page pipeline
 slowed the catch-up itself. So the watcher hands a device's gaps to a
 CatchUp: a thread with its own database connection and its own AW client,
-filling the gaps page after page (lifelog.ingest.history.fill_gaps, with
+filling the gaps page after page (lifelog.ingest.history.fill_gap, with
 its page fetched ahead) until none is left, while the watcher's loop keeps
 polling every device's live buckets at its own pace.
 
@@ -14,6 +14,12 @@ Nothing here is new about correctness: history and live polls already run
 side by side (a `backfill` beside the watcher). Every page is committed with
 its gap moved in one transaction, a gap only shrinks, and writes merge
 idempotently; a kill -9 leaves the gap where the last commit put it.
+
+Two fetches run at once (WORKERS): a long gap is cut in two by time
+(lifelog.ingest.history.split_gaps) and each part has its own page
+pipeline, connection and client. One pipeline leaves AW idle while LifeLog
+receives and decodes each page (AW cannot be asked for the next page before
+this one's oldest event is known); two keep it busy.
 
 Every wait is bounded: each request by `aw_timeout_seconds`, each write by
 the busy timeout. A stop asked (the watcher's, or `cancel()` when the
@@ -25,7 +31,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from os import PathLike
 
 from lifelog.aw.client import AWError
@@ -34,6 +42,11 @@ from lifelog.ingest import history
 from lifelog.ingest.store import AWServer, Counts
 
 log = logging.getLogger("lifelog.watcher")
+
+# Fetches at once per device, and the shortest gap worth cutting for them
+# (a gap of minutes is a page or two: one pipeline is as quick).
+WORKERS = 2
+SPLIT_MIN = timedelta(hours=1)
 
 
 class CatchUp:
@@ -50,6 +63,7 @@ class CatchUp:
         self._src = src
         self._bucket_ids = list(bucket_ids)
         self._cancelled = threading.Event()
+        self._lock = threading.Lock()
         self._should_stop = should_stop
         self._thread = threading.Thread(target=self._run, name=f"lifelog-catchup-{name}", daemon=True)
 
@@ -85,14 +99,46 @@ class CatchUp:
             self._src.close()
             return
         try:
-            self.counts = history.fill_gaps(db, self._src, self._bucket_ids, should_stop=self._stop_asked)
-        except AWError as e:
-            self.error = str(e)
-        except sqlite3.OperationalError as e:
-            self.error = f"database: {e}"
-        except Exception as e:  # a bug must not kill the watcher; the log has the trace
-            log.exception("catch-up of %s failed", self.name)
-            self.error = f"{type(e).__name__}: {e}"
+            queue = deque(history.split_gaps(db, self._src.server, self._bucket_ids, WORKERS, SPLIT_MIN))
+        except Exception as e:
+            self.error = _failure(self.name, e)
+            queue = deque()
         finally:
-            self._src.close()
             db.conn.close()
+        helpers = [threading.Thread(target=self._work, args=(queue, self._src.clone()), daemon=True,
+                                    name=f"{self._thread.name}-{k}") for k in range(1, min(WORKERS, len(queue)))]
+        for helper in helpers:
+            helper.start()
+        self._work(queue, self._src)
+        for helper in helpers:
+            helper.join()  # each ends within a page: every request and write is bounded
+
+    def _work(self, queue: deque[history.Gap], src: AWServer) -> None:
+        """Fill gaps from the queue until it is empty, a stop is asked or
+        one fails (the first failure is kept; the next poll's catch-up resumes)."""
+        db = None
+        try:
+            db = open_db(self._db_path)
+            while queue and not self._stop_asked() and not self.error:
+                try:
+                    gap = queue.popleft()
+                except IndexError:  # the other worker took the last one
+                    break
+                _, counts = history.fill_gap(db, src, gap, should_stop=self._stop_asked)
+                with self._lock:
+                    self.counts.add(counts)
+        except Exception as e:
+            self.error = self.error or _failure(self.name, e)
+        finally:
+            src.close()
+            if db is not None:
+                db.conn.close()
+
+
+def _failure(name: str, e: Exception) -> str:
+    if isinstance(e, AWError):
+        return str(e)
+    if isinstance(e, sqlite3.OperationalError):
+        return f"database: {e}"
+    log.exception("catch-up of %s failed", name)  # a bug must not kill the watcher; the log has the trace
+    return f"{type(e).__name__}: {e}"
