@@ -33,6 +33,12 @@ def isolated_env(tmp_path, monkeypatch):
         # their own local servers (the ping honours HTTP_PROXY & co.).
         if name.startswith("LIFELOG_") or name.lower() in PROXY_VARS:
             monkeypatch.delenv(name)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # pytest-xdist's workers run with COLUMNS=80 and LINES=24 set; LifeLog
+        # fits its tables to COLUMNS, so a test would see another width than
+        # in a serial run. A test that wants a width sets it.
+        monkeypatch.delenv("COLUMNS", raising=False)
+        monkeypatch.delenv("LINES", raising=False)
     return home
 
 

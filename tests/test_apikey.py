@@ -133,7 +133,8 @@ def test_with_the_key_health_is_healthy_and_the_watcher_ingests_exactly(
 # -- without it, or a wrong one ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key, reason", [("", NEEDS_KEY), ("llk-wrong-" + secrets.token_hex(8), REJECTED)])
+@pytest.mark.parametrize("key, reason", [("", NEEDS_KEY), ("llk-wrong-" + secrets.token_hex(8), REJECTED)],
+                         ids=["no-key", "wrong-key"])  # ids without the key: the same in every xdist worker
 def test_without_the_key_or_with_a_wrong_one_aw_is_degraded_and_every_part_says_why(
         lifelog, tmp_path, db_path, proxy, bucket, spawn, key, reason):
     settings = {"aw_api_key": key} if key else {}
@@ -163,7 +164,8 @@ def test_without_the_key_or_with_a_wrong_one_aw_is_degraded_and_every_part_says_
         assert key not in r.out + r.err + out + err + doc["error"]
 
 
-@pytest.mark.parametrize("key, reason", [("", NEEDS_KEY), ("some-key-" + secrets.token_hex(8), REJECTED)])
+@pytest.mark.parametrize("key, reason", [("", NEEDS_KEY), ("some-key-" + secrets.token_hex(8), REJECTED)],
+                         ids=["no-key", "wrong-key"])
 def test_a_403_means_the_same_as_a_401(db_path, key, reason):
     fake = FakeAW({"/api/0/info": INFO, "/api/0/buckets/": (403, "application/json", b'{"message": "no"}')})
     try:
