@@ -101,7 +101,7 @@ class CatchUp:
         try:
             queue = deque(history.split_gaps(db, self._src.server, self._bucket_ids, WORKERS, SPLIT_MIN))
         except Exception as e:
-            self.error = _failure(self.name, e)
+            self.error = failure(e, f"catch-up of {self.name}")
             queue = deque()
         finally:
             db.conn.close()
@@ -128,17 +128,20 @@ class CatchUp:
                 with self._lock:
                     self.counts.add(counts)
         except Exception as e:
-            self.error = self.error or _failure(self.name, e)
+            self.error = self.error or failure(e, f"catch-up of {self.name}")
         finally:
             src.close()
             if db is not None:
                 db.conn.close()
 
 
-def _failure(name: str, e: Exception) -> str:
+def failure(e: Exception, what: str) -> str:
+    """A device's failure as one line (for device.<name>.last_error): AW's and
+    the database's as they are; anything else is a bug, logged with its trace
+    (`what` failed), and must not end ingestion."""
     if isinstance(e, AWError):
         return str(e)
     if isinstance(e, sqlite3.OperationalError):
-        return f"database: {e}"
-    log.exception("catch-up of %s failed", name)  # a bug must not kill the watcher; the log has the trace
+        return f"database: {e}"  # typically a user holding the write lock past the busy timeout
+    log.exception("%s failed", what)
     return f"{type(e).__name__}: {e}"

@@ -34,7 +34,7 @@ from lifelog.core.settings import Settings
 from lifelog.core.timeutil import now_iso
 from lifelog.db.meta import device_meta, recorded_identity, set_meta
 from lifelog.ingest import history, livepoll, servers
-from lifelog.ingest.catchup import CatchUp
+from lifelog.ingest.catchup import CatchUp, failure
 from lifelog.ingest.store import ShouldStop, connect, last_event_ts, never
 
 log = logging.getLogger("lifelog.watcher")
@@ -79,15 +79,6 @@ class DevicePoll:
     polled: bool = True  # False: a stop came first; nothing is recorded of it
 
 
-def _failure(e: Exception) -> str:
-    if isinstance(e, AWError):
-        return str(e)
-    if isinstance(e, sqlite3.OperationalError):
-        return f"database: {e}"  # typically a user holding the write lock past the busy timeout
-    log.exception("poll failed")  # a bug must not kill ingestion; the log has the trace
-    return f"{type(e).__name__}: {e}"
-
-
 def poll_devices(db, links: Sequence[Link], settings: Settings, *,
                  should_stop: ShouldStop = never) -> list[DevicePoll]:
     """One poll of every device, in the table's order; never raises for what
@@ -117,7 +108,7 @@ def poll_devices(db, links: Sequence[Link], settings: Settings, *,
             src, listing, chosen = connect(db, link.client, settings, infos[p.name], skip=is_copy)
             livepoll.poll_live(db, src, listing, chosen, should_stop)
         except Exception as e:
-            p.error = _failure(e)
+            p.error = failure(e, "poll")
             continue
         work.append((link, p, src, chosen))
     # 4. History: each device with gaps has a catch-up of its own, begun in
@@ -158,7 +149,7 @@ def _identify(db, clients: Sequence[AWClient], polls: Sequence[DevicePoll], shou
         try:
             info = client.info()
         except Exception as e:
-            p.error = _failure(e)
+            p.error = failure(e, "poll")
             continue
         p.answered = True
         p.device_id = servers.key_of(info)
