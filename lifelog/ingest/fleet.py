@@ -152,9 +152,7 @@ def _identify(db, clients: Sequence[AWClient], polls: Sequence[DevicePoll], shou
             p.error = failure(e, "poll")
             continue
         p.answered = True
-        p.device_id = servers.key_of(info)
-        host = info.get("hostname")
-        p.hostname = str(host) if host else None
+        p.device_id, p.hostname = servers.identity_of(info)
         infos[p.name] = info
     identities = []
     for p in polls:

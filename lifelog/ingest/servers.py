@@ -29,6 +29,12 @@ def key_of(info: Mapping[str, Any]) -> str:
     return str(info.get("device_id") or info.get("hostname") or "unknown")
 
 
+def identity_of(info: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(key_of, host name) of an `/api/0/info` answer: who a device answers as."""
+    host = info.get("hostname")
+    return key_of(info), str(host) if host else None
+
+
 def record(db, device_id: str, info: Mapping[str, Any] | None, now: datetime | None = None) -> None:
     """Remember what `/api/0/info` said about the server `device_id`."""
     if not info:

@@ -186,8 +186,7 @@ def _asked_identity(device: Device, settings: Settings) -> tuple[str | None, str
             info = client.info()
         except AWError:
             return None, None
-    host = info.get("hostname")
-    return servers.key_of(info), str(host) if host else None
+    return servers.identity_of(info)
 
 
 # -- reading what is stored ---------------------------------------------------
