@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.awserver import AWServer, free_port
 from support.helpers import wait_for
-from test_devices_ingest import WINDOW, devices_json, env_for, feed, rows, stored_on, truth
+from test_devices_ingest import WINDOW, devices_json, env_for, feed, plant_copies, rows, stored_on, truth
 
 from lifelog.core.timeutil import utcnow
 
@@ -173,14 +173,8 @@ def test_a_backfill_of_one_url_before_any_watcher_ran_stores_no_copy_of_a_follow
     # the devices' AW who they are, so aw-sync's copy of the desktop on the
     # laptop is known for one and left out.
     desktop, laptop = aw_servers(2)
-    did, lid = desktop.device_id(), laptop.device_id()
-    desktop.create_bucket(WINDOW)
-    feed(desktop, WINDOW, 4)
-    followed_copy = f"{WINDOW}-synced-from-{did}"
-    stranger_copy = "aw-watcher-window_phone-synced-from-phone-4242"
-    for bucket in (WINDOW, followed_copy, stranger_copy):
-        laptop.create_bucket(bucket)
-        feed(laptop, bucket, 3, tag=bucket[-4:])
+    lid = laptop.device_id()
+    followed_copy, stranger_copy = plant_copies(desktop, laptop)
     gone = f"http://127.0.0.1:{free_port()}"  # a device that does not answer costs one timeout, adds nothing
     devices = devices_json(desktop={"url": desktop.url}, laptop={"url": laptop.url},
                            gone={"url": gone, "expect": "sometimes"})

@@ -100,6 +100,15 @@ def test_a_live_device_keeps_arriving_while_another_is_caught_up_which_ends_exac
     assert ran == [0], "the watcher stopped cleanly"
 
 
+def resumed_exact(db_path, lid: str, expected: dict) -> None:
+    """The laptop's catch-up resumed and ended exactly as its AW: every event
+    once, none replaced, no gap left."""
+    wait_for(lambda: stored_on(db_path, lid, WINDOW) == expected, timeout=120, what="the catch-up resumed")
+    wait_for(lambda: rows(db_path, "SELECT count(*) FROM sync_gaps") == [(0,)], what="no gap left")
+    assert rows(db_path, "SELECT count(*) FROM events WHERE server = ?", (lid,)) == [(len(expected),)]
+    assert rows(db_path, "SELECT count(*) FROM events_replaced") == [(0,)]
+
+
 def _catch_up_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("lifelog-catchup-")]
 
@@ -142,15 +151,12 @@ def test_a_stop_mid_catch_up_ends_its_thread_and_the_next_watcher_resumes_exact(
 
     stop, thread, ran = start()
     try:
-        wait_for(lambda: stored_on(db_path, lid, WINDOW) == expected, timeout=120, what="the catch-up resumed")
-        wait_for(lambda: rows(db_path, "SELECT count(*) FROM sync_gaps") == [(0,)], what="no gap left")
+        resumed_exact(db_path, lid, expected)
         wait_for(lambda: _catch_up_threads() == [], what="the catch-up thread over once done")
     finally:
         stop.set()
         thread.join(30)
     assert ran == [0]
-    assert rows(db_path, "SELECT count(*) FROM events WHERE server = ?", (lid,)) == [(len(expected),)]
-    assert rows(db_path, "SELECT count(*) FROM events_replaced") == [(0,)]
 
 
 def test_a_watcher_killed_mid_catch_up_loses_and_doubles_nothing(aw_servers, db_path, spawn):
@@ -176,9 +182,6 @@ def test_a_watcher_killed_mid_catch_up_loses_and_doubles_nothing(aw_servers, db_
     assert w.wait(30) == -signal.SIGKILL
     assert stored_on(db_path, lid, WINDOW).items() <= expected.items()
     w2 = spawn.lifelog("watcher", env=env, log="watcher")
-    wait_for(lambda: stored_on(db_path, lid, WINDOW) == expected, timeout=120, what="the catch-up resumed")
-    wait_for(lambda: rows(db_path, "SELECT count(*) FROM sync_gaps") == [(0,)], what="no gap left")
-    assert rows(db_path, "SELECT count(*) FROM events WHERE server = ?", (lid,)) == [(len(expected),)]
-    assert rows(db_path, "SELECT count(*) FROM events_replaced") == [(0,)]
+    resumed_exact(db_path, lid, expected)
     w2.send_signal(signal.SIGTERM)
     assert w2.wait(30) == 0

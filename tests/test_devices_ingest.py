@@ -348,20 +348,25 @@ def test_a_cloned_machine_is_refused_even_while_the_original_is_away(aw_servers,
 # -- aw-sync copies --------------------------------------------------------------------------------
 
 
-def test_aw_sync_copies_of_a_followed_device_are_not_stored_but_of_others_are(aw_servers, db_path, spawn,
-                                                                             lifelog):
-    desktop, laptop = aw_servers(2)
-    did = desktop.device_id()
-    lid = laptop.device_id()
+def plant_copies(desktop, laptop) -> tuple[str, str]:
+    """The desktop's own bucket; on the laptop its own, aw-sync's copy of the
+    desktop's (named by its device_id) and a copy of a machine LifeLog does
+    not follow. Returns (the followed copy, the stranger's copy)."""
     desktop.create_bucket(WINDOW)
     feed(desktop, WINDOW, 4)
-    # On the laptop: its own bucket, aw-sync's copy of the desktop's (named by
-    # its device_id), and a copy of a machine LifeLog does not follow.
-    followed_copy = f"{WINDOW}-synced-from-{did}"
+    followed_copy = f"{WINDOW}-synced-from-{desktop.device_id()}"
     stranger_copy = "aw-watcher-window_phone-synced-from-phone-4242"
     for bucket in (WINDOW, followed_copy, stranger_copy):
         laptop.create_bucket(bucket)
         feed(laptop, bucket, 3, tag=bucket[-4:])
+    return followed_copy, stranger_copy
+
+
+def test_aw_sync_copies_of_a_followed_device_are_not_stored_but_of_others_are(aw_servers, db_path, spawn,
+                                                                             lifelog):
+    desktop, laptop = aw_servers(2)
+    did, lid = desktop.device_id(), laptop.device_id()
+    followed_copy, stranger_copy = plant_copies(desktop, laptop)
     devices = devices_json(desktop={"url": desktop.url}, laptop={"url": laptop.url})
     w = watcher(spawn, env_for(db_path, devices))
     wait_for(lambda: stored_on(db_path, lid, stranger_copy) == truth(laptop, stranger_copy),
