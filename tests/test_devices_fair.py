@@ -12,6 +12,7 @@ themselves are measured in scripts/bench_devices.py."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from datetime import timedelta
@@ -28,7 +29,8 @@ LIVE = "aw-watcher-window_desktop"
 
 
 def test_a_live_device_keeps_arriving_while_another_is_caught_up_which_ends_exact(aw_servers, db_path,
-                                                                                   monkeypatch):
+                                                                                   monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="lifelog.watcher")
     # Pages of 250: the catch-up of 20,000 events below is eighty pages.
     monkeypatch.setattr(history, "PAGE_SIZE", 250)
     desktop, laptop = aw_servers(2)
@@ -88,6 +90,12 @@ def test_a_live_device_keeps_arriving_while_another_is_caught_up_which_ends_exac
                  what="a live event of the desktop stored while the laptop was still being caught up")
         wait_for(lambda: stored_on(db_path, lid, WINDOW) == expected, timeout=120, what="the laptop caught up")
         wait_for(lambda: rows(db_path, "SELECT count(*) FROM sync_gaps") == [(0,)], what="no gap left")
+        # The watcher's log tells the catch-up: its start, and its end with
+        # what it stored (all but the newest page, the live poll's).
+        wait_for(lambda: any("device laptop: catch-up over" in m for m in caplog.messages), what="the end logged")
+        assert "device laptop: catching up (1 gap)" in caplog.messages
+        over = [m for m in caplog.messages if m.startswith("device laptop: catch-up ")]
+        assert len(over) == 1 and ", 19750 stored new, in " in over[0], over
         # Exactly its AW: one row per event, none replaced, none doubled.
         assert rows(db_path, "SELECT count(*) FROM events WHERE server = ? AND bucket_id = ?",
                     (lid, WINDOW)) == [(len(expected),)]

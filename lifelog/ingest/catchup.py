@@ -15,11 +15,13 @@ side by side (a `backfill` beside the watcher). Every page is committed with
 its gap moved in one transaction, a gap only shrinks, and writes merge
 idempotently; a kill -9 leaves the gap where the last commit put it.
 
-Two fetches run at once (WORKERS): a long gap is cut in two by time
-(lifelog.ingest.history.split_gaps) and each part has its own page
-pipeline, connection and client. One pipeline leaves AW idle while LifeLog
-receives and decodes each page (AW cannot be asked for the next page before
-this one's oldest event is known); two keep it busy.
+One page pipeline per device, as in a backfill: the next page is asked for
+as soon as this one's oldest event is known, so aw-server prepares it while
+LifeLog stores this one, and AW is idle only while a page crosses the socket
+and is decoded. Two pipelines at once (a gap cut in two by time) were tried
+and measured worse: aw-server (python) then serves two requests in threads
+that share one interpreter lock, and spends about a quarter more CPU on the
+same events (scripts/bench_devices.py, README "Is catching up fair?").
 
 Every wait is bounded: each request by `aw_timeout_seconds`, each write by
 the busy timeout. A stop asked (the watcher's, or `cancel()` when the
@@ -31,9 +33,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections import deque
+import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from os import PathLike
 
 from lifelog.aw.client import AWError
@@ -42,11 +43,6 @@ from lifelog.ingest import history
 from lifelog.ingest.store import AWServer, Counts
 
 log = logging.getLogger("lifelog.watcher")
-
-# Fetches at once per device, and the shortest gap worth cutting for them
-# (a gap of minutes is a page or two: one pipeline is as quick).
-WORKERS = 2
-SPLIT_MIN = timedelta(hours=1)
 
 
 class CatchUp:
@@ -63,7 +59,6 @@ class CatchUp:
         self._src = src
         self._bucket_ids = list(bucket_ids)
         self._cancelled = threading.Event()
-        self._lock = threading.Lock()
         self._should_stop = should_stop
         self._thread = threading.Thread(target=self._run, name=f"lifelog-catchup-{name}", daemon=True)
 
@@ -92,47 +87,31 @@ class CatchUp:
         return self._cancelled.is_set() or self._should_stop()
 
     def _run(self) -> None:
+        """Fill the gaps, newest first, until none is left, a stop is asked
+        or one fails (the error is kept; the next poll's catch-up resumes)."""
         try:
             db = open_db(self._db_path)
         except Exception as e:  # the database gone or locked past the busy timeout: the next poll retries
             self.error = f"database: {e}"
             self._src.close()
             return
+        began = time.monotonic()
         try:
-            queue = deque(history.split_gaps(db, self._src.server, self._bucket_ids, WORKERS, SPLIT_MIN))
-        except Exception as e:
-            self.error = failure(e, f"catch-up of {self.name}")
-            queue = deque()
-        finally:
-            db.conn.close()
-        helpers = [threading.Thread(target=self._work, args=(queue, self._src.clone()), daemon=True,
-                                    name=f"{self._thread.name}-{k}") for k in range(1, min(WORKERS, len(queue)))]
-        for helper in helpers:
-            helper.start()
-        self._work(queue, self._src)
-        for helper in helpers:
-            helper.join()  # each ends within a page: every request and write is bounded
-
-    def _work(self, queue: deque[history.Gap], src: AWServer) -> None:
-        """Fill gaps from the queue until it is empty, a stop is asked or
-        one fails (the first failure is kept; the next poll's catch-up resumes)."""
-        db = None
-        try:
-            db = open_db(self._db_path)
-            while queue and not self._stop_asked() and not self.error:
-                try:
-                    gap = queue.popleft()
-                except IndexError:  # the other worker took the last one
+            gaps = history.load_gaps(db, self._src.server, self._bucket_ids)
+            log.info("device %s: catching up (%d gap%s)", self.name, len(gaps), "" if len(gaps) == 1 else "s")
+            for gap in gaps:
+                if self._stop_asked():
                     break
-                _, counts = history.fill_gap(db, src, gap, should_stop=self._stop_asked)
-                with self._lock:
-                    self.counts.add(counts)
-        except Exception as e:
-            self.error = self.error or failure(e, f"catch-up of {self.name}")
+                _, counts = history.fill_gap(db, self._src, gap, should_stop=self._stop_asked)
+                self.counts.add(counts)
+            log.info("device %s: catch-up %s: %d events fetched, %d stored new, in %.1f s", self.name,
+                     "stopped" if self._stop_asked() else "over", self.counts.fetched, self.counts.inserted,
+                     time.monotonic() - began)
+        except Exception as e:  # AW failing, the write lock held past the busy timeout: said once
+            self.error = failure(e, f"catch-up of {self.name}")
         finally:
-            src.close()
-            if db is not None:
-                db.conn.close()
+            self._src.close()
+            db.conn.close()
 
 
 def failure(e: Exception, what: str) -> str:

@@ -15,13 +15,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from lifelog.aw.client import AWClient
 from lifelog.core.settings import Settings
-from lifelog.core.timeutil import now_iso, parse_iso, to_iso, try_parse_iso
-from lifelog.db.database import transaction
+from lifelog.core.timeutil import now_iso, parse_iso, try_parse_iso
 from lifelog.ingest.merge import OPEN, Window
 from lifelog.ingest.store import (
     AWServer,
@@ -74,37 +73,6 @@ def add_gap(db, server: str, bucket_id: str, lo: str | None, hi: str, created_at
         "AND (lo IS NULL OR (?3 IS NOT NULL AND lo <= ?3)) AND hi >= ?4)",
         (server, bucket_id, lo, hi, created_at),
     )
-
-
-def split_gaps(db, server: str, bucket_ids: Sequence[str], parts: int, min_span: timedelta) -> list[Gap]:
-    """The buckets' gaps, each one longer than `min_span` (and with a lower
-    end) cut into `parts` of equal time, so that as many fetches can run at
-    once: one page pipeline leaves AW idle while LifeLog receives and decodes
-    each page (lifelog.ingest.catchup). Cut in one transaction: a part is a
-    gap row like any other, so a kill leaves rows that any later fill
-    completes. A backfill filling the same gap meanwhile still holds its old
-    lower end; it fetches a part twice at worst, merged idempotently."""
-    out: list[Gap] = []
-    with transaction(db):
-        for gap in load_gaps(db, server, bucket_ids):
-            lo = try_parse_iso(gap.lo)
-            hi = parse_iso(gap.hi)
-            if parts < 2 or lo is None or hi - lo <= min_span:
-                out.append(gap)
-                continue
-            step = (hi - lo) / parts
-            cuts = [to_iso(lo + step * k) for k in range(1, parts)]
-            assert gap.lo is not None  # lo parsed
-            bounds = [gap.lo, *cuts, gap.hi]
-            # The row keeps the top part; the others are new rows below it.
-            db.conn.execute("UPDATE sync_gaps SET lo = ? WHERE id = ?", (bounds[-2], gap.id))
-            out.append(Gap(gap.id, gap.bucket_id, bounds[-2], gap.hi))
-            for k in range(parts - 2, -1, -1):
-                cur = db.conn.execute(
-                    "INSERT INTO sync_gaps (server, bucket_id, lo, hi, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (server, gap.bucket_id, bounds[k], bounds[k + 1], now_iso()))
-                out.append(Gap(int(cur.lastrowid or 0), gap.bucket_id, bounds[k], bounds[k + 1]))
-    return out
 
 
 def open_bucket(db, src: AWServer, bucket_id: str, hint: str | None) -> Counts:
