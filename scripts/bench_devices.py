@@ -260,6 +260,7 @@ class Cycle:
     since_first_row: float
     doubled: int
     gaps: int
+    told: list[str]  # the watcher's log lines about the laptop's catch-up
 
     def ratio(self, seconds: float) -> float:
         return seconds / statistics.mean(self.bare)
@@ -281,7 +282,9 @@ def catch_up_cycle(k: int, args: argparse.Namespace, home: Path, env: dict[str, 
     db = home / f"fleet{k}.db"
     devices = {"desktop": {"url": desktop.url}, "laptop": {"url": laptop.url, "expect": "sometimes"},
                "nas": {"url": nas.url, "expect": "sometimes"}}
-    w = watcher(env, devices, db, home / "watcher.log")
+    log = home / "watcher.log"
+    log_from = log.stat().st_size if log.exists() else 0
+    w = watcher(env, devices, db, log)
     procs.append(w)
     wait_for(lambda: all(meta(db, f"device.{n}.reachable") == "yes" for n in devices)
              and stored(db, lid, "aw-watcher-window_laptop") == 10, 60, what="first contact")
@@ -350,10 +353,13 @@ def catch_up_cycle(k: int, args: argparse.Namespace, home: Path, env: dict[str, 
                     "HAVING count(*) > 1)")[0][0]
     gaps = q(db, "SELECT count(*) FROM sync_gaps WHERE server = ?", (lid,))[0][0]
     stop_process(w)
+    with open(log, encoding="utf-8", errors="replace") as f:
+        f.seek(log_from)
+        told = [line.split(": ", 1)[1].strip() for line in f if "device laptop: catch" in line]
     found_at = datetime.fromisoformat(found.replace("Z", "+00:00"))
     return Cycle(k, laptop, live, sum(truth.values()), planted_in, (before, after), (away_began, away_ended),
                  (back, caught), (caught, steady), (caught_wall - found_at).total_seconds(), caught - back,
-                 caught - first_row, doubled, gaps)
+                 caught - first_row, doubled, gaps, told)
 
 
 
@@ -452,6 +458,9 @@ def main() -> None:
            for attr in ("since_found", "since_back", "since_first_row")}
     print(f"| median | | **{med['since_found']:.2f}** ({'ok' if med['since_found'] <= 1.15 else 'MISSED'} <= 1.15) | "
           f"{med['since_back']:.2f} | {med['since_first_row']:.2f} |")
+    print("\nThe watcher's log, of each cycle's catch-up:\n")
+    for c in cycles:
+        print(f"- cycle {c.k}: " + "; ".join(c.told))
     print(f"\nThe same bare fetch on the idle machine after the run (the watcher and the feed stopped): "
           f"{idle:.2f} s.")
     pa, ps = alone.periods(a0, a1), silent.periods(s0, s1)
