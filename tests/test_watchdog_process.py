@@ -381,3 +381,52 @@ def test_after_the_machine_slept_the_first_pass_waits_and_the_next_judges(lifelo
     except AssertionError as e:  # say why, should it ever happen
         raise AssertionError(f"{e}; meta watcher.*: {[(k, meta(db_path, k)) for k in ('watcher.pid', 'watcher.state')]};"
                              f" log: {procs.watcher_log_path(load_settings(overrides={'db_path': str(db_path)})).read_text()[-3000:]}") from None
+
+
+def test_a_restart_meeting_a_users_lock_after_the_stop_still_records_its_watcher_and_starts_one(
+        lifelog, db_path, monitor_env, monkeypatch):
+    """The old watcher gone, a user's sqlite3 shell takes the write lock just
+    as the pass acts, for longer than a pass's writes wait before acting
+    (watchdog.write_wait): the pass waits it out, records the watcher it
+    started, and the next pass gives that one its grace instead of starting
+    a second beside it (a chaos run met this: a suspend, then a lock)."""
+    import threading
+
+    from lifelog import monitor
+    from lifelog.checks import watchdog
+
+    old = start_by_watchdog(lifelog, db_path)
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: not alive(old), what="the old watcher gone")
+    settings = load_settings()
+    hold = watchdog.write_wait(settings) + 1.0
+    taken = threading.Event()
+
+    def users_shell() -> None:
+        conn = sqlite3.connect(db_path, isolation_level=None, timeout=15)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            taken.set()
+            time.sleep(hold)  # the lock held that long: the fault itself, not a wait for anything
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    stop_old = watchdog._stop_old
+
+    def stop_then_lock(*args, **kw):
+        done = stop_old(*args, **kw)
+        threading.Thread(target=users_shell, daemon=True).start()
+        assert taken.wait(10), "the user's lock taken"
+        return done
+
+    monkeypatch.setattr(watchdog, "_stop_old", stop_then_lock)
+    with open_db(db_path) as db:
+        result = monitor.watchdog_pass(db, settings, actor="test")
+    assert result.verdict == "restart:not_running", result
+    started = result.action.split("started lifelog watcher (pid ")[1]
+    new = int(started.split(")")[0])
+    assert meta(db_path, "watchdog.spawned_pid") == str(new)
+    assert one_pass(lifelog)["verdict"] in ("wait:startup_grace", "ok")
+    assert wait_for(lambda: running_watcher(db_path), what="the new watcher running") == new
+    assert [p.pid for p in watchers_on(db_path)] == [new]

@@ -24,6 +24,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -49,7 +50,7 @@ from lifelog.core.locks import ProcessLock
 from lifelog.core.settings import Settings
 from lifelog.core.timeutil import now_iso, to_iso, utcnow
 from lifelog.core.verdicts import RESTART_VERDICTS, STOP_FIRST_VERDICTS, Verdict
-from lifelog.db.database import BUSY_TIMEOUT_SECONDS, transaction
+from lifelog.db.database import BUSY_TIMEOUT_SECONDS, lock_wait, transaction
 from lifelog.db.meta import read_meta, set_meta
 
 log = logging.getLogger("lifelog.watchdog")
@@ -345,55 +346,64 @@ def _act_and_record(db, settings: Settings, meta: Meta, facts: WatcherFacts, dec
     old_uptime = None
     level = decision.level
     replaced = 0
-    if verdict in RESTART_VERDICTS:
-        level = min(decision.level + 1, MAX_LEVEL)
-        if facts.created is not None:
-            old_uptime = round(max(time.time() - facts.created, 0.0), 1)
-        else:
-            # Gone already: it ran at least from its start to its latest heartbeat.
-            began, last = ts(meta, keys.WATCHER_STARTED_AT), ts(meta, keys.WATCHER_HEARTBEAT_AT)
-            if began is not None and last is not None and last >= began:
-                old_uptime = round((last - began).total_seconds(), 1)
-        # A watcher ran before: this replaces a failure, not a first start.
-        replaced = int(bool(meta.get(keys.WATCHER_PID) or meta.get(keys.WATCHDOG_SPAWNED_PID)))
-        # A live one is stopped before anything is written: a watcher hung
-        # inside a transaction holds the write lock, and every write of this
-        # pass would wait behind it until the busy timeout, pass after pass.
-        stopped, stop_failed = _stop_old(db, settings, verdict, facts)
-        # Then the intent, before the start: a pass killed mid-restart still
-        # counts for the backoff, so a crash cannot turn into a restart storm.
+    with ExitStack() as acting:
+        if verdict in RESTART_VERDICTS:
+            level = min(decision.level + 1, MAX_LEVEL)
+            if facts.created is not None:
+                old_uptime = round(max(time.time() - facts.created, 0.0), 1)
+            else:
+                # Gone already: it ran at least from its start to its latest heartbeat.
+                began, last = ts(meta, keys.WATCHER_STARTED_AT), ts(meta, keys.WATCHER_HEARTBEAT_AT)
+                if began is not None and last is not None and last >= began:
+                    old_uptime = round((last - began).total_seconds(), 1)
+            # A watcher ran before: this replaces a failure, not a first start.
+            replaced = int(bool(meta.get(keys.WATCHER_PID) or meta.get(keys.WATCHDOG_SPAWNED_PID)))
+            # A live one is stopped before anything is written: a watcher hung
+            # inside a transaction holds the write lock, and every write of this
+            # pass would wait behind it until the busy timeout, pass after pass.
+            stopped, stop_failed = _stop_old(db, settings, verdict, facts)
+            # From here the pass acts: unless the old one would not stop, its
+            # writes wait the full busy timeout. The short wait (write_wait)
+            # is for a watcher hung inside a transaction, and that one is
+            # stopped now; a restart left half recorded behind a user's lock
+            # (a watcher started and not in meta) would have the next pass
+            # start a second one beside it.
+            if not stop_failed:
+                acting.enter_context(lock_wait(db, BUSY_TIMEOUT_SECONDS))
+            # Then the intent, before the start: a pass killed mid-restart still
+            # counts for the backoff, so a crash cannot turn into a restart storm.
+            with transaction(db):
+                set_meta(db, keys.WATCHDOG_LAST_RESTART_AT, at)
+                set_meta(db, keys.WATCHDOG_LAST_RESTART_REASON, str(verdict))
+                set_meta(db, keys.WATCHDOG_RESTART_COUNT, _count(meta.get(keys.WATCHDOG_RESTART_COUNT)) + 1)
+                set_meta(db, keys.WATCHDOG_BACKOFF_LEVEL, level)
+            action = stopped if stop_failed else _start_new(db, settings, stopped)
+        elif verdict is Verdict.WAIT_RESUMED:
+            action = "none; judging again next pass"
         with transaction(db):
-            set_meta(db, keys.WATCHDOG_LAST_RESTART_AT, at)
-            set_meta(db, keys.WATCHDOG_LAST_RESTART_REASON, str(verdict))
-            set_meta(db, keys.WATCHDOG_RESTART_COUNT, _count(meta.get(keys.WATCHDOG_RESTART_COUNT)) + 1)
-            set_meta(db, keys.WATCHDOG_BACKOFF_LEVEL, level)
-        action = stopped if stop_failed else _start_new(db, settings, stopped)
-    elif verdict is Verdict.WAIT_RESUMED:
-        action = "none; judging again next pass"
-    with transaction(db):
-        set_meta(db, keys.WATCHDOG_CHECKED_AT, at)
-        set_meta(db, keys.WATCHDOG_VERDICT, str(verdict))
-        set_meta(db, keys.WATCHDOG_REASON, decision.reason)
-        set_meta(db, keys.WATCHDOG_ACTOR, actor)
-        if verdict is Verdict.WAIT_RESUMED:
-            set_meta(db, keys.WATCHDOG_RESUMED_FOR, meta.get(keys.WATCHER_HEARTBEAT_CLOCKS) or "")
-        backoff = meta.get(keys.WATCHDOG_BACKOFF_LEVEL)
-        if verdict is Verdict.OK and (_count(backoff) != decision.level or _garbled(backoff)):
-            # The backoff reset: no restart for twice restart_backoff_max_seconds
-            # (or a level edited into a word, read as 0: written back as a number).
-            set_meta(db, keys.WATCHDOG_BACKOFF_LEVEL, decision.level)
-        if verdict not in RESTART_VERDICTS and _garbled(meta.get(keys.WATCHDOG_RESTART_COUNT)):
-            # Edited into a word: a restart would count it from 0, so it is 0
-            # now, a number again without waiting for a restart.
-            set_meta(db, keys.WATCHDOG_RESTART_COUNT, 0)
-        if verdict is not Verdict.OK:
-            db.conn.execute(
-                "INSERT INTO watchdog_log (at, verdict, reason, action, actor, old_pid,"
-                " old_uptime_seconds, backoff_level, replaced)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (at, str(verdict), decision.reason, action, actor,
-                 old_pid if verdict in RESTART_VERDICTS else None, old_uptime, level, replaced),
-            )
+            set_meta(db, keys.WATCHDOG_CHECKED_AT, at)
+            set_meta(db, keys.WATCHDOG_VERDICT, str(verdict))
+            set_meta(db, keys.WATCHDOG_REASON, decision.reason)
+            set_meta(db, keys.WATCHDOG_ACTOR, actor)
+            if verdict is Verdict.WAIT_RESUMED:
+                set_meta(db, keys.WATCHDOG_RESUMED_FOR, meta.get(keys.WATCHER_HEARTBEAT_CLOCKS) or "")
+            backoff = meta.get(keys.WATCHDOG_BACKOFF_LEVEL)
+            if verdict is Verdict.OK and (_count(backoff) != decision.level or _garbled(backoff)):
+                # The backoff reset: no restart for twice restart_backoff_max_seconds
+                # (or a level edited into a word, read as 0: written back as a number).
+                set_meta(db, keys.WATCHDOG_BACKOFF_LEVEL, decision.level)
+            if verdict not in RESTART_VERDICTS and _garbled(meta.get(keys.WATCHDOG_RESTART_COUNT)):
+                # Edited into a word: a restart would count it from 0, so it is 0
+                # now, a number again without waiting for a restart.
+                set_meta(db, keys.WATCHDOG_RESTART_COUNT, 0)
+            if verdict is not Verdict.OK:
+                db.conn.execute(
+                    "INSERT INTO watchdog_log (at, verdict, reason, action, actor, old_pid,"
+                    " old_uptime_seconds, backoff_level, replaced)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (at, str(verdict), decision.reason, action, actor,
+                     old_pid if verdict in RESTART_VERDICTS else None, old_uptime, level, replaced),
+                )
     if verdict in RESTART_VERDICTS:
         log.warning("%s: %s; %s", verdict, decision.reason, action)
     elif verdict is not Verdict.OK:

@@ -254,12 +254,14 @@ def apply_schema(db: Database) -> None:
 @contextmanager
 def lock_wait(db: Database, seconds: float) -> Iterator[Database]:
     """Wait at most `seconds` (not BUSY_TIMEOUT_SECONDS) for the write lock
-    inside the block: for a caller that must not wait behind a stuck writer."""
+    inside the block: for a caller that must not wait behind a stuck writer.
+    The wait before the block is put back after it (blocks nest)."""
+    before = db.conn.execute("PRAGMA busy_timeout").fetchone()[0]
     db.conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
     try:
         yield db
     finally:
-        db.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        db.conn.execute(f"PRAGMA busy_timeout = {int(before)}")
 
 
 @contextmanager
