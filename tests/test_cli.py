@@ -198,7 +198,9 @@ def test_install_completion_sets_up_bash_and_its_tab_offers_the_commands(tmp_pat
     home = tmp_path / "home"
     bin_dir = str(Path(sys.executable).parent)  # the venv's `lifelog` console script
     env = dict(os.environ, HOME=str(home), PATH=bin_dir + os.pathsep + os.environ["PATH"])
-    r = subprocess.run(["bash", "-c", '"$0" -m lifelog --install-completion', sys.executable],
+    # `; exit $?`: bash would run a lone command by exec, leaving lifelog no
+    # bash parent (typer would then find one further up the tree, or none).
+    r = subprocess.run(["bash", "-c", '"$0" -m lifelog --install-completion; exit $?', sys.executable],
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "bash completion installed" in r.stdout, r
     script = home / ".bash_completions" / "lifelog.sh"
