@@ -117,19 +117,25 @@ def resumed_exact(db_path, lid: str, expected: dict) -> None:
     assert rows(db_path, "SELECT count(*) FROM events_replaced") == [(0,)]
 
 
+def laptop_never_seen(aw_servers, events: int, step: float) -> tuple[str, dict, str]:
+    """A desktop (its live bucket) and a laptop holding `events` window events
+    over the last three days, none of them in LifeLog yet: (the laptop's
+    device_id, its events as AW holds them, the `devices` setting of both)."""
+    desktop, laptop = aw_servers(2)
+    desktop.create_bucket(LIVE, hostname="desktop")
+    laptop.create_bucket(WINDOW)
+    feed(laptop, WINDOW, events, start=utcnow() - timedelta(days=3), step=step, tag="trip")
+    devices = devices_json(desktop={"url": desktop.url}, laptop={"url": laptop.url, "expect": "sometimes"})
+    return laptop.device_id(), truth(laptop, WINDOW), devices
+
+
 def _catch_up_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("lifelog-catchup-")]
 
 
 def test_a_stop_mid_catch_up_ends_its_thread_and_the_next_watcher_resumes_exact(aw_servers, db_path, monkeypatch):
     monkeypatch.setattr(history, "PAGE_SIZE", 250)
-    desktop, laptop = aw_servers(2)
-    lid = laptop.device_id()
-    desktop.create_bucket(LIVE, hostname="desktop")
-    laptop.create_bucket(WINDOW)
-    feed(laptop, WINDOW, 20_000, start=utcnow() - timedelta(days=3), step=12, tag="trip")
-    expected = truth(laptop, WINDOW)
-    devices = devices_json(desktop={"url": desktop.url}, laptop={"url": laptop.url, "expect": "sometimes"})
+    lid, expected, devices = laptop_never_seen(aw_servers, 20_000, step=12)
     settings = load_settings(overrides={"db_path": str(db_path)}, environ={**FAST, "LIFELOG_DEVICES": devices})
 
     def start() -> tuple[threading.Event, threading.Thread, list[int]]:
@@ -168,15 +174,9 @@ def test_a_stop_mid_catch_up_ends_its_thread_and_the_next_watcher_resumes_exact(
 
 
 def test_a_watcher_killed_mid_catch_up_loses_and_doubles_nothing(aw_servers, db_path, spawn):
-    desktop, laptop = aw_servers(2)
-    lid = laptop.device_id()
-    desktop.create_bucket(LIVE, hostname="desktop")
-    laptop.create_bucket(WINDOW)
     # Twenty-four pages of 2,500: a catch-up of seconds, long enough to be
     # seen under way and killed in.
-    feed(laptop, WINDOW, 60_000, start=utcnow() - timedelta(days=3), step=4, tag="trip")
-    expected = truth(laptop, WINDOW)
-    devices = devices_json(desktop={"url": desktop.url}, laptop={"url": laptop.url, "expect": "sometimes"})
+    lid, expected, devices = laptop_never_seen(aw_servers, 60_000, step=4)
     env = env_for(db_path, devices)
     w = spawn.lifelog("watcher", env=env, log="watcher")
 
