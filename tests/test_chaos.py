@@ -12,6 +12,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import time
 
 import pytest
@@ -68,8 +69,28 @@ def test_a_whole_system_suspension_where_the_watcher_resumes_first_makes_no_rest
     chaos.setup()
     watcher = chaos.watcher_pid()
     before = chaos.meta("watchdog.restart_count") or "0"
-    stopped = [chaos.daemon.pid, chaos.aw.proc.pid, watcher]
-    for pid in stopped:
+    # The daemon is stopped first, at a moment it holds no write lock: its
+    # jobs write every few hundred ms, and one stopped mid-transaction would
+    # keep the watcher, resumed first here, from writing its heartbeat at
+    # all (when everything resumes at once, as in the random schedule, that
+    # lock goes at once).
+    probe = sqlite3.connect(chaos.db, timeout=0, isolation_level=None)
+
+    def daemon_stopped_holding_no_lock() -> bool:
+        os.kill(chaos.daemon.pid, signal.SIGSTOP)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # a write under way (the daemon's, or the watcher's): later
+            os.kill(chaos.daemon.pid, signal.SIGCONT)
+            return False
+        probe.execute("ROLLBACK")
+        return True
+
+    try:
+        wait_for(daemon_stopped_holding_no_lock, interval=0.01, what="the daemon stopped outside a write")
+    finally:
+        probe.close()
+    for pid in (chaos.aw.proc.pid, watcher):
         os.kill(pid, signal.SIGSTOP)
     time.sleep(HEARTBEAT_TIMEOUT + 2)  # the suspension, longer than every timeout
     resumed = now()
