@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,15 @@ class AWServer:
     def start(self, timeout: float = 30.0) -> AWServer:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.home.mkdir(parents=True, exist_ok=True)
+        # Its device_id written before its first start, as an installed AW
+        # has one: aw-server makes it on the first /api/0/info by check-then-
+        # write, so two requests at once on a fresh data dir (a start's retry
+        # behind a timed-out first try, a watcher polling) can each make one,
+        # and a restart later answers with the other (seen in a CI run).
+        device_id = self.home / "data" / "activitywatch" / "aw-server" / "device_id"
+        if not device_id.exists():
+            device_id.parent.mkdir(parents=True, exist_ok=True)
+            device_id.write_text(str(uuid.uuid4()))
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             aw_server_command() + ["--testing", "--port", str(self.port)],
