@@ -10,6 +10,7 @@ bounded. Reads, deletes and odd payloads use `api` (plain requests).
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -27,11 +29,31 @@ import requests
 from aw_client import ActivityWatchClient
 from aw_core.models import Event
 
+# Ports handed out by free_port, each held by a lock file for the life of the
+# process that took it: the suite runs on several xdist workers (and CI runs
+# may share a machine), and a server stopped for a while (a laptop away) must
+# find its port free again, not another worker's aw-server answering on it.
+_PORT_LOCKS = Path(tempfile.gettempdir()) / "lifelog-test-ports"
+_held: dict[int, object] = {}
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    _PORT_LOCKS.mkdir(exist_ok=True)
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port in _held:
+            continue
+        lock = open(_PORT_LOCKS / f"{port}.lock", "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another process holds it (its server may be stopped for now)
+            lock.close()
+            continue
+        _held[port] = lock  # kept open: the lock goes with this process
+        return port
+    raise RuntimeError("no free port that no other test process holds")
 
 
 def aw_server_command() -> list[str]:
